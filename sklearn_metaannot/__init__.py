@@ -1,0 +1,25 @@
+"""Meta-learned representations for learning from multiple noisy annotators."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotators
+from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
+from ._crowd_labels import CrowdLabelMatrix
+from ._meta import FittedEncoder
+from .aggregation import DawidSkene, MajorityVote
+from .episodes import Episode, EpisodeSampler
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANNOTATOR_TYPES",
+    "AnnotatorSimulator",
+    "CrowdLabelMatrix",
+    "DawidSkene",
+    "Episode",
+    "EpisodeSampler",
+    "FittedEncoder",
+    "MajorityVote",
+    "MetaAnnotatorClassifier",
+    "MetaLearningWarning",
+    "simulate_annotators",
+]

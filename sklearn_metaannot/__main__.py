@@ -1,0 +1,55 @@
+"""Command line: ``python -m sklearn_metaannot {demo,benchmark} ...``."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+
+BENCHMARKS = ("omniglot", "labelme", "aggregation")
+
+
+def _benchmark_script(name):
+    """Path of ``benchmarks/<name>.py`` in a source checkout, or None."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    return path if path.exists() else None
+
+
+def main(argv=None):
+    """Entry point of ``python -m sklearn_metaannot`` and ``sklearn-metaannot``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m sklearn_metaannot",
+        description=(
+            "Meta-learned representations for learning from multiple noisy "
+            "annotators. 'demo' runs the whole job on scikit-learn's digits; "
+            "'benchmark NAME' runs a benchmark of a source checkout "
+            f"({', '.join(BENCHMARKS)}). Options after the command go to it: "
+            "'python -m sklearn_metaannot demo --help'."
+        ),
+    )
+    parser.add_argument("command", choices=("demo", "benchmark"))
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(argv[:1] if argv and argv[0] in ("demo", "benchmark") else argv)
+    rest = argv[1:]
+    if ns.command == "demo":
+        from .demo import main as demo_main
+
+        return demo_main(rest)
+    if not rest or rest[0] not in BENCHMARKS:
+        parser.error(f"benchmark needs a name, one of {', '.join(BENCHMARKS)}")
+    script = _benchmark_script(rest[0])
+    if script is None:
+        parser.error(
+            f"benchmarks/{rest[0]}.py not found: benchmarks ship with the source "
+            "repository, not with the installed package"
+        )
+    sys.argv = [str(script), *rest[1:]]
+    runpy.run_path(str(script), run_name="__main__")
+    return None
+
+
+if __name__ == "__main__":
+    main()

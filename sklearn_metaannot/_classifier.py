@@ -1,0 +1,648 @@
+"""The MetaAnnotatorClassifier estimator (orchestration only; the math is in _em)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _em
+from ._annotators import AnnotatorSimulator
+from ._crowd_labels import CrowdLabelMatrix
+from ._encoders import build_encoder
+from ._meta import EpisodeDataset, EpisodicEM, FittedEncoder, make_net, no_meta_accuracy
+from ._validation import check_crowd_labels, flatten_samples
+from .episodes import EpisodeSampler
+
+# Fitted state of meta_fit that clone() carries to new estimators (see
+# __sklearn_clone__): GridSearchCV must not silently drop the meta-learned encoder.
+_META_ATTRIBUTES = (
+    "meta_encoder_",
+    "meta_history_",
+    "meta_selected_",
+    "meta_val_accuracy_",
+    "no_meta_val_accuracy_",
+    "meta_best_epoch_",
+)
+
+
+class MetaLearningWarning(UserWarning):
+    """Meta-learning did not help, or could not be checked, on validation tasks."""
+
+
+class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
+    """Classifier learned from several noisy annotators in a meta-learned latent space.
+
+    ``meta_fit`` meta-learns an encoder on source data with clean labels
+    (episodes with simulated annotators, EM on the support set, cross-entropy
+    on the query set, back-propagated through EM). ``fit`` then adapts to a
+    crowd-labelled target task by MAP-EM in the latent space: class prototypes,
+    class prior and one confusion matrix per annotator (Kumagai et al., 2025).
+    Without ``meta_fit``, ``fit`` runs the same EM on standardised input
+    features (the "no meta-learning" mode).
+
+    Parameters
+    ----------
+    encoder : {"mlp", "residual_mlp", "conv4"} or torch.nn.Module, default="mlp"
+        Encoder architecture: an MLP for tabular data; "residual_mlp", the
+        identity plus an MLP correction that starts at zero (ours: meta-learning
+        starts from the input space, latent dimension = number of features,
+        ``embedding_dim`` ignored); the four-block
+        convolutional network of prototypical networks for images (given as
+        (n, C, H, W), (n, H, W), or flat with ``image_shape``), or a module
+        mapping (batch, n_features) float tensors to (batch, M) (deep-copied).
+        Inputs are standardised with the source data's statistics: per feature
+        for "mlp", with one global mean and standard deviation for
+        "residual_mlp" and "conv4" (this keeps the geometry of the input
+        space); a user module gets them as given.
+    embedding_dim : int, default=64
+        Latent dimension M.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Hidden layers of the "mlp" and "residual_mlp" encoders.
+    image_shape : tuple of int, default=None
+        (C, H, W) of flat image inputs for ``encoder="conv4"``.
+    n_way : int, default=5
+        Classes per meta-training episode.
+    n_shot : int or (int, int), default=(1, 5)
+        Support examples per class in an episode, or an inclusive range drawn per
+        episode (one model then serves several support sizes).
+    n_query : int, default=10
+        Query examples per class in an episode (the paper uses 10).
+    n_annotators : int or (int, int), default=(3, 7)
+        Simulated annotators per episode, or an inclusive range. Not specified
+        by the paper; the range covers its R in {3, 5, 7}.
+    annotator_mixture : dict or sequence of 3 floats, default=(0.1, 0.7, 0.2)
+        Probabilities of (expert, hammer, spammer) pseudo-annotators (paper,
+        Sec. 4.1), or a dict over the types of :class:`AnnotatorSimulator`.
+    annotation_rate : float, default=1.0
+        Probability that a pseudo-annotator labels a support example (ours; 1.0
+        as in the paper).
+    pseudo_annotation : bool, default=True
+        Simulate annotators on the support sets. False gives the paper's
+        "w/o PA" ablation: EM on clean supports, i.e. a prototypical network.
+    n_episodes : int, default=2000
+        Meta-training episodes in total.
+    episodes_per_epoch : int, default=200
+        Episodes between two validations (one skorch epoch).
+    meta_batch_size : int, default=4
+        Episodes per gradient step.
+    validation_classes : float, default=0.2
+        Fraction of the source classes held out for validation tasks when
+        ``X_val`` is not given (at least ``n_way`` classes); 0 disables validation.
+    n_val_episodes : int, default=100
+        Number of (fixed) validation tasks.
+    patience : int or None, default=None
+        Early stopping: epochs without a better validation accuracy.
+    checkpoint_dir : str or path-like, default=None
+        If given, skorch checkpoints of the best epoch are written there.
+    lr : float, default=1e-3
+        Adam learning rate (not specified by the paper).
+    n_em_iter : int, default=3
+        EM iterations J, in meta-training and in ``fit``.
+    tau : float, default=0.0
+        Precision of the Gaussian prior shrinking prototypes to zero.
+    b : float, default=10.0
+        Dirichlet concentration of the class prior (>= 1; larger pushes the class
+        prior to uniform).
+    c : float or (float, float), default=(2.0, 1.0)
+        Dirichlet concentration of the rows of the confusion matrices: a scalar,
+        or (diagonal, off-diagonal); values >= 1. The paper's value is not known.
+    representation : {"auto", "meta", "input"}, default="auto"
+        Latent space used by ``fit``: "meta" the meta-learned encoder, "input"
+        standardised input features, "auto" the one ``meta_fit`` selected on
+        validation tasks ("input" if ``meta_fit`` was not called).
+    device : str or torch.device, default="cpu"
+        Device of meta-training ("cuda" for a GPU). ``fit`` and ``predict`` run on
+        the CPU in float64.
+    random_state : int, RandomState instance or None, default=None
+        Seeds episode sampling, annotator simulation and weight initialisation.
+    verbose : int, default=0
+        Progress bar and epoch log of ``meta_fit`` when > 0.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    prototypes_ : ndarray of shape (n_classes, M)
+        Class prototypes in the latent space.
+    class_prior_ : ndarray of shape (n_classes,)
+        Estimated class prior.
+    annotator_confusion_ : ndarray of shape (n_annotators, n_classes, n_classes)
+        Estimated confusion matrices, ``[r, k, l] = p(annotator r says l | true
+        class k)``.
+    sample_posterior_ : ndarray of shape (n_samples, n_classes)
+        Inferred true-label distribution of each training example.
+    n_annotators_ : int
+        Number of annotators (columns of ``Y``).
+    n_features_in_ : int
+        Number of features of ``X``.
+    representation_ : str
+        Latent space used by ``fit`` ("meta" or "input").
+    meta_encoder_ : FittedEncoder
+        The meta-learned encoder (after ``meta_fit``; kept by ``clone``).
+    meta_history_ : skorch.callbacks.History
+        Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc``,
+        ``valid_acc_no_meta`` of ``meta_fit``.
+    meta_selected_ : {"meta", "input"}
+        The representation that was better on validation tasks.
+    meta_val_accuracy_, no_meta_val_accuracy_ : float
+        Validation-task accuracy of the best meta-learned encoder and of EM on
+        standardised inputs (NaN without validation tasks).
+
+    See Also
+    --------
+    CrowdLabelMatrix : Sparse annotator labels.
+    sklearn_metaannot.aggregation.DawidSkene : Label aggregation without features.
+
+    References
+    ----------
+    .. [1] A. Kumagai, T. Iwata, T. Nishiyama, Y. Ida, Y. Fujiwara. "Meta-learning
+       Representations for Learning from Multiple Annotators", arXiv:2506.10259, 2025.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> X = rng.normal(size=(60, 5)) + 3 * np.eye(5)[y]
+    >>> Y, _, _ = simulate_annotators(y, 5, random_state=0)
+    >>> clf = MetaAnnotatorClassifier().fit(X, Y)
+    >>> clf.annotator_confusion_.shape
+    (5, 3, 3)
+    >>> float(clf.score(X, y)) > 0.9
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "encoder": [StrOptions({"mlp", "residual_mlp", "conv4"}), HasMethods(["forward", "parameters"])],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like"],
+        "image_shape": ["array-like", None],
+        "n_way": [Interval(Integral, 2, None, closed="left")],
+        "n_shot": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "n_query": [Interval(Integral, 1, None, closed="left")],
+        "n_annotators": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "annotator_mixture": [dict, "array-like"],
+        "annotation_rate": [Interval(Real, 0, 1, closed="right")],
+        "pseudo_annotation": ["boolean"],
+        "n_episodes": [Interval(Integral, 1, None, closed="left")],
+        "episodes_per_epoch": [Interval(Integral, 1, None, closed="left")],
+        "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_classes": [Interval(Real, 0, 1, closed="left")],
+        "n_val_episodes": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "n_em_iter": [Interval(Integral, 0, None, closed="left")],
+        "tau": [Interval(Real, 0, None, closed="left")],
+        "b": [Interval(Real, 1, None, closed="left")],
+        "c": [Interval(Real, 1, None, closed="left"), "array-like"],
+        "representation": [StrOptions({"auto", "meta", "input"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        *,
+        encoder="mlp",
+        embedding_dim=64,
+        hidden_layer_sizes=(256,),
+        image_shape=None,
+        n_way=5,
+        n_shot=(1, 5),
+        n_query=10,
+        n_annotators=(3, 7),
+        annotator_mixture=(0.1, 0.7, 0.2),
+        annotation_rate=1.0,
+        pseudo_annotation=True,
+        n_episodes=2000,
+        episodes_per_epoch=200,
+        meta_batch_size=4,
+        validation_classes=0.2,
+        n_val_episodes=100,
+        patience=None,
+        checkpoint_dir=None,
+        lr=1e-3,
+        n_em_iter=3,
+        tau=0.0,
+        b=10.0,
+        c=(2.0, 1.0),
+        representation="auto",
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.encoder = encoder
+        self.embedding_dim = embedding_dim
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
+        self.n_way = n_way
+        self.n_shot = n_shot
+        self.n_query = n_query
+        self.n_annotators = n_annotators
+        self.annotator_mixture = annotator_mixture
+        self.annotation_rate = annotation_rate
+        self.pseudo_annotation = pseudo_annotation
+        self.n_episodes = n_episodes
+        self.episodes_per_epoch = episodes_per_epoch
+        self.meta_batch_size = meta_batch_size
+        self.validation_classes = validation_classes
+        self.n_val_episodes = n_val_episodes
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.lr = lr
+        self.n_em_iter = n_em_iter
+        self.tau = tau
+        self.b = b
+        self.c = c
+        self.representation = representation
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- scikit-learn protocol -------------------------------------------------
+
+    def __sklearn_clone__(self):
+        new = super().__sklearn_clone__()
+        for name in _META_ATTRIBUTES:
+            if hasattr(self, name):
+                setattr(new, name, getattr(self, name))
+        return new
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "classes_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = True
+        return tags
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _em_prior_c(self):
+        c = self.c
+        if isinstance(c, Real):
+            return float(c)
+        try:
+            pair = tuple(float(v) for v in c)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"c must be a float or a (diagonal, off-diagonal) pair, got {c!r}"
+            ) from None
+        if len(pair) != 2 or min(pair) < 1:
+            raise ValueError(
+                f"c must be a float >= 1 or a (diagonal, off-diagonal) pair of floats "
+                f">= 1, got {c!r}"
+            )
+        return pair
+
+    def _check_X(self, X, *, reset):
+        X, _ = flatten_samples(X)
+        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+
+    def _embed(self, X):
+        if self.representation_ == "meta":
+            return self.meta_encoder_.transform(X)
+        return (np.asarray(X, dtype=np.float64) - self.input_mean_) / self.input_scale_
+
+    # -- meta-training -----------------------------------------------------------
+
+    def _input_scaling(self, X):
+        """Offset and scale of the encoder input, from the source data."""
+        if self.encoder == "mlp":
+            offset, scale = X.mean(axis=0), X.std(axis=0)
+            scale[scale == 0] = 1.0
+        elif self.encoder in ("conv4", "residual_mlp"):
+            # one scalar offset and scale keep the geometry of the input space,
+            # which the residual encoder starts from
+            offset, scale = np.float32(X.mean()), np.float32(X.std() or 1.0)
+        else:  # a user module sees the inputs as given
+            offset, scale = np.float32(0.0), np.float32(1.0)
+        return offset, scale
+
+    def _split_validation(self, X, y, X_val, y_val):
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("X_val and y_val must be given together")
+            X_val, _ = flatten_samples(X_val)
+            X_val = validate_data(self, X_val, reset=False, dtype=np.float32)
+            y_val = np.asarray(y_val)
+            if y_val.ndim != 1 or len(y_val) != len(X_val):
+                raise ValueError(
+                    f"y_val must be 1-D with one label per row of X_val, got shape "
+                    f"{y_val.shape} for {len(X_val)} rows"
+                )
+            return X, y, X_val, y_val
+        classes = np.unique(y)
+        n_val = max(self.n_way, math.ceil(self.validation_classes * len(classes)))
+        if self.validation_classes == 0 or len(classes) - n_val < self.n_way:
+            warnings.warn(
+                f"meta_fit has no validation tasks (validation_classes="
+                f"{self.validation_classes}, {len(classes)} source classes, n_way="
+                f"{self.n_way}): it cannot check that the meta-learned encoder beats "
+                "standardised input features; pass X_val, y_val or more classes",
+                MetaLearningWarning,
+                stacklevel=3,
+            )
+            return X, y, None, None
+        rng = check_random_state(self.random_state)
+        val_classes = rng.choice(classes, size=n_val, replace=False)
+        is_val = np.isin(y, val_classes)
+        return X[~is_val], y[~is_val], X[is_val], y[is_val]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def meta_fit(self, X_source, y_source, *, X_val=None, y_val=None):
+        """Meta-learn the encoder on source tasks with clean labels.
+
+        Parameters
+        ----------
+        X_source : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Source examples.
+        y_source : array-like of shape (n_samples,)
+            Clean source labels; classes should differ from the target task's.
+        X_val, y_val : array-like, optional
+            Validation data of other classes. By default ``validation_classes`` of
+            the source classes are held out.
+
+        Returns
+        -------
+        self : MetaAnnotatorClassifier
+            With ``meta_encoder_``, ``meta_history_`` and ``meta_selected_`` set.
+        """
+        X_flat, sample_shape = flatten_samples(X_source)
+        X = validate_data(self, X_flat, reset=True, dtype=np.float32)
+        y = np.asarray(y_source)
+        if y.ndim != 1:
+            raise ValueError(
+                f"y_source must be 1-D clean labels, got an array of shape {y.shape}"
+            )
+        if len(y) != len(X):
+            raise ValueError(
+                f"X_source and y_source have different numbers of samples: "
+                f"{len(X)} != {len(y)}"
+            )
+        check_classification_targets(y)
+        image_shape = self.image_shape
+        if image_shape is None and sample_shape is not None:
+            image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
+        X_train, y_train, X_val, y_val = self._split_validation(X, y, X_val, y_val)
+        offset, scale = self._input_scaling(X_train)
+        n_classes_train = len(np.unique(y_train))
+        if self.n_way > n_classes_train:
+            raise ValueError(
+                f"n_way={self.n_way} is larger than the number of source classes "
+                f"available for meta-training ({n_classes_train})"
+            )
+
+        simulator = AnnotatorSimulator(
+            self.annotator_mixture, annotation_rate=self.annotation_rate
+        )
+        c = self._em_prior_c()
+        episode_kw = dict(
+            n_way=self.n_way,
+            n_shot=self.n_shot,
+            n_query=self.n_query,
+            n_annotators=self.n_annotators,
+            simulator=simulator,
+        )
+        rng = check_random_state(self.random_state)
+        seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
+        scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
+        train_sampler = EpisodeSampler(
+            scale_inputs(X_train), y_train, pseudo_annotation=self.pseudo_annotation,
+            **episode_kw,
+        )
+        epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
+        train_ds = EpisodeDataset(train_sampler, self.episodes_per_epoch, seed_train)
+        val_ds = None
+        if X_val is not None:
+            # validation tasks always carry simulated annotators: they stand for
+            # the noisy target tasks the user will meet
+            val_sampler = EpisodeSampler(
+                scale_inputs(X_val), y_val, pseudo_annotation=True, **episode_kw
+            )
+            val_ds = EpisodeDataset(
+                val_sampler, self.n_val_episodes, seed_val, fixed=True
+            )
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed_torch))
+            if isinstance(self.encoder, torch.nn.Module):
+                module = copy.deepcopy(self.encoder)
+            else:
+                module = build_encoder(
+                    self.encoder,
+                    X.shape[1],
+                    embedding_dim=self.embedding_dim,
+                    hidden_layer_sizes=self.hidden_layer_sizes,
+                    image_shape=image_shape,
+                )
+            episodic = EpisodicEM(
+                module, self.n_way, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b,
+                c=c,
+            )
+            net, keep_best = make_net(
+                episodic,
+                lr=self.lr,
+                max_epochs=epochs,
+                batch_size=self.meta_batch_size,
+                valid_dataset=val_ds,
+                patience=self.patience,
+                checkpoint_dir=self.checkpoint_dir,
+                device=self.device,
+                verbose=self.verbose,
+            )
+            net.fit(train_ds, y=None)
+
+        history = net.history
+        self.meta_best_epoch_ = keep_best.best_epoch_
+        if val_ds is not None:
+            module.load_state_dict(keep_best.best_state_)
+            self.meta_val_accuracy_ = float(keep_best.best_score_)
+            self.no_meta_val_accuracy_ = no_meta_accuracy(
+                val_ds, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b, c=c
+            )
+            for row in history:
+                row["valid_acc_no_meta"] = self.no_meta_val_accuracy_
+            if self.meta_val_accuracy_ < self.no_meta_val_accuracy_:
+                self.meta_selected_ = "input"
+                warnings.warn(
+                    "meta-learning did not help on the validation tasks: the best "
+                    f"meta-learned encoder (epoch {self.meta_best_epoch_}) reached "
+                    f"accuracy {self.meta_val_accuracy_:.3f}, EM on standardised "
+                    f"input features {self.no_meta_val_accuracy_:.3f}. fit will use "
+                    "the input features (representation='auto'); set "
+                    "representation='meta' to use the encoder anyway",
+                    MetaLearningWarning,
+                    stacklevel=2,
+                )
+            else:
+                self.meta_selected_ = "meta"
+        else:
+            self.meta_val_accuracy_ = self.no_meta_val_accuracy_ = float("nan")
+            self.meta_selected_ = "meta"
+        self.meta_encoder_ = FittedEncoder(module, offset, scale, X.shape[1])
+        self.meta_history_ = history
+        return self
+
+    # -- adaptation and prediction --------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, Y):
+        """Adapt to a crowd-labelled task by EM in the latent space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or (n_samples, C, H, W)
+            Training examples.
+        Y : array-like of shape (n_samples, n_annotators) or (n_samples,), \
+sparse matrix or CrowdLabelMatrix
+            Labels of each annotator, ``np.nan`` (or ``None``) where an annotator
+            gave none. A 1-D array is one annotator.
+
+        Returns
+        -------
+        self : MetaAnnotatorClassifier
+            Fitted estimator.
+        """
+        X = self._check_X(X, reset=True)
+        codes, classes = check_crowd_labels(Y, X.shape[0])
+        mode = self.representation
+        if mode == "auto":
+            mode = getattr(self, "meta_selected_", "input")
+        if mode == "meta":
+            if not hasattr(self, "meta_encoder_"):
+                raise ValueError(
+                    "representation='meta' needs a meta-learned encoder: call "
+                    "meta_fit first"
+                )
+            if self.meta_encoder_.n_features_in != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but the meta-learned encoder "
+                    f"expects {self.meta_encoder_.n_features_in} (the features of "
+                    "X_source in meta_fit)"
+                )
+        else:
+            self.input_mean_ = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+            scale[scale == 0] = 1.0
+            self.input_scale_ = scale
+        self.representation_ = mode
+
+        U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
+        Y = _em.one_hot_annotations(torch.from_numpy(codes)[None], len(classes))
+        res = _em.run_em(
+            U, Y.double(), n_iter=self.n_em_iter, tau=self.tau, b=self.b,
+            c=self._em_prior_c(),
+        )
+        self.classes_ = classes
+        self.prototypes_ = res.mu[0].numpy()
+        self.class_prior_ = res.log_pi[0].exp().numpy()
+        self.annotator_confusion_ = res.log_A[0].exp().numpy()
+        self.sample_posterior_ = res.lam[0].numpy()
+        self.n_annotators_ = codes.shape[1]
+        return self
+
+    def predict_log_proba(self, X):
+        """Log class probabilities (paper Eq. 8).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
+        log_proba = _em.predict_log_proba(
+            U,
+            torch.from_numpy(self.prototypes_)[None],
+            torch.from_numpy(np.log(self.class_prior_))[None],
+        )
+        return log_proba[0].numpy()
+
+    def predict_proba(self, X):
+        """Class probabilities ``p(t = k | x)`` from the prototypes and class prior.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Most probable class of each example.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy against true labels, or against the majority vote of a crowd.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_annotators), or \
+CrowdLabelMatrix
+            True labels (1-D), or annotations whose majority vote (ties broken
+            by the first class) serves as the reference; examples nobody
+            labelled are left out. This is what ``GridSearchCV`` and
+            ``cross_val_score`` use on crowd-labelled data without gold labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        from sklearn.metrics import accuracy_score
+
+        y_arr = y if isinstance(y, CrowdLabelMatrix) else np.asarray(y, dtype=object)
+        if isinstance(y, CrowdLabelMatrix) or y_arr.ndim == 2:
+            labels = CrowdLabelMatrix.from_any(y)
+            counts = labels.vote_counts()
+            keep = counts.sum(axis=1) > 0
+            reference = np.asarray(labels.classes)[np.argmax(counts[keep], axis=1)]
+            X = np.asarray(flatten_samples(X)[0])[keep]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[keep]
+        else:
+            reference = np.asarray(y)
+        unknown = ~np.isin(reference, self.classes_)
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels not seen in fit: {np.unique(reference[unknown])[:10]}"
+                f"; known classes are {self.classes_}"
+            )
+        return accuracy_score(reference, self.predict(X), sample_weight=sample_weight)

@@ -1,0 +1,298 @@
+"""Differentiable MAP-EM for prototypes and annotator confusion matrices (pure torch)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+# Shapes used throughout (a leading task dimension ``T`` allows batches of tasks):
+#   U      (T, N, M)    embeddings of the support examples
+#   Y      (T, N, R, K) one-hot annotations; an all-zero row ``Y[t, n, r]`` means that
+#                       annotator r did not label example n (the mask of the spec's I_n)
+#   w      (T, N)       sample mask: 1 for real support examples, 0 for padding
+#   lam    (T, N, K)    responsibilities lambda_nk = p(t_n = k | u_n, y_n)
+#   mu     (T, K, M)    prototypes
+#   log_pi (T, K)       log class prior
+#   log_A  (T, R, K, K) log confusion matrices, log_A[t, r, k, l] = log p(y^r = l | t = k)
+# Equation numbers refer to the sections of the method specification (paper_spec.md).
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+EPS = 1e-10
+
+
+class EMResult(NamedTuple):
+    """Parameters of a task after EM.
+
+    Attributes
+    ----------
+    mu : Tensor of shape (T, K, M)
+        Prototypes.
+    log_pi : Tensor of shape (T, K)
+        Log class prior.
+    log_A : Tensor of shape (T, R, K, K)
+        Log confusion matrices, rows indexed by the true class.
+    lam : Tensor of shape (T, N, K)
+        Posterior of the true labels of the support examples (last E-step).
+    """
+
+    mu: torch.Tensor
+    log_pi: torch.Tensor
+    log_A: torch.Tensor
+    lam: torch.Tensor
+
+
+def one_hot_annotations(codes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """One-hot encode integer label codes, with ``-1`` meaning "not labelled".
+
+    Parameters
+    ----------
+    codes : LongTensor of shape (..., N, R)
+        Label codes in ``[0, n_classes)`` or ``-1`` for a missing annotation.
+    n_classes : int
+        Number of classes K.
+
+    Returns
+    -------
+    Y : Tensor of shape (..., N, R, K)
+        One-hot annotations (float32); rows of missing annotations are all zero.
+    """
+    missing = codes < 0
+    Y = torch.nn.functional.one_hot(codes.clamp_min(0), n_classes).to(torch.float32)
+    return Y.masked_fill(missing.unsqueeze(-1), 0.0)
+
+
+def _sample_mask(U: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    if w is None:
+        return U.new_ones(U.shape[:-1])
+    return w.to(U.dtype)
+
+
+def majority_vote_init(Y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+    """Soft majority-vote responsibilities (Algorithm 1, line 7; spec 3.3).
+
+    ``lam[n, k]`` is the fraction of the annotators of example n who said k; an
+    example nobody labelled gets the uniform distribution.
+
+    Parameters
+    ----------
+    Y : Tensor of shape (T, N, R, K)
+        One-hot annotations.
+    w : Tensor of shape (T, N), optional
+        Sample mask (0 for padding rows, which get zero responsibilities).
+
+    Returns
+    -------
+    lam : Tensor of shape (T, N, K)
+    """
+    votes = Y.sum(dim=-2)
+    total = votes.sum(dim=-1, keepdim=True)
+    K = Y.shape[-1]
+    lam = torch.where(total > 0, votes / total.clamp_min(EPS), votes.new_full((), 1 / K))
+    if w is not None:
+        lam = lam * w.to(lam.dtype).unsqueeze(-1)
+    return lam
+
+
+def _prior_pseudo_counts(c, K: int, like: torch.Tensor) -> torch.Tensor:
+    """Dirichlet pseudo-counts ``c_kl - 1`` as a (K, K) tensor (rows: true class)."""
+    if isinstance(c, torch.Tensor) and c.dim() == 2:
+        cm = c.to(like)
+    elif isinstance(c, tuple | list):
+        c_diag, c_off = float(c[0]), float(c[1])
+        eye = torch.eye(K, dtype=like.dtype, device=like.device)
+        cm = c_diag * eye + c_off * (1 - eye)
+    else:
+        cm = torch.full((K, K), float(c), dtype=like.dtype, device=like.device)
+    return cm - 1.0
+
+
+def m_step(
+    U: torch.Tensor,
+    Y: torch.Tensor,
+    lam: torch.Tensor,
+    *,
+    tau: float = 0.0,
+    b: float = 1.0,
+    c=1.0,
+    w: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Closed-form MAP M-step (spec 3.2, paper Eq. 7).
+
+    Parameters
+    ----------
+    U : Tensor of shape (T, N, M)
+    Y : Tensor of shape (T, N, R, K)
+    lam : Tensor of shape (T, N, K)
+    tau : float, default=0.0
+        Precision of the zero-mean Gaussian prior on the prototypes.
+    b : float, default=1.0
+        Dirichlet concentration of the class prior (``b >= 1``).
+    c : float, (float, float) or Tensor of shape (K, K), default=1.0
+        Dirichlet concentration of each row of the confusion matrices: a scalar, a
+        ``(c_diag, c_off)`` pair, or a full matrix (rows: true class). ``c >= 1``.
+    w : Tensor of shape (T, N), optional
+        Sample mask for padded support sets.
+
+    Returns
+    -------
+    mu : Tensor of shape (T, K, M)
+    log_pi : Tensor of shape (T, K)
+    log_A : Tensor of shape (T, R, K, K)
+    """
+    K = lam.shape[-1]
+    w = _sample_mask(U, w)
+    lam = lam * w.unsqueeze(-1)
+    Nk = lam.sum(dim=-2)  # (T, K)
+    # mu_k = sum_n lam_nk u_n / (tau + sum_n lam_nk); the floor keeps an empty
+    # class with tau = 0 at the origin instead of 0/0.
+    mu = torch.einsum("tnk,tnm->tkm", lam, U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)
+    # pi_k = (N_k + b - 1) / (N + K (b - 1))
+    n_total = w.sum(dim=-1, keepdim=True)
+    pi = (Nk + (b - 1.0)) / (n_total + K * (b - 1.0)).clamp_min(EPS)
+    log_pi = torch.log(pi.clamp_min(EPS))
+    # alpha^r_{kl} = (sum_n lam_nk [y_n^r = l] + c_kl - 1) / (sum over l of the same);
+    # a row with no mass (c = 1, annotator never labelled class k) falls back to
+    # the uniform distribution.
+    counts = torch.einsum("tnk,tnrl->trkl", lam, Y) + _prior_pseudo_counts(c, K, U)
+    row = counts.sum(dim=-1, keepdim=True)
+    A = torch.where(row > EPS, counts / row.clamp_min(EPS), counts.new_full((), 1 / K))
+    log_A = torch.log(A.clamp_min(EPS))
+    return mu, log_pi, log_A
+
+
+def sq_distances(U: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances ``||u_n - mu_k||^2`` of shape (T, N, K)."""
+    diff = U.unsqueeze(-2) - mu.unsqueeze(-3)
+    return (diff * diff).sum(dim=-1)
+
+
+def e_step(
+    U: torch.Tensor,
+    Y: torch.Tensor,
+    mu: torch.Tensor,
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    *,
+    w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Posterior of the true labels (spec 3.1, paper Eq. 6), in log space.
+
+    ``lam_n = softmax_k(log pi_k - ||u_n - mu_k||^2 / 2 + sum_r log A^r[k, y_n^r])``.
+
+    Returns
+    -------
+    lam : Tensor of shape (T, N, K)
+    """
+    logits = log_pi.unsqueeze(-2) - 0.5 * sq_distances(U, mu)
+    logits = logits + torch.einsum("tnrl,trkl->tnk", Y, log_A)
+    lam = torch.softmax(logits, dim=-1)
+    if w is not None:
+        lam = lam * w.to(lam.dtype).unsqueeze(-1)
+    return lam
+
+
+def run_em(
+    U: torch.Tensor,
+    Y: torch.Tensor,
+    *,
+    n_iter: int = 3,
+    tau: float = 0.0,
+    b: float = 1.0,
+    c=1.0,
+    w: torch.Tensor | None = None,
+    lam_init: torch.Tensor | None = None,
+) -> EMResult:
+    """Majority-vote initialisation, ``n_iter`` (M-step, E-step) rounds, final M-step.
+
+    This is the inner loop of Algorithm 1 (spec 3.3). Every operation is
+    differentiable with respect to ``U``.
+
+    Parameters
+    ----------
+    U : Tensor of shape (T, N, M)
+    Y : Tensor of shape (T, N, R, K)
+    n_iter : int, default=3
+        Number J of EM iterations. ``n_iter=0`` gives the prototypes of the
+        majority-vote responsibilities.
+    tau, b, c : see :func:`m_step`.
+    w : Tensor of shape (T, N), optional
+        Sample mask.
+    lam_init : Tensor of shape (T, N, K), optional
+        Initial responsibilities; soft majority vote by default.
+
+    Returns
+    -------
+    EMResult
+    """
+    lam = majority_vote_init(Y, w) if lam_init is None else lam_init
+    for _ in range(n_iter):
+        mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
+        lam = e_step(U, Y, mu, log_pi, log_A, w=w)
+    mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
+    return EMResult(mu, log_pi, log_A, lam)
+
+
+def predict_log_proba(
+    U_query: torch.Tensor, mu: torch.Tensor, log_pi: torch.Tensor
+) -> torch.Tensor:
+    """Log class probabilities of query points (spec 3.4, paper Eq. 8).
+
+    Only the prototypes and the class prior are used; the confusion matrices
+    describe the annotators, not the examples.
+
+    Parameters
+    ----------
+    U_query : Tensor of shape (T, Q, M)
+    mu : Tensor of shape (T, K, M)
+    log_pi : Tensor of shape (T, K)
+
+    Returns
+    -------
+    log_proba : Tensor of shape (T, Q, K)
+    """
+    logits = log_pi.unsqueeze(-2) - 0.5 * sq_distances(U_query, mu)
+    return torch.log_softmax(logits, dim=-1)
+
+
+def _log_dirichlet(log_p: torch.Tensor, conc: torch.Tensor) -> torch.Tensor:
+    """Unnormalised log Dirichlet density summed over the last axis."""
+    return ((conc - 1.0) * log_p).sum(dim=-1)
+
+
+def map_objective(
+    U: torch.Tensor,
+    Y: torch.Tensor,
+    mu: torch.Tensor,
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+    *,
+    tau: float = 0.0,
+    b: float = 1.0,
+    c=1.0,
+    w: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Log posterior of the task parameters up to a constant (spec 2.4).
+
+    ``log p(U, Y | mu, pi, A) + log p(mu) + log p(pi) + log p(A)``; EM never
+    decreases it.
+
+    Returns
+    -------
+    objective : Tensor of shape (T,)
+    """
+    K = log_pi.shape[-1]
+    w = _sample_mask(U, w)
+    M = U.shape[-1]
+    log_joint = (
+        log_pi.unsqueeze(-2)
+        - 0.5 * sq_distances(U, mu)
+        - 0.5 * M * torch.log(torch.tensor(2 * torch.pi, dtype=U.dtype))
+        + torch.einsum("tnrl,trkl->tnk", Y, log_A)
+    )
+    loglik = (torch.logsumexp(log_joint, dim=-1) * w).sum(dim=-1)
+    log_prior_mu = -0.5 * tau * (mu * mu).sum(dim=(-1, -2))
+    log_prior_pi = _log_dirichlet(log_pi, torch.full_like(log_pi, b))
+    conc = _prior_pseudo_counts(c, K, U) + 1.0
+    log_prior_A = _log_dirichlet(log_A, conc).sum(dim=(-1, -2))
+    return loglik + log_prior_mu + log_prior_pi + log_prior_A

@@ -1,0 +1,163 @@
+"""Encoders f(x; theta) mapping examples into the latent space (torch modules)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class MLPEncoder(nn.Module):
+    """Fully connected encoder for tabular inputs.
+
+    Parameters
+    ----------
+    n_features : int
+        Input dimension.
+    embedding_dim : int
+        Output dimension M.
+    hidden_layer_sizes : tuple of int
+        Sizes of the hidden layers (ReLU activations).
+    """
+
+    def __init__(self, n_features, embedding_dim=64, hidden_layer_sizes=(256,)):
+        super().__init__()
+        layers, width = [], n_features
+        for h in hidden_layer_sizes:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, embedding_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        """Embed ``x`` of shape (B, n_features) into (B, embedding_dim)."""
+        return self.net(x.flatten(start_dim=1))
+
+
+class ResidualMLPEncoder(nn.Module):
+    """Identity plus a learned MLP correction, ``f(x) = x + g(x)``.
+
+    The last layer of ``g`` starts at zero, so before meta-training the latent
+    space *is* the (standardised) input space: meta-learning starts from the
+    no-meta-learning solution instead of a random projection. This is our
+    extension, not the paper's; the latent dimension is the input dimension.
+
+    Parameters
+    ----------
+    n_features : int
+        Input (and output) dimension.
+    hidden_layer_sizes : tuple of int
+        Hidden layers of the correction ``g``.
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes=(256,)):
+        super().__init__()
+        self.correction = MLPEncoder(n_features, n_features, hidden_layer_sizes)
+        last = self.correction.net[-1]
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(self, x):
+        """Embed ``x`` of shape (B, n_features) into (B, n_features)."""
+        x = x.flatten(start_dim=1)
+        return x + self.correction(x)
+
+
+def _conv_block(in_channels, out_channels):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
+    )
+
+
+class Conv4Encoder(nn.Module):
+    """The four-block convolutional encoder of prototypical networks.
+
+    Each block is a 3x3 convolution with ``n_filters`` channels, batch norm,
+    ReLU and 2x2 max pooling; 28x28 inputs give a 64-d embedding with
+    ``n_filters=64``, as the paper's Omniglot setting (spec 4.4). When
+    ``embedding_dim`` differs from the flattened output, a linear layer maps to it.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        (C, H, W) of the input images; flat inputs are reshaped to it.
+    embedding_dim : int or None
+        Output dimension; ``None`` keeps the flattened convolutional output.
+    n_filters : int, default=64
+        Channels of each block.
+    """
+
+    def __init__(self, image_shape, embedding_dim=None, n_filters=64):
+        super().__init__()
+        self.image_shape = tuple(int(s) for s in image_shape)
+        c, h, w = self.image_shape
+        self.blocks = nn.Sequential(
+            _conv_block(c, n_filters),
+            *[_conv_block(n_filters, n_filters) for _ in range(3)],
+        )
+        for _ in range(4):
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        flat = n_filters * h * w
+        self.head = (
+            nn.Identity()
+            if embedding_dim is None or embedding_dim == flat
+            else nn.Linear(flat, embedding_dim)
+        )
+        self.output_dim = flat if embedding_dim is None else embedding_dim
+
+    def forward(self, x):
+        """Embed images (B, C, H, W), or flat (B, C*H*W), into (B, embedding_dim)."""
+        x = x.reshape(x.shape[0], *self.image_shape)
+        return self.head(self.blocks(x).flatten(start_dim=1))
+
+
+def build_encoder(
+    encoder, n_features, *, embedding_dim, hidden_layer_sizes, image_shape
+) -> nn.Module:
+    """Build the encoder module named by the estimator's ``encoder`` parameter.
+
+    ``encoder`` is ``"mlp"``, ``"residual_mlp"``, ``"conv4"`` or an ``nn.Module`` instance (deep-copied
+    by the caller, used as is here).
+    """
+    if isinstance(encoder, nn.Module):
+        return encoder
+    if encoder == "mlp":
+        return MLPEncoder(n_features, embedding_dim, tuple(hidden_layer_sizes))
+    if encoder == "residual_mlp":
+        return ResidualMLPEncoder(n_features, tuple(hidden_layer_sizes))
+    if encoder == "conv4":
+        if image_shape is None:
+            side = math.isqrt(n_features)
+            if side * side != n_features:
+                raise ValueError(
+                    "encoder='conv4' needs image_shape=(C, H, W) when X is flat and "
+                    f"n_features={n_features} is not a square"
+                )
+            image_shape = (1, side, side)
+        if math.prod(image_shape) != n_features:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} does not match "
+                f"n_features={n_features}"
+            )
+        return Conv4Encoder(image_shape, embedding_dim)
+    raise ValueError(
+        "encoder must be 'mlp', 'residual_mlp', 'conv4' or a torch.nn.Module, "
+        f"got {encoder!r}"
+    )
+
+
+@torch.no_grad()
+def embed(module: nn.Module, X, *, batch_size=1024, device="cpu") -> torch.Tensor:
+    """Embed a float32 array or tensor in eval mode, by batches; returns a CPU tensor."""
+    module.eval()
+    X = torch.as_tensor(X, dtype=torch.float32)
+    out = [
+        module(X[i : i + batch_size].to(device)).cpu()
+        for i in range(0, X.shape[0], batch_size)
+    ]
+    return torch.cat(out) if out else torch.empty(0)

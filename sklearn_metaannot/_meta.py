@@ -1,0 +1,279 @@
+"""Episodic meta-training of the encoder through the EM steps, driven by skorch."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping, ProgressBar
+from skorch.dataset import unpack_data
+from skorch.helper import predefined_split
+from skorch.utils import to_tensor
+from torch import nn
+
+from ._em import one_hot_annotations, predict_log_proba, run_em
+from .episodes import EpisodeSampler, pad_episode
+
+
+class EpisodicEM(nn.Module):
+    """Encoder + EM adaptation on the support + Eq. 8 on the query, for a task batch.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Maps (B, ...) inputs to (B, M) embeddings.
+    n_way : int
+        Classes per episode K.
+    n_em_iter, tau, b, c
+        EM settings, see :func:`sklearn_metaannot._em.run_em`.
+    """
+
+    def __init__(self, encoder, n_way, n_em_iter=3, tau=0.0, b=10.0, c=(2.0, 1.0)):
+        super().__init__()
+        self.encoder = encoder
+        self.n_way = n_way
+        self.n_em_iter = n_em_iter
+        self.tau, self.b, self.c = tau, b, c
+
+    def forward(self, support_X, support_codes, support_mask, query_X):
+        """Log class probabilities (T, Q, K) of the query examples.
+
+        ``support_X`` (T, N, ...), ``support_codes`` (T, N, R) with ``-1`` for
+        missing labels, ``support_mask`` (T, N) with 0 for padding rows,
+        ``query_X`` (T, Q, ...).
+        """
+        T, N = support_codes.shape[:2]
+        Q = query_X.shape[1]
+        real = support_mask.reshape(-1) > 0
+        xs = support_X.reshape(T * N, *support_X.shape[2:])[real]
+        xq = query_X.reshape(T * Q, *query_X.shape[2:])
+        # support and query go through the encoder together (one batch-norm batch);
+        # padding rows are never embedded.
+        Z = self.encoder(torch.cat([xs, xq]))
+        n_real = xs.shape[0]
+        U = Z.new_zeros(T * N, Z.shape[1]).index_put(
+            (real.nonzero().squeeze(1),), Z[:n_real]
+        )
+        U = U.view(T, N, -1)
+        Uq = Z[n_real:].view(T, Q, -1)
+        Y = one_hot_annotations(support_codes, self.n_way).to(U.dtype)
+        res = run_em(
+            U, Y, n_iter=self.n_em_iter, tau=self.tau, b=self.b, c=self.c,
+            w=support_mask,
+        )
+        return predict_log_proba(Uq, res.mu, res.log_pi)
+
+
+class EpisodeDataset(torch.utils.data.Dataset):
+    """``n_episodes`` padded episodes; episode i of epoch e is seeded by (seed, e, i).
+
+    With ``fixed=True`` the same episodes come back every epoch (validation).
+    """
+
+    def __init__(self, sampler: EpisodeSampler, n_episodes, seed, *, fixed=False):
+        self.sampler = sampler
+        self.n_episodes = int(n_episodes)
+        self.seed = int(seed)
+        self.fixed = fixed
+        self.epoch = 0
+
+    def __len__(self):
+        return self.n_episodes
+
+    def episode(self, i):
+        """The (unpadded) episode ``i`` of the current epoch."""
+        epoch = 0 if self.fixed else self.epoch
+        rng = np.random.default_rng([self.seed, epoch, i])
+        return self.sampler.sample(rng)
+
+    def __getitem__(self, i):
+        ep = self.episode(i)
+        s = self.sampler
+        return pad_episode(ep, s.max_support_size, s.max_annotators), ep.query_y
+
+
+class EpisodicNet(NeuralNet):
+    """skorch net whose batches are tasks; counts query accuracy on validation."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Cross-entropy of the clean query labels (spec 4.1), averaged over tasks."""
+        y_true = to_tensor(y_true, device=self.device)
+        return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
+
+    def validation_step(self, batch, **fit_params):
+        """Validation loss, plus the number of correct query predictions."""
+        out = super().validation_step(batch, **fit_params)
+        _, yi = unpack_data(batch)
+        yi = to_tensor(yi, device=self.device)
+        correct = (out["y_pred"].argmax(-1) == yi).sum().item()
+        self.val_counts_[0] += correct
+        self.val_counts_[1] += yi.numel()
+        return out
+
+
+class _EpisodeCounter(Callback):
+    """New training episodes every epoch, fresh validation counts."""
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        if isinstance(dataset_train, EpisodeDataset):
+            dataset_train.epoch = len(net.history)
+        net.val_counts_ = [0, 0]
+
+
+class _ValidationAccuracy(Callback):
+    """Records ``valid_acc`` (mean query accuracy over the validation tasks)."""
+
+    def on_epoch_end(self, net, **kwargs):
+        correct, total = net.val_counts_
+        if total:
+            net.history.record("valid_acc", correct / total)
+
+
+class _KeepBestEncoder(Callback):
+    """Keeps, in memory, the encoder weights of the best ``valid_acc`` epoch."""
+
+    def initialize(self):
+        self.best_score_ = -np.inf
+        self.best_state_ = None
+        self.best_epoch_ = None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        score = net.history[-1].get("valid_acc")
+        is_best = score is not None and score > self.best_score_
+        if is_best:
+            self.best_score_ = score
+            self.best_epoch_ = len(net.history)
+            self.best_state_ = copy.deepcopy(
+                {k: v.detach().cpu() for k, v in net.module_.encoder.state_dict().items()}
+            )
+        if score is not None:
+            net.history.record("valid_acc_best", bool(is_best))
+
+
+def no_meta_accuracy(dataset: EpisodeDataset, *, n_em_iter, tau, b, c) -> float:
+    """Query accuracy of EM on standardised input features (no meta-learning).
+
+    Each task standardises its features with the statistics of its own support
+    set, exactly as :meth:`MetaAnnotatorClassifier.fit` does without
+    ``meta_fit``; this is the peer that a meta-learned encoder has to beat.
+    """
+    correct = total = 0
+    K = dataset.sampler.n_way
+    for i in range(len(dataset)):
+        ep = dataset.episode(i)
+        xs = np.asarray(ep.support_X, dtype=np.float64).reshape(len(ep.support_X), -1)
+        xq = np.asarray(ep.query_X, dtype=np.float64).reshape(len(ep.query_X), -1)
+        mean, scale = xs.mean(0), xs.std(0)
+        scale[scale == 0] = 1.0
+        U = torch.from_numpy((xs - mean) / scale)[None]
+        Uq = torch.from_numpy((xq - mean) / scale)[None]
+        Y = one_hot_annotations(torch.from_numpy(ep.support_codes)[None], K).double()
+        res = run_em(U, Y, n_iter=n_em_iter, tau=tau, b=b, c=c)
+        pred = predict_log_proba(Uq, res.mu, res.log_pi)[0].argmax(-1).numpy()
+        correct += int((pred == ep.query_y).sum())
+        total += len(ep.query_y)
+    return correct / total
+
+
+def make_net(
+    module,
+    *,
+    lr,
+    max_epochs,
+    batch_size,
+    valid_dataset,
+    patience,
+    checkpoint_dir,
+    device,
+    verbose,
+):
+    """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`)."""
+    keep_best = _KeepBestEncoder()
+    callbacks = [
+        ("episodes", _EpisodeCounter()),
+        ("valid_acc", _ValidationAccuracy()),
+        ("keep_best", keep_best),
+    ]
+    if valid_dataset is not None and patience is not None:
+        callbacks.append(
+            (
+                "early_stopping",
+                EarlyStopping(
+                    monitor="valid_acc", lower_is_better=False, patience=patience
+                ),
+            )
+        )
+    if valid_dataset is not None and checkpoint_dir is not None:
+        callbacks.append(
+            (
+                "checkpoint",
+                Checkpoint(
+                    monitor="valid_acc_best",
+                    dirname=str(checkpoint_dir),
+                    f_params="params.pt",
+                    f_optimizer="optimizer.pt",
+                    f_history="history.json",
+                    f_criterion=None,
+                    load_best=False,
+                ),
+            )
+        )
+    if verbose:
+        callbacks.append(("progress_bar", ProgressBar()))
+    net = EpisodicNet(
+        module,
+        criterion=nn.NLLLoss,
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        iterator_train__shuffle=False,
+        train_split=None if valid_dataset is None else predefined_split(valid_dataset),
+        callbacks=callbacks,
+        device=device,
+        verbose=verbose,
+    )
+    return net, keep_best
+
+
+class FittedEncoder:
+    """A meta-learned encoder with its input scaling, ready to embed arrays.
+
+    It is what :meth:`MetaAnnotatorClassifier.meta_fit` produces and what
+    ``clone`` carries over to new estimators. The module lives on the CPU so
+    that a model trained on a GPU loads anywhere.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The encoder, in eval mode.
+    offset, scale : ndarray
+        Inputs are embedded as ``module((X - offset) / scale)``.
+    n_features_in : int
+        Number of (flattened) input features.
+    """
+
+    def __init__(self, module, offset, scale, n_features_in):
+        self.module = module.cpu().eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.offset = np.asarray(offset, dtype=np.float32)
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.n_features_in = int(n_features_in)
+
+    def scale_inputs(self, X):
+        """Apply the input scaling to flat float inputs (n, n_features)."""
+        return ((np.asarray(X, dtype=np.float32) - self.offset) / self.scale).astype(
+            np.float32
+        )
+
+    def transform(self, X, *, batch_size=1024):
+        """Embeddings (float64, shape (n, M)) of flat inputs (n, n_features)."""
+        from ._encoders import embed
+
+        Z = embed(self.module, self.scale_inputs(X), batch_size=batch_size)
+        return Z.double().numpy()

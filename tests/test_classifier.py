@@ -1,0 +1,279 @@
+"""Tests of MetaAnnotatorClassifier: adaptation, meta-training, sklearn integration."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_metaannot import (
+    CrowdLabelMatrix,
+    MetaAnnotatorClassifier,
+    MetaLearningWarning,
+    simulate_annotators,
+)
+
+
+def _blobs(n_classes, n_per_class, n_features=6, sep=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = sep * rng.normal(size=(n_classes, n_features))
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[y] + rng.normal(size=(len(y), n_features)), y
+
+
+TARGET = np.array([1, 5, 9, 13])
+
+
+def _nonlinear_source(n_classes=16, n_per_class=40, seed=0):
+    """Classes that differ in a 2-d subspace buried in 10 noisy nuisance features."""
+    rng = np.random.default_rng(seed)
+    angle = 2 * np.pi * np.arange(n_classes) / n_classes
+    centres = np.stack([np.cos(angle), np.sin(angle)], 1) * 3
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    signal = centres[y] + 0.3 * rng.normal(size=(len(y), 2))
+    noise = 3.0 * rng.normal(size=(len(y), 10))
+    return np.hstack([signal, noise]), y
+
+
+@pytest.fixture(scope="module")
+def meta_fitted():
+    X, y = _nonlinear_source()
+    clf = MetaAnnotatorClassifier(
+        n_way=4,
+        n_shot=(2, 4),
+        n_annotators=(3, 5),
+        embedding_dim=8,
+        hidden_layer_sizes=(32,),
+        n_episodes=600,
+        episodes_per_epoch=100,
+        n_val_episodes=30,
+        lr=3e-3,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        source = ~np.isin(y, TARGET)
+        return clf.meta_fit(X[source], y[source])
+
+
+def _target_task(seed=1, n_shot=4, n_annotators=5):
+    X, y = _nonlinear_source(seed=seed)
+    target = np.isin(y, TARGET)
+    X, y = X[target], y[target]
+    rng = np.random.default_rng(seed)
+    support = np.concatenate(
+        [rng.choice(np.flatnonzero(y == k), n_shot, replace=False) for k in np.unique(y)]
+    )
+    query = np.setdiff1d(np.arange(len(y)), support)
+    Y, _, _ = simulate_annotators(y[support], n_annotators, random_state=seed)
+    return X[support], Y, y[support], X[query], y[query]
+
+
+def test_fit_without_meta_learning_recovers_classes_and_annotators():
+    X, y = _blobs(3, 40)
+    Y, conf, _ = simulate_annotators(
+        y, 6, mixture={"hammer": 1.0}, hammer_accuracy=(0.6, 0.9), random_state=0
+    )
+    clf = MetaAnnotatorClassifier(n_em_iter=10).fit(X, Y)
+    assert clf.representation_ == "input"
+    assert clf.score(X, y) > 0.95
+    assert clf.annotator_confusion_.shape == (6, 3, 3)
+    assert np.abs(clf.annotator_confusion_ - conf).max() < 0.2
+    np.testing.assert_allclose(clf.annotator_confusion_.sum(-1), 1.0)
+    assert clf.sample_posterior_.shape == (120, 3)
+    assert clf.prototypes_.shape == (3, 6)
+    assert clf.n_annotators_ == 6 and clf.n_features_in_ == 6
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+
+
+def test_string_labels_missing_entries_and_crowd_label_matrix_input():
+    X, y = _blobs(3, 20, seed=2)
+    names = np.array(["cat", "dog", "owl"])
+    Y, _, _ = simulate_annotators(names[y], 4, annotation_rate=0.6, random_state=1)
+    assert any(v is None for v in Y.ravel())
+    clf = MetaAnnotatorClassifier().fit(X, Y)
+    assert list(clf.classes_) == ["cat", "dog", "owl"]
+    assert clf.score(X, names[y]) > 0.9
+    clf2 = MetaAnnotatorClassifier().fit(X, CrowdLabelMatrix.from_dense(Y))
+    np.testing.assert_allclose(clf.predict_proba(X), clf2.predict_proba(X))
+
+
+def test_one_dimensional_y_is_one_annotator():
+    X, y = _blobs(2, 30)
+    clf = MetaAnnotatorClassifier().fit(X, y)
+    assert clf.n_annotators_ == 1
+    assert clf.score(X, y) > 0.95
+
+
+def test_meta_fit_records_history_and_beats_no_meta_learning(meta_fitted):
+    clf = meta_fitted
+    history = clf.meta_history_
+    assert len(history) == 6
+    for key in ("train_loss", "valid_loss", "valid_acc", "valid_acc_no_meta"):
+        assert all(np.isfinite(history[:, key]))
+    assert clf.meta_selected_ == "meta"
+    assert clf.meta_val_accuracy_ > clf.no_meta_val_accuracy_ + 0.05
+    # on the target task, the meta-learned space beats standardised inputs
+    Xs, Ys, _, Xq, yq = _target_task()
+    meta = clone(clf).fit(Xs, Ys)
+    plain = MetaAnnotatorClassifier().fit(Xs, Ys)
+    assert meta.representation_ == "meta"
+    assert meta.score(Xq, yq) > 0.8
+    assert meta.score(Xq, yq) > plain.score(Xq, yq) + 0.1
+
+
+def test_meta_learning_that_hurts_falls_back_with_a_warning():
+    # source classes that share nothing with their validation classes
+    X, y = _blobs(12, 30, n_features=4, sep=4.0, seed=3)
+    clf = MetaAnnotatorClassifier(
+        n_way=3, n_shot=2, n_annotators=3, embedding_dim=2, hidden_layer_sizes=(4,),
+        n_episodes=100, episodes_per_epoch=50, n_val_episodes=20, lr=1e-5,
+        random_state=0,
+    )
+    with pytest.warns(MetaLearningWarning, match="did not help"):
+        clf.meta_fit(X, y)
+    assert clf.meta_selected_ == "input"
+    assert clf.meta_val_accuracy_ < clf.no_meta_val_accuracy_
+    Xs, ys = X[y < 3], y[y < 3]
+    assert clf.fit(Xs, ys).representation_ == "input"
+    assert clone(clf).set_params(representation="meta").fit(Xs, ys).representation_ == (
+        "meta"
+    )
+
+
+def test_no_validation_classes_warns():
+    X, y = _blobs(4, 20)
+    clf = MetaAnnotatorClassifier(n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20)
+    with pytest.warns(MetaLearningWarning, match="no validation tasks"):
+        clf.meta_fit(X, y)
+    assert np.isnan(clf.meta_val_accuracy_)
+
+
+def test_without_pseudo_annotation_trains(meta_fitted):
+    X, y = _nonlinear_source()
+    wo_pa = clone(meta_fitted).set_params(pseudo_annotation=False, n_episodes=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        wo_pa.meta_fit(X[~np.isin(y, TARGET)], y[~np.isin(y, TARGET)])
+    assert len(wo_pa.meta_history_) == 2
+
+
+def test_clone_grid_search_and_cross_validation_keep_the_encoder(meta_fitted):
+    Xs, Ys, ys, Xq, yq = _target_task(n_shot=6)
+    cloned = clone(meta_fitted)
+    assert cloned.meta_encoder_ is meta_fitted.meta_encoder_
+    assert not hasattr(cloned, "classes_")
+    grid = GridSearchCV(
+        meta_fitted,
+        param_grid={"n_em_iter": [1, 2, 3, 5], "b": [1, 10, 100]},
+        cv=KFold(3, shuffle=True, random_state=0),
+    ).fit(Xs, Ys)
+    best = grid.best_estimator_
+    assert best.representation_ == "meta"
+    assert best.meta_encoder_ is meta_fitted.meta_encoder_
+    # the refit model equals a direct fit with the best parameters
+    direct = clone(meta_fitted).set_params(**grid.best_params_).fit(Xs, Ys)
+    np.testing.assert_allclose(best.predict_proba(Xq), direct.predict_proba(Xq))
+    scores = cross_val_score(meta_fitted, Xs, Ys, cv=KFold(3))
+    assert scores.shape == (3,)
+    pipe = make_pipeline(StandardScaler(), MetaAnnotatorClassifier())
+    assert pipe.fit(Xs, Ys).score(Xq, yq) > 0.3
+
+
+def test_joblib_round_trip_gives_identical_predictions(meta_fitted, tmp_path):
+    Xs, Ys, _, Xq, _ = _target_task()
+    clf = clone(meta_fitted).fit(Xs, Ys)
+    path = tmp_path / "model.joblib"
+    joblib.dump(clf, path)
+    loaded = joblib.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(Xq), clf.predict_proba(Xq))
+    np.testing.assert_array_equal(
+        clone(loaded).fit(Xs, Ys).predict_proba(Xq), clf.predict_proba(Xq)
+    )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_meta_fit_loads_on_cpu(tmp_path):
+    X, y = _nonlinear_source()
+    clf = MetaAnnotatorClassifier(
+        n_way=4, n_episodes=100, episodes_per_epoch=50, n_val_episodes=10,
+        device="cuda", random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(X[~np.isin(y, TARGET)], y[~np.isin(y, TARGET)])
+    assert next(clf.meta_encoder_.module.parameters()).device.type == "cpu"
+    Xs, Ys, _, Xq, _ = _target_task()
+    clf.fit(Xs, Ys)
+    joblib.dump(clf, tmp_path / "m.joblib")
+    # load in a process that sees no GPU
+    import subprocess
+    import sys
+
+    code = (
+        "import joblib, numpy as np;"
+        f"m = joblib.load({str(tmp_path / 'm.joblib')!r});"
+        f"np.save({str(tmp_path / 'p.npy')!r}, m.predict_proba(np.load("
+        f"{str(tmp_path / 'x.npy')!r})))"
+    )
+    np.save(tmp_path / "x.npy", Xq)
+    env = {"CUDA_VISIBLE_DEVICES": ""}
+    import os
+
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, **env})
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(Xq))
+
+
+def test_meta_fit_is_reproducible_with_random_state():
+    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
+    kw = dict(
+        n_way=3, n_shot=2, n_annotators=3, n_episodes=40, episodes_per_epoch=20,
+        n_val_episodes=5, embedding_dim=4, hidden_layer_sizes=(8,), random_state=7,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        a = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
+        b = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
+    np.testing.assert_array_equal(a.meta_encoder_.transform(X), b.meta_encoder_.transform(X))
+
+
+def test_conv4_encoder_on_images():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 15)
+    images = rng.random((len(y), 1, 12, 12)).astype(np.float32)
+    images[np.arange(len(y)), 0, y, :] += 2.0  # class = a bright row
+    clf = MetaAnnotatorClassifier(
+        encoder="conv4", n_way=3, n_shot=2, n_query=5, n_annotators=3,
+        embedding_dim=16, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(images[y < 5], y[y < 5])
+    target = y >= 5
+    clf.set_params(representation="meta").fit(images[target], y[target])
+    assert clf.meta_encoder_.transform(images[:3].reshape(3, -1)).shape == (3, 16)
+    assert clf.predict(images[target]).shape == (target.sum(),)
+
+
+def test_checkpoint_dir_and_early_stopping(tmp_path):
+    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
+    clf = MetaAnnotatorClassifier(
+        n_way=3, n_shot=2, n_annotators=3, n_episodes=200, episodes_per_epoch=20,
+        n_val_episodes=5, patience=2, lr=1e-6, checkpoint_dir=tmp_path,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(X, y)
+    assert len(clf.meta_history_) < 10  # early stopping fired
+    assert (tmp_path / "params.pt").exists()
+    assert (tmp_path / "history.json").exists()
