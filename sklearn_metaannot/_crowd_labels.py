@@ -62,6 +62,14 @@ def _missing_mask(arr):
     if arr.dtype.kind == "M" or arr.dtype.kind == "m":
         return np.isnat(arr)
     if arr.dtype.kind == "O":
+        try:  # fast path: NaN is the only value unequal to itself
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mask = np.not_equal(arr, arr).astype(bool) | np.equal(arr, None)
+            if mask.shape == arr.shape:
+                return mask
+        except (TypeError, ValueError):  # e.g. pd.NA, whose truth value raises
+            pass
         return _is_missing_ufunc(arr).astype(bool)
     return np.zeros(arr.shape, dtype=bool)
 
@@ -212,12 +220,17 @@ def _decode(codes, classes):
     missing = codes < 0
     if not missing.any():
         return classes[codes]
-    if classes.dtype.kind in "biuf":
+    if classes.dtype.kind in "iuf":
         out = np.full(codes.shape, np.nan)
     else:
         out = np.full(codes.shape, None, dtype=object)
     out[~missing] = classes[codes[~missing]]
     return out
+
+
+def _item(arr, i):
+    """``arr[i]`` as a python object (for error messages)."""
+    return arr[i : i + 1].tolist()[0]
 
 
 def _readonly(arr):
@@ -363,8 +376,10 @@ class CrowdLabelMatrix:
                 conflict = dup[codes[dup] != codes[dup + 1]]
                 if conflict.size:
                     pairs = [
-                        f"({sample_ids[rows[i]]!r}, {annotator_ids[cols[i]]!r}): "
-                        f"{classes[codes[i]]!r} vs {classes[codes[i + 1]]!r}"
+                        f"({_item(sample_ids, rows[i])!r}, "
+                        f"{_item(annotator_ids, cols[i])!r}): "
+                        f"{_item(classes, codes[i])!r} vs "
+                        f"{_item(classes, codes[i + 1])!r}"
                         for i in conflict[:5]
                     ]
                     raise ValueError(
@@ -827,7 +842,7 @@ class CrowdLabelMatrix:
                ['b', 'a']], dtype=object)
         """
         classes = self.classes
-        numeric = classes.dtype.kind in "biuf"
+        numeric = classes.dtype.kind in "iuf"
         if _is_nan_scalar(missing):
             dtype = np.result_type(classes.dtype, np.float64) if numeric else object
         else:
@@ -849,6 +864,11 @@ class CrowdLabelMatrix:
         return out
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError(
+                "a CrowdLabelMatrix is stored sparsely: it cannot become a dense "
+                "array without a copy"
+            )
         out = self.to_dense()
         return out if dtype is None else out.astype(dtype)
 

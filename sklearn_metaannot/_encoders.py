@@ -65,12 +65,12 @@ class ResidualMLPEncoder(nn.Module):
         return x + self.correction(x)
 
 
-def _conv_block(in_channels, out_channels):
+def _conv_block(in_channels, out_channels, pool):
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(),
-        nn.MaxPool2d(2, ceil_mode=True),
+        nn.MaxPool2d(2) if pool else nn.Identity(),
     )
 
 
@@ -96,12 +96,15 @@ class Conv4Encoder(nn.Module):
         super().__init__()
         self.image_shape = tuple(int(s) for s in image_shape)
         c, h, w = self.image_shape
-        self.blocks = nn.Sequential(
-            _conv_block(c, n_filters),
-            *[_conv_block(n_filters, n_filters) for _ in range(3)],
-        )
-        for _ in range(4):
-            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        blocks = []
+        for i in range(4):
+            # images smaller than 16x16 (e.g. 8x8 digits) skip the pooling that
+            # would shrink them below 1x1
+            pool = h >= 2 and w >= 2
+            blocks.append(_conv_block(c if i == 0 else n_filters, n_filters, pool))
+            if pool:
+                h, w = h // 2, w // 2
+        self.blocks = nn.Sequential(*blocks)
         flat = n_filters * h * w
         self.head = (
             nn.Identity()

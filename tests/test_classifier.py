@@ -184,6 +184,9 @@ def test_clone_grid_search_and_cross_validation_keep_the_encoder(meta_fitted):
     np.testing.assert_allclose(best.predict_proba(Xq), direct.predict_proba(Xq))
     scores = cross_val_score(meta_fitted, Xs, Ys, cv=KFold(3))
     assert scores.shape == (3,)
+    labels = CrowdLabelMatrix.from_dense(Ys)
+    grid2 = GridSearchCV(meta_fitted, {"b": [1, 100]}, cv=KFold(3)).fit(Xs, labels)
+    assert grid2.best_estimator_.meta_encoder_ is meta_fitted.meta_encoder_
     pipe = make_pipeline(StandardScaler(), MetaAnnotatorClassifier())
     assert pipe.fit(Xs, Ys).score(Xq, yq) > 0.3
 

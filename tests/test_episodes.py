@@ -1,0 +1,92 @@
+"""Tests of the episode sampler and of the encoders."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_metaannot._encoders import Conv4Encoder, MLPEncoder, ResidualMLPEncoder
+from sklearn_metaannot.episodes import EpisodeSampler, pad_episode
+
+
+@pytest.fixture
+def source():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 12)
+    return rng.normal(size=(len(y), 5)), y
+
+
+def test_episode_structure(source):
+    X, y = source
+    sampler = EpisodeSampler(X, y, n_way=3, n_shot=(1, 4), n_query=5,
+                             n_annotators=(2, 6), random_state=0)
+    for _ in range(20):
+        ep = sampler.sample()
+        n_shot = len(ep.support_y) // 3
+        assert 1 <= n_shot <= 4
+        assert 2 <= ep.support_codes.shape[1] <= 6
+        assert ep.query_X.shape == (15, 5)
+        assert len(set(ep.classes)) == 3
+        # support and query examples are distinct rows of the right classes
+        for k, c in enumerate(ep.classes):
+            rows = X[y == c]
+            for x in ep.support_X[ep.support_y == k]:
+                assert (rows == x).all(axis=1).any()
+        assert ((ep.support_codes >= 0) & (ep.support_codes < 3)).all()
+
+
+def test_without_pseudo_annotation_labels_are_clean(source):
+    X, y = source
+    ep = EpisodeSampler(X, y, n_way=4, n_shot=2, pseudo_annotation=False,
+                        n_query=3, random_state=1).sample()
+    np.testing.assert_array_equal(ep.support_codes[:, 0], ep.support_y)
+
+
+def test_same_seed_same_episode(source):
+    X, y = source
+    kw = dict(n_way=3, n_shot=2, n_query=4, n_annotators=3)
+    a = EpisodeSampler(X, y, **kw).sample(np.random.default_rng(5))
+    b = EpisodeSampler(X, y, **kw).sample(np.random.default_rng(5))
+    np.testing.assert_array_equal(a.support_X, b.support_X)
+    np.testing.assert_array_equal(a.support_codes, b.support_codes)
+
+
+def test_padding(source):
+    X, y = source
+    sampler = EpisodeSampler(X, y, n_way=3, n_shot=(1, 3), n_query=2,
+                             n_annotators=(2, 4), random_state=0)
+    ep = sampler.sample()
+    d = pad_episode(ep, sampler.max_support_size, sampler.max_annotators)
+    assert d["support_X"].shape == (9, 5) and d["support_codes"].shape == (9, 4)
+    n = len(ep.support_y)
+    assert d["support_mask"].sum() == n
+    assert (d["support_codes"][n:] == -1).all()
+
+
+def test_sampler_errors(source):
+    X, y = source
+    with pytest.raises(ValueError, match="n_way=9 must be between 2 and"):
+        EpisodeSampler(X, y, n_way=9)
+    with pytest.raises(ValueError, match="n_shot \\+ n_query = 13"):
+        EpisodeSampler(X, y, n_way=2, n_shot=3, n_query=10)
+    with pytest.raises(TypeError, match="n_shot must be an int or a"):
+        EpisodeSampler(X, y, n_way=2, n_shot="many")
+    with pytest.raises(ValueError, match="X and y have different"):
+        EpisodeSampler(X, y[:-1], n_way=2)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_encoder_shapes(batch):
+    x = torch.randn(batch, 1, 28, 28)
+    conv = Conv4Encoder((1, 28, 28)).eval()  # eval: batch norm with a batch of 1
+    assert conv(x).shape == (batch, 64)  # M = 64 on 28x28, as in the paper
+    small = Conv4Encoder((1, 28, 28), embedding_dim=10).eval()
+    assert small(x.flatten(1)).shape == (batch, 10)
+    assert Conv4Encoder((1, 8, 8)).eval()(torch.randn(batch, 64)).shape == (batch, 64)
+    assert MLPEncoder(12, 5, (7,))(torch.randn(batch, 12)).shape == (batch, 5)
+
+
+def test_residual_encoder_starts_at_identity():
+    enc = ResidualMLPEncoder(6, (16,))
+    x = torch.randn(4, 6)
+    assert torch.equal(enc(x), x)
