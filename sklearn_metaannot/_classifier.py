@@ -152,13 +152,17 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     meta_encoder_ : FittedEncoder
         The meta-learned encoder (after ``meta_fit``; kept by ``clone``).
     meta_history_ : skorch.callbacks.History
-        Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc``,
-        ``valid_acc_no_meta`` of ``meta_fit``.
+        Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc`` of ``meta_fit``,
+        with the references ``valid_acc_initial`` (the encoder before training)
+        and ``valid_acc_no_meta`` (EM on standardised inputs).
     meta_selected_ : {"meta", "input"}
         The representation that was better on validation tasks.
     meta_val_accuracy_, no_meta_val_accuracy_ : float
         Validation-task accuracy of the best meta-learned encoder and of EM on
         standardised inputs (NaN without validation tasks).
+    meta_best_epoch_ : int or None
+        Epoch of the kept encoder; 0 means the encoder before training was
+        never beaten on validation tasks.
 
     See Also
     --------

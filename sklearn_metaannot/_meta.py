@@ -132,14 +132,47 @@ class _ValidationAccuracy(Callback):
             net.history.record("valid_acc", correct / total)
 
 
+def _encoder_state(net):
+    return copy.deepcopy(
+        {k: v.detach().cpu() for k, v in net.module_.encoder.state_dict().items()}
+    )
+
+
+def episode_accuracy(net, dataset) -> float:
+    """Query accuracy of ``net`` (in eval mode) over the episodes of ``dataset``."""
+    correct = total = 0
+    for batch in net.get_iterator(dataset, training=False):
+        _, yi = unpack_data(batch)
+        y_pred = net.evaluation_step(batch, training=False)
+        yi = to_tensor(yi, device=net.device)
+        correct += (y_pred.argmax(-1) == yi).sum().item()
+        total += yi.numel()
+    return correct / total
+
+
 class _KeepBestEncoder(Callback):
-    """Keeps, in memory, the encoder weights of the best ``valid_acc`` epoch."""
+    """Keeps, in memory, the encoder weights of the best ``valid_acc`` epoch.
+
+    The encoder before training ("epoch 0") is a candidate too: its validation
+    accuracy is recorded as ``valid_acc_initial``.
+    """
+
+    def __init__(self, valid_dataset=None):
+        self.valid_dataset = valid_dataset
 
     def initialize(self):
         self.best_score_ = -np.inf
         self.best_state_ = None
         self.best_epoch_ = None
+        self.initial_score_ = None
         return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if self.valid_dataset is not None and self.best_state_ is None:
+            self.initial_score_ = episode_accuracy(net, self.valid_dataset)
+            self.best_score_ = self.initial_score_
+            self.best_epoch_ = 0
+            self.best_state_ = _encoder_state(net)
 
     def on_epoch_end(self, net, **kwargs):
         score = net.history[-1].get("valid_acc")
@@ -147,11 +180,10 @@ class _KeepBestEncoder(Callback):
         if is_best:
             self.best_score_ = score
             self.best_epoch_ = len(net.history)
-            self.best_state_ = copy.deepcopy(
-                {k: v.detach().cpu() for k, v in net.module_.encoder.state_dict().items()}
-            )
+            self.best_state_ = _encoder_state(net)
         if score is not None:
             net.history.record("valid_acc_best", bool(is_best))
+            net.history.record("valid_acc_initial", self.initial_score_)
 
 
 def no_meta_accuracy(dataset: EpisodeDataset, *, n_em_iter, tau, b, c) -> float:
@@ -192,7 +224,7 @@ def make_net(
     verbose,
 ):
     """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`)."""
-    keep_best = _KeepBestEncoder()
+    keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
         ("episodes", _EpisodeCounter()),
         ("valid_acc", _ValidationAccuracy()),

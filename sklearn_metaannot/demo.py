@@ -162,17 +162,23 @@ def run_demo(
         for name, a in results.items()
     }
     summary["seconds"] = time.perf_counter() - start
+    summary["setting"] = (
+        f"{n_tasks} target tasks: 4-way {n_shot}-shot on digits {TARGET_CLASSES}, "
+        f"{n_annotators} simulated annotators, mixture {tuple(mixture)}"
+    )
     if verbose:
-        print(
-            f"\n{n_tasks} target tasks: 4-way {n_shot}-shot on digits {TARGET_CLASSES}, "
-            f"{n_annotators} simulated annotators, mixture {tuple(mixture)}"
-        )
-        print(f"{'method':40s} accuracy (mean +- s.e.)")
-        for name, r in summary.items():
-            if name != "seconds":
-                print(f"{name:40s} {r['mean']:.3f} +- {r['sem']:.3f}")
-        print(f"total time {summary['seconds']:.1f} s")
+        print(format_summary(summary))
     return summary
+
+
+def format_summary(summary):
+    """The result table of :func:`run_demo` as text."""
+    lines = ["", summary["setting"], f"{'method':40s} accuracy (mean +- s.e.)"]
+    for name, r in summary.items():
+        if isinstance(r, dict):
+            lines.append(f"{name:40s} {r['mean']:.3f} +- {r['sem']:.3f}")
+    lines.append(f"total time {summary['seconds']:.1f} s")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -186,9 +192,11 @@ def main(argv=None):
     parser.add_argument("--n-annotators", type=int, default=5)
     parser.add_argument("--n-tasks", type=int, default=30)
     parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars, only the result table"
+    )
     args = parser.parse_args(argv)
-    run_demo(
+    summary = run_demo(
         n_episodes=args.n_episodes,
         n_shot=args.n_shot,
         n_annotators=args.n_annotators,
@@ -196,6 +204,8 @@ def main(argv=None):
         random_state=args.random_state,
         verbose=0 if args.quiet else 1,
     )
+    if args.quiet:
+        print(format_summary(summary))
 
 
 if __name__ == "__main__":
