@@ -32,7 +32,9 @@ def main(argv=None):
     )
     parser.add_argument("command", choices=("demo", "benchmark"))
     parser.add_argument("args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv[:1] if argv and argv[0] in ("demo", "benchmark") else argv)
+    ns = parser.parse_args(
+        argv[:1] if argv and argv[0] in ("demo", "benchmark") else argv
+    )
     rest = argv[1:]
     if ns.command == "demo":
         from .demo import main as demo_main

@@ -23,7 +23,16 @@ DEFAULT_MIXTURE = {"expert": 0.1, "hammer": 0.7, "spammer": 0.2}
 
 
 def as_generator(random_state) -> np.random.Generator:
-    """A :class:`numpy.random.Generator` from an int, RandomState, Generator or None."""
+    """A :class:`numpy.random.Generator` from an int, RandomState, Generator or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._annotators import as_generator
+    >>> rng = as_generator(0)
+    >>> isinstance(rng, np.random.Generator), as_generator(rng) is rng
+    (True, True)
+    """
     if isinstance(random_state, np.random.Generator):
         return random_state
     if random_state is None or isinstance(random_state, numbers.Integral):
@@ -123,6 +132,27 @@ class AnnotatorSimulator:
     annotation_rate : float, default=1.0
         Probability that an annotator labels a given example (1.0: everyone labels
         everything, as in the paper's synthetic settings).
+
+    See Also
+    --------
+    simulate_annotators : Simulate a crowd in one call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import AnnotatorSimulator
+    >>> sim = AnnotatorSimulator({"expert": 1, "spammer": 1})
+    >>> rng = np.random.default_rng(0)
+    >>> types, confusions = sim.sample_confusions(4, 3, rng)
+    >>> types
+    ['spammer', 'expert', 'expert', 'expert']
+    >>> confusions[0]  # a spammer answers uniformly at random
+    array([[0.33333333, 0.33333333, 0.33333333],
+           [0.33333333, 0.33333333, 0.33333333],
+           [0.33333333, 0.33333333, 0.33333333]])
+    >>> codes = sim.annotate_codes(np.array([0, 1, 2, 2]), confusions, rng)
+    >>> codes.shape  # (n_samples, n_annotators)
+    (4, 4)
     """
 
     def __init__(
@@ -154,12 +184,33 @@ class AnnotatorSimulator:
         self._probs = np.array([self.mixture[t] for t in self._types])
 
     def sample_types(self, n_annotators, rng):
-        """Draw ``n_annotators`` annotator types from the mixture."""
+        """Draw ``n_annotators`` annotator types from the mixture.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import AnnotatorSimulator
+        >>> AnnotatorSimulator((0, 1, 0)).sample_types(2, np.random.default_rng(0))
+        ['hammer', 'hammer']
+        """
         idx = rng.choice(len(self._types), size=n_annotators, p=self._probs)
         return [self._types[i] for i in idx]
 
     def confusion_matrix(self, kind, n_classes, rng):
-        """Confusion matrix (n_classes, n_classes) of one annotator of type ``kind``."""
+        """Confusion matrix (n_classes, n_classes) of one annotator of type ``kind``.
+
+        Rows are the true classes: ``A[k, l] = p(y = l | t = k)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import AnnotatorSimulator
+        >>> sim = AnnotatorSimulator(flipper_accuracy=0.8)
+        >>> sim.confusion_matrix("pairwise_flipper", 3, np.random.default_rng(0))
+        array([[0.8, 0.2, 0. ],
+               [0. , 0.8, 0.2],
+               [0.2, 0. , 0.8]])
+        """
         K = n_classes
         if kind in ("expert", "hammer"):
             lo, hi = self.expert_accuracy if kind == "expert" else self.hammer_accuracy
@@ -182,7 +233,17 @@ class AnnotatorSimulator:
         raise ValueError(f"unknown annotator type {kind!r}; expected {ANNOTATOR_TYPES}")
 
     def sample_confusions(self, n_annotators, n_classes, rng):
-        """Draw annotators; returns (types, confusions of shape (R, K, K))."""
+        """Draw annotators; returns (types, confusions of shape (R, K, K)).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import AnnotatorSimulator
+        >>> types, conf = AnnotatorSimulator().sample_confusions(
+        ...     5, 4, np.random.default_rng(0))
+        >>> len(types), conf.shape, np.allclose(conf.sum(axis=2), 1.0)
+        (5, (5, 4, 4), True)
+        """
         types = self.sample_types(n_annotators, rng)
         conf = np.stack([self.confusion_matrix(t, n_classes, rng) for t in types])
         return types, conf
@@ -191,6 +252,19 @@ class AnnotatorSimulator:
         """Noisy label codes (n, R) for true codes ``y``; ``-1`` marks no label.
 
         Every example keeps at least one label when ``annotation_rate < 1``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import AnnotatorSimulator
+        >>> sim = AnnotatorSimulator(annotation_rate=0.5)
+        >>> rng = np.random.default_rng(0)
+        >>> confusions = np.stack([np.eye(2)] * 3)  # three perfect annotators
+        >>> codes = sim.annotate_codes(np.array([0, 1, 1, 0]), confusions, rng)
+        >>> codes.shape, bool(((codes >= 0).sum(axis=1) >= 1).all())
+        ((4, 3), True)
+        >>> set(codes[codes >= 0].tolist()) <= {0, 1}
+        True
         """
         y = np.asarray(y)
         n = y.shape[0]

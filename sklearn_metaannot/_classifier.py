@@ -21,7 +21,14 @@ from . import _em
 from ._annotators import AnnotatorSimulator
 from ._crowd_labels import CrowdLabelMatrix
 from ._encoders import build_encoder
-from ._meta import EpisodeDataset, EpisodicEM, FittedEncoder, make_net, no_meta_accuracy
+from ._meta import (
+    EpisodeDataset,
+    EpisodicEM,
+    FittedEncoder,
+    make_net,
+    no_meta_accuracy,
+    torch_threads,
+)
 from ._validation import check_crowd_labels, flatten_samples
 from .episodes import EpisodeSampler
 
@@ -38,7 +45,29 @@ _META_ATTRIBUTES = (
 
 
 class MetaLearningWarning(UserWarning):
-    """Meta-learning did not help, or could not be checked, on validation tasks."""
+    """Meta-learning did not help, or could not be checked, on validation tasks.
+
+    :meth:`MetaAnnotatorClassifier.meta_fit` emits it when the best meta-learned
+    encoder is less accurate on the validation tasks than EM on standardised
+    input features (``fit`` then uses the features when
+    ``representation="auto"``), and when there are too few source classes to
+    hold some out for validation.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(120, 4)), np.repeat(np.arange(4), 30)
+    >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
+    ...                               random_state=0)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = clf.meta_fit(X, y)  # 4 classes: none left for validation
+    >>> any(issubclass(w.category, MetaLearningWarning) for w in caught)
+    True
+    """
 
 
 class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
@@ -125,6 +154,10 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     device : str or torch.device, default="cpu"
         Device of meta-training ("cuda" for a GPU). ``fit`` and ``predict`` run on
         the CPU in float64.
+    n_threads : int or None, default=None
+        Torch intra-op threads during ``meta_fit`` on the CPU; None keeps torch's
+        setting. Episodes are small: 1 is often fastest for MLP encoders, and
+        always on a busy machine. ``fit`` and ``predict`` always use 1.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
     verbose : int, default=0
@@ -190,7 +223,10 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "encoder": [StrOptions({"mlp", "residual_mlp", "conv4"}), HasMethods(["forward", "parameters"])],
+        "encoder": [
+            StrOptions({"mlp", "residual_mlp", "conv4"}),
+            HasMethods(["forward", "parameters"]),
+        ],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like"],
         "image_shape": ["array-like", None],
@@ -215,6 +251,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
         "representation": [StrOptions({"auto", "meta", "input"})],
         "device": [str, torch.device],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -247,6 +284,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         c=(2.0, 1.0),
         representation="auto",
         device="cpu",
+        n_threads=None,
         random_state=None,
         verbose=0,
     ):
@@ -275,6 +313,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         self.c = c
         self.representation = representation
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -361,7 +400,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.n_way}): it cannot check that the meta-learned encoder beats "
                 "standardised input features; pass X_val, y_val or more classes",
                 MetaLearningWarning,
-                stacklevel=3,
+                stacklevel=4,  # meta_fit, its _fit_context wrapper, the caller
             )
             return X, y, None, None
         rng = check_random_state(self.random_state)
@@ -387,6 +426,20 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : MetaAnnotatorClassifier
             With ``meta_encoder_``, ``meta_history_`` and ``meta_selected_`` set.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> rng = np.random.default_rng(0)
+        >>> y_source = np.repeat(np.arange(12), 20)  # 12 source classes
+        >>> X_source = rng.normal(size=(240, 6)) + np.eye(12, 6)[y_source]
+        >>> clf = MetaAnnotatorClassifier(
+        ...     n_way=3, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
+        ...     random_state=0)
+        >>> clf = clf.meta_fit(X_source, y_source)
+        >>> len(clf.meta_history_), clf.meta_selected_ in ("meta", "input")
+        (2, True)
         """
         X_flat, sample_shape = flatten_samples(X_source)
         X = validate_data(self, X_flat, reset=True, dtype=np.float32)
@@ -417,18 +470,20 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             self.annotator_mixture, annotation_rate=self.annotation_rate
         )
         c = self._em_prior_c()
-        episode_kw = dict(
-            n_way=self.n_way,
-            n_shot=self.n_shot,
-            n_query=self.n_query,
-            n_annotators=self.n_annotators,
-            simulator=simulator,
-        )
+        episode_kw = {
+            "n_way": self.n_way,
+            "n_shot": self.n_shot,
+            "n_query": self.n_query,
+            "n_annotators": self.n_annotators,
+            "simulator": simulator,
+        }
         rng = check_random_state(self.random_state)
         seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
         scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
         train_sampler = EpisodeSampler(
-            scale_inputs(X_train), y_train, pseudo_annotation=self.pseudo_annotation,
+            scale_inputs(X_train),
+            y_train,
+            pseudo_annotation=self.pseudo_annotation,
             **episode_kw,
         )
         epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
@@ -444,7 +499,8 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 val_sampler, self.n_val_episodes, seed_val, fixed=True
             )
 
-        with torch.random.fork_rng(devices=[]):
+        threads = torch.get_num_threads() if self.n_threads is None else self.n_threads
+        with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int(seed_torch))
             if isinstance(self.encoder, torch.nn.Module):
                 module = copy.deepcopy(self.encoder)
@@ -457,7 +513,11 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                     image_shape=image_shape,
                 )
             episodic = EpisodicEM(
-                module, self.n_way, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b,
+                module,
+                self.n_way,
+                n_em_iter=self.n_em_iter,
+                tau=self.tau,
+                b=self.b,
                 c=c,
             )
             net, keep_best = make_net(
@@ -478,9 +538,10 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         if val_ds is not None:
             module.load_state_dict(keep_best.best_state_)
             self.meta_val_accuracy_ = float(keep_best.best_score_)
-            self.no_meta_val_accuracy_ = no_meta_accuracy(
-                val_ds, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b, c=c
-            )
+            with torch_threads(1):
+                self.no_meta_val_accuracy_ = no_meta_accuracy(
+                    val_ds, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b, c=c
+                )
             for row in history:
                 row["valid_acc_no_meta"] = self.no_meta_val_accuracy_
             if self.meta_val_accuracy_ < self.no_meta_val_accuracy_:
@@ -493,7 +554,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                     "the input features (representation='auto'); set "
                     "representation='meta' to use the encoder anyway",
                     MetaLearningWarning,
-                    stacklevel=2,
+                    stacklevel=3,  # past the _fit_context wrapper
                 )
             else:
                 self.meta_selected_ = "meta"
@@ -523,6 +584,18 @@ sparse matrix or CrowdLabelMatrix
         -------
         self : MetaAnnotatorClassifier
             Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = MetaAnnotatorClassifier().fit(X, Y)  # no meta_fit: input features
+        >>> clf.representation_, clf.classes_, clf.annotator_confusion_.shape
+        ('input', array([0, 1]), (3, 2, 2))
+        >>> clf.sample_posterior_.argmax(axis=1)
+        array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
         codes, classes = check_crowd_labels(Y, X.shape[0])
@@ -548,12 +621,17 @@ sparse matrix or CrowdLabelMatrix
             self.input_scale_ = scale
         self.representation_ = mode
 
-        U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
-        Y = _em.one_hot_annotations(torch.from_numpy(codes)[None], len(classes))
-        res = _em.run_em(
-            U, Y.double(), n_iter=self.n_em_iter, tau=self.tau, b=self.b,
-            c=self._em_prior_c(),
-        )
+        with torch_threads(1):
+            U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
+            Y = _em.one_hot_annotations(torch.from_numpy(codes)[None], len(classes))
+            res = _em.run_em(
+                U,
+                Y.double(),
+                n_iter=self.n_em_iter,
+                tau=self.tau,
+                b=self.b,
+                c=self._em_prior_c(),
+            )
         self.classes_ = classes
         self.prototypes_ = res.mu[0].numpy()
         self.class_prior_ = res.log_pi[0].exp().numpy()
@@ -572,15 +650,25 @@ sparse matrix or CrowdLabelMatrix
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+        >>> clf = MetaAnnotatorClassifier().fit(X, [[0, 0], [0, 1], [1, 1], [1, 1]])
+        >>> clf.predict_log_proba([[0.1]]).shape
+        (1, 2)
         """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
-        U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
-        log_proba = _em.predict_log_proba(
-            U,
-            torch.from_numpy(self.prototypes_)[None],
-            torch.from_numpy(np.log(self.class_prior_))[None],
-        )
+        with torch_threads(1):
+            U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
+            log_proba = _em.predict_log_proba(
+                U,
+                torch.from_numpy(self.prototypes_)[None],
+                torch.from_numpy(np.log(self.class_prior_))[None],
+            )
         return log_proba[0].numpy()
 
     def predict_proba(self, X):
@@ -593,6 +681,16 @@ sparse matrix or CrowdLabelMatrix
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+        >>> clf = MetaAnnotatorClassifier().fit(X, [[0, 0], [0, 1], [1, 1], [1, 1]])
+        >>> proba = clf.predict_proba([[0.1], [3.1]])
+        >>> proba.argmax(axis=1), np.allclose(proba.sum(axis=1), 1.0)
+        (array([0, 1]), True)
         """
         check_is_fitted(self)
         return np.exp(self.predict_log_proba(X))
@@ -607,6 +705,16 @@ sparse matrix or CrowdLabelMatrix
         Returns
         -------
         ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+        >>> Y = [["cat", "cat"], ["cat", "dog"], ["dog", "dog"], ["dog", None]]
+        >>> clf = MetaAnnotatorClassifier().fit(X, Y)
+        >>> clf.predict([[0.1], [3.1]]).tolist()
+        ['cat', 'dog']
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
@@ -628,6 +736,18 @@ CrowdLabelMatrix
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+        >>> Y = np.array([[0, 0], [0, 1], [1, 1], [1, np.nan]])
+        >>> clf = MetaAnnotatorClassifier().fit(X, Y)
+        >>> float(clf.score(X, [0, 0, 1, 1]))  # true labels
+        1.0
+        >>> float(clf.score(X, Y))  # the annotators' majority vote as reference
+        1.0
         """
         check_is_fitted(self)
         from sklearn.metrics import accuracy_score
@@ -646,7 +766,8 @@ CrowdLabelMatrix
         unknown = ~np.isin(reference, self.classes_)
         if unknown.any():
             raise ValueError(
-                f"y contains labels not seen in fit: {np.unique(reference[unknown])[:10]}"
+                "y contains labels not seen in fit: "
+                f"{np.unique(reference[unknown])[:10]}"
                 f"; known classes are {self.classes_}"
             )
         return accuracy_score(reference, self.predict(X), sample_weight=sample_weight)

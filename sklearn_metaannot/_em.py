@@ -1,4 +1,4 @@
-"""Differentiable MAP-EM for prototypes and annotator confusion matrices (pure torch)."""
+"""Differentiable MAP-EM for prototypes and annotator confusion matrices (torch)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
 # Shapes used throughout (a leading task dimension ``T`` allows batches of tasks):
@@ -9,7 +9,8 @@
 #   lam    (T, N, K)    responsibilities lambda_nk = p(t_n = k | u_n, y_n)
 #   mu     (T, K, M)    prototypes
 #   log_pi (T, K)       log class prior
-#   log_A  (T, R, K, K) log confusion matrices, log_A[t, r, k, l] = log p(y^r = l | t = k)
+#   log_A  (T, R, K, K) log confusion matrices,
+#                       log_A[t, r, k, l] = log p(y^r = l | t = k)
 # Equation numbers refer to the sections of the method specification (paper_spec.md).
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def majority_vote_init(Y: torch.Tensor, w: torch.Tensor | None = None) -> torch.
     votes = Y.sum(dim=-2)
     total = votes.sum(dim=-1, keepdim=True)
     K = Y.shape[-1]
-    lam = torch.where(total > 0, votes / total.clamp_min(EPS), votes.new_full((), 1 / K))
+    lam = torch.where(
+        total > 0, votes / total.clamp_min(EPS), votes.new_full((), 1 / K)
+    )
     if w is not None:
         lam = lam * w.to(lam.dtype).unsqueeze(-1)
     return lam

@@ -20,6 +20,14 @@ class MLPEncoder(nn.Module):
         Output dimension M.
     hidden_layer_sizes : tuple of int
         Sizes of the hidden layers (ReLU activations).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot._encoders import MLPEncoder
+    >>> encoder = MLPEncoder(10, embedding_dim=4, hidden_layer_sizes=(16,))
+    >>> encoder(torch.zeros(3, 10)).shape
+    torch.Size([3, 4])
     """
 
     def __init__(self, n_features, embedding_dim=64, hidden_layer_sizes=(256,)):
@@ -32,7 +40,15 @@ class MLPEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
-        """Embed ``x`` of shape (B, n_features) into (B, embedding_dim)."""
+        """Embed ``x`` of shape (B, n_features) into (B, embedding_dim).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import MLPEncoder
+        >>> MLPEncoder(2, embedding_dim=3).forward(torch.ones(5, 2)).shape
+        torch.Size([5, 3])
+        """
         return self.net(x.flatten(start_dim=1))
 
 
@@ -50,6 +66,15 @@ class ResidualMLPEncoder(nn.Module):
         Input (and output) dimension.
     hidden_layer_sizes : tuple of int
         Hidden layers of the correction ``g``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot._encoders import ResidualMLPEncoder
+    >>> encoder = ResidualMLPEncoder(5, hidden_layer_sizes=(8,))
+    >>> x = torch.randn(3, 5)
+    >>> torch.equal(encoder(x), x)  # the identity before training
+    True
     """
 
     def __init__(self, n_features, hidden_layer_sizes=(256,)):
@@ -60,7 +85,15 @@ class ResidualMLPEncoder(nn.Module):
         nn.init.zeros_(last.bias)
 
     def forward(self, x):
-        """Embed ``x`` of shape (B, n_features) into (B, n_features)."""
+        """Embed ``x`` of shape (B, n_features) into (B, n_features).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import ResidualMLPEncoder
+        >>> ResidualMLPEncoder(4).forward(torch.ones(2, 4)).shape
+        torch.Size([2, 4])
+        """
         x = x.flatten(start_dim=1)
         return x + self.correction(x)
 
@@ -90,6 +123,16 @@ class Conv4Encoder(nn.Module):
         Output dimension; ``None`` keeps the flattened convolutional output.
     n_filters : int, default=64
         Channels of each block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot._encoders import Conv4Encoder
+    >>> encoder = Conv4Encoder((1, 28, 28))
+    >>> encoder.output_dim
+    64
+    >>> Conv4Encoder((1, 8, 8), embedding_dim=16, n_filters=8).output_dim
+    16
     """
 
     def __init__(self, image_shape, embedding_dim=None, n_filters=64):
@@ -114,7 +157,16 @@ class Conv4Encoder(nn.Module):
         self.output_dim = flat if embedding_dim is None else embedding_dim
 
     def forward(self, x):
-        """Embed images (B, C, H, W), or flat (B, C*H*W), into (B, embedding_dim)."""
+        """Embed images (B, C, H, W), or flat (B, C*H*W), into (B, embedding_dim).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import Conv4Encoder
+        >>> encoder = Conv4Encoder((1, 28, 28), n_filters=8).eval()
+        >>> encoder.forward(torch.zeros(2, 784)).shape  # flat images
+        torch.Size([2, 8])
+        """
         x = x.reshape(x.shape[0], *self.image_shape)
         return self.head(self.blocks(x).flatten(start_dim=1))
 
@@ -124,8 +176,18 @@ def build_encoder(
 ) -> nn.Module:
     """Build the encoder module named by the estimator's ``encoder`` parameter.
 
-    ``encoder`` is ``"mlp"``, ``"residual_mlp"``, ``"conv4"`` or an ``nn.Module`` instance (deep-copied
-    by the caller, used as is here).
+    ``encoder`` is ``"mlp"``, ``"residual_mlp"``, ``"conv4"`` or an ``nn.Module``
+    instance (deep-copied by the caller, used as is here).
+
+    Examples
+    --------
+    >>> from sklearn_metaannot._encoders import build_encoder
+    >>> build_encoder("conv4", 64, embedding_dim=None, hidden_layer_sizes=(),
+    ...               image_shape=None).image_shape  # 64 features: 8x8 images
+    (1, 8, 8)
+    >>> type(build_encoder("residual_mlp", 5, embedding_dim=3,
+    ...                    hidden_layer_sizes=(8,), image_shape=None)).__name__
+    'ResidualMLPEncoder'
     """
     if isinstance(encoder, nn.Module):
         return encoder
@@ -156,7 +218,16 @@ def build_encoder(
 
 @torch.no_grad()
 def embed(module: nn.Module, X, *, batch_size=1024, device="cpu") -> torch.Tensor:
-    """Embed a float32 array or tensor in eval mode, by batches; returns a CPU tensor."""
+    """Embed a float32 array or tensor in eval mode, by batches; returns a CPU tensor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._encoders import MLPEncoder, embed
+    >>> Z = embed(MLPEncoder(3, embedding_dim=2), np.zeros((5, 3)), batch_size=2)
+    >>> Z.shape, Z.dtype
+    (torch.Size([5, 2]), torch.float32)
+    """
     module.eval()
     X = torch.as_tensor(X, dtype=torch.float32)
     out = [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -16,6 +17,22 @@ from torch import nn
 
 from ._em import one_hot_annotations, predict_log_proba, run_em
 from .episodes import EpisodeSampler, pad_episode
+
+
+@contextmanager
+def torch_threads(n_threads):
+    """Run torch with ``n_threads`` intra-op threads, then restore the setting.
+
+    EM on one task is a chain of tiny tensor operations: with several threads,
+    synchronisation costs far more than the arithmetic (orders of magnitude on a
+    busy 2-core machine), so adaptation and prediction run single-threaded.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class EpisodicEM(nn.Module):
@@ -61,7 +78,12 @@ class EpisodicEM(nn.Module):
         Uq = Z[n_real:].view(T, Q, -1)
         Y = one_hot_annotations(support_codes, self.n_way).to(U.dtype)
         res = run_em(
-            U, Y, n_iter=self.n_em_iter, tau=self.tau, b=self.b, c=self.c,
+            U,
+            Y,
+            n_iter=self.n_em_iter,
+            tau=self.tau,
+            b=self.b,
+            c=self.c,
             w=support_mask,
         )
         return predict_log_proba(Uq, res.mu, res.log_pi)
@@ -287,6 +309,29 @@ class FittedEncoder:
         Inputs are embedded as ``module((X - offset) / scale)``.
     n_features_in : int
         Number of (flattened) input features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> y_source = np.repeat(np.arange(12), 20)
+    >>> X_source = rng.normal(size=(240, 6))
+    >>> clf = MetaAnnotatorClassifier(
+    ...     n_way=3, embedding_dim=8, n_episodes=10, episodes_per_epoch=10,
+    ...     n_val_episodes=5, random_state=0).meta_fit(X_source, y_source)
+    >>> encoder = clf.meta_encoder_  # a FittedEncoder
+    >>> encoder.n_features_in, encoder.transform(X_source[:5]).shape
+    (6, (5, 8))
+
+    It can be built from any torch module, too:
+
+    >>> import torch
+    >>> from sklearn_metaannot import FittedEncoder
+    >>> encoder = FittedEncoder(torch.nn.Linear(3, 2), offset=0.0, scale=1.0,
+    ...                         n_features_in=3)
+    >>> encoder.transform(np.ones((4, 3))).dtype
+    dtype('float64')
     """
 
     def __init__(self, module, offset, scale, n_features_in):
@@ -298,13 +343,36 @@ class FittedEncoder:
         self.n_features_in = int(n_features_in)
 
     def scale_inputs(self, X):
-        """Apply the input scaling to flat float inputs (n, n_features)."""
+        """Apply the input scaling to flat float inputs (n, n_features).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> from sklearn_metaannot import FittedEncoder
+        >>> encoder = FittedEncoder(torch.nn.Identity(), offset=1.0, scale=2.0,
+        ...                         n_features_in=2)
+        >>> encoder.scale_inputs([[1.0, 5.0]])
+        array([[0., 2.]], dtype=float32)
+        """
         return ((np.asarray(X, dtype=np.float32) - self.offset) / self.scale).astype(
             np.float32
         )
 
     def transform(self, X, *, batch_size=1024):
-        """Embeddings (float64, shape (n, M)) of flat inputs (n, n_features)."""
+        """Embeddings (float64, shape (n, M)) of flat inputs (n, n_features).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> from sklearn_metaannot import FittedEncoder
+        >>> encoder = FittedEncoder(torch.nn.Identity(), offset=1.0, scale=2.0,
+        ...                         n_features_in=2)
+        >>> encoder.transform([[1.0, 5.0], [3.0, 3.0]])
+        array([[0., 2.],
+               [1., 1.]])
+        """
         from ._encoders import embed
 
         Z = embed(self.module, self.scale_inputs(X), batch_size=batch_size)

@@ -87,4 +87,13 @@ sparse matrix or CrowdLabelMatrix
             f"{name} holds labels of one class only ({labels.classes[seen[0]]!r}); "
             "a classifier needs at least 2 classes"
         )
-    return codes, np.asarray(labels.classes)
+    classes = np.asarray(labels.classes)
+    if (
+        isinstance(Y, np.ndarray)
+        and Y.dtype.kind == "f"
+        and classes.dtype.kind == "f"
+        and np.all(np.mod(classes, 1) == 0)
+    ):
+        # integer labels stored as floats only to hold np.nan: give ints back
+        classes = classes.astype(np.int64)
+    return codes, classes

@@ -367,7 +367,7 @@ sparse matrix or pandas DataFrame
                 f"DawidSkene did not converge in n_iter={self.n_iter} iterations "
                 f"(tol={self.tol}); increase n_iter",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,  # past the _fit_context wrapper, to the caller
             )
         codes = _argmax_tie_break(post, self.tie_break, self.random_state)
         codes[~labelled] = -1

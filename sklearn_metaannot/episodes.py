@@ -30,6 +30,22 @@ class Episode(NamedTuple):
         Confusion matrices of the annotators, rows indexed by the true class.
     types : list of str
         Annotator types.
+
+    See Also
+    --------
+    EpisodeSampler : Draws episodes from labelled data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import EpisodeSampler
+    >>> X, y = np.arange(60.0).reshape(30, 2), np.repeat(["a", "b", "c"], 10)
+    >>> episode = EpisodeSampler(X, y, n_way=2, n_shot=3, n_query=2,
+    ...                          n_annotators=4, random_state=0).sample()
+    >>> episode.support_codes.shape, episode.query_y.tolist()
+    ((6, 4), [0, 0, 1, 1])
+    >>> episode.classes.shape, len(episode.types)
+    ((2,), 4)
     """
 
     support_X: np.ndarray
@@ -135,7 +151,9 @@ class EpisodeSampler:
                 f"n_way={n_way} must be between 2 and the number of source classes "
                 f"({len(self.classes)})"
             )
-        self.class_indices = [np.flatnonzero(inverse == k) for k in range(len(self.classes))]
+        self.class_indices = [
+            np.flatnonzero(inverse == k) for k in range(len(self.classes))
+        ]
         need = self.shot_range[1] + self.n_query
         small = [
             (c, len(idx))
@@ -144,28 +162,70 @@ class EpisodeSampler:
         ]
         if small:
             raise ValueError(
-                f"every source class needs at least n_shot + n_query = {need} examples; "
+                "every source class needs at least n_shot + n_query = "
+                f"{need} examples; "
                 f"classes with fewer (class, count): {small[:10]}"
             )
 
     @property
     def max_support_size(self):
-        """Support size of an episode with the largest ``n_shot``."""
+        """Support size of an episode with the largest ``n_shot``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import EpisodeSampler
+        >>> X, y = np.zeros((80, 2)), np.repeat(np.arange(4), 20)
+        >>> EpisodeSampler(X, y, n_way=3, n_shot=(1, 5), n_query=2).max_support_size
+        15
+        """
         return self.n_way * self.shot_range[1]
 
     @property
     def max_annotators(self):
-        """Largest number of annotators of an episode."""
+        """Largest number of annotators of an episode.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import EpisodeSampler
+        >>> X, y = np.zeros((80, 2)), np.repeat(np.arange(4), 20)
+        >>> EpisodeSampler(X, y, n_way=3, n_annotators=(3, 7)).max_annotators
+        7
+        """
         return self.annotator_range[1] if self.pseudo_annotation else 1
 
     def sample(self, rng=None) -> Episode:
-        """Draw one episode (from ``rng`` if given, else from the sampler's own)."""
+        """Draw one episode (from ``rng`` if given, else from the sampler's own).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator, default=None
+            Random generator; the sampler's own by default.
+
+        Returns
+        -------
+        Episode
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import EpisodeSampler
+        >>> X, y = np.zeros((80, 2)), np.repeat(np.arange(4), 20)
+        >>> sampler = EpisodeSampler(X, y, n_way=2, n_shot=1, n_annotators=3)
+        >>> a = sampler.sample(np.random.default_rng(1))
+        >>> b = sampler.sample(np.random.default_rng(1))
+        >>> bool((a.classes == b.classes).all())  # the same generator state
+        True
+        """
         rng = self.rng if rng is None else rng
         n_shot = int(rng.integers(self.shot_range[0], self.shot_range[1] + 1))
         chosen = rng.choice(len(self.classes), size=self.n_way, replace=False)
         support, query = [], []
         for k in chosen:
-            idx = rng.choice(self.class_indices[k], size=n_shot + self.n_query, replace=False)
+            idx = rng.choice(
+                self.class_indices[k], size=n_shot + self.n_query, replace=False
+            )
             support.append(idx[:n_shot])
             query.append(idx[n_shot:])
         support_y = np.repeat(np.arange(self.n_way), n_shot)
@@ -199,6 +259,18 @@ def pad_episode(episode: Episode, n_support: int, n_annotators: int) -> dict:
     Returns a dict with ``support_X`` (n_support, ...) float32, ``support_codes``
     (n_support, n_annotators) int64 (``-1`` for padding), ``support_mask``
     (n_support,) float32 and ``query_X`` float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import EpisodeSampler
+    >>> from sklearn_metaannot.episodes import pad_episode
+    >>> X, y = np.zeros((80, 2)), np.repeat(np.arange(4), 20)
+    >>> episode = EpisodeSampler(X, y, n_way=2, n_shot=1, n_annotators=3,
+    ...                          random_state=0).sample()
+    >>> padded = pad_episode(episode, n_support=4, n_annotators=5)
+    >>> padded["support_codes"].shape, padded["support_mask"].tolist()
+    ((4, 5), [1.0, 1.0, 0.0, 0.0])
     """
     n, R = episode.support_codes.shape
     X = np.zeros((n_support, *episode.support_X.shape[1:]), dtype=np.float32)

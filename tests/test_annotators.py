@@ -12,11 +12,14 @@ def test_mixture_proportions_follow_the_paper_default():
     sim = AnnotatorSimulator()
     types = sim.sample_types(20000, np.random.default_rng(0))
     freq = {t: types.count(t) / len(types) for t in ("expert", "hammer", "spammer")}
-    assert freq == pytest.approx({"expert": 0.1, "hammer": 0.7, "spammer": 0.2}, abs=0.01)
+    assert freq == pytest.approx(
+        {"expert": 0.1, "hammer": 0.7, "spammer": 0.2}, abs=0.01
+    )
 
 
-@pytest.mark.parametrize("kind", ["expert", "hammer", "spammer", "pairwise_flipper",
-                                  "classwise_spammer"])
+@pytest.mark.parametrize(
+    "kind", ["expert", "hammer", "spammer", "pairwise_flipper", "classwise_spammer"]
+)
 def test_confusion_matrices_are_row_stochastic(kind):
     A = AnnotatorSimulator().confusion_matrix(kind, 4, np.random.default_rng(1))
     assert A.shape == (4, 4)
@@ -26,8 +29,12 @@ def test_confusion_matrices_are_row_stochastic(kind):
 
 def test_accuracy_ranges_and_structures():
     rng = np.random.default_rng(2)
-    sim = AnnotatorSimulator(expert_accuracy=(0.9, 1.0), hammer_accuracy=(0.5, 0.9),
-                             flipper_accuracy=0.7, classwise_spam_fraction=0.5)
+    sim = AnnotatorSimulator(
+        expert_accuracy=(0.9, 1.0),
+        hammer_accuracy=(0.5, 0.9),
+        flipper_accuracy=0.7,
+        classwise_spam_fraction=0.5,
+    )
     for _ in range(50):
         assert 0.9 <= np.diag(sim.confusion_matrix("expert", 5, rng)).min() <= 1.0
         d = np.diag(sim.confusion_matrix("hammer", 5, rng))
@@ -44,8 +51,12 @@ def test_simulated_labels_follow_the_confusion_matrices():
     y = np.repeat(np.arange(3), 4000)
     Y, conf, types = simulate_annotators(y, 4, random_state=3)
     for r in range(4):
-        empirical = np.stack([np.bincount(Y[y == k, r].astype(int), minlength=3)
-                              for k in range(3)]) / 4000
+        empirical = (
+            np.stack(
+                [np.bincount(Y[y == k, r].astype(int), minlength=3) for k in range(3)]
+            )
+            / 4000
+        )
         np.testing.assert_allclose(empirical, conf[r], atol=0.03)
     assert len(types) == 4
 

@@ -68,7 +68,10 @@ def _target_task(seed=1, n_shot=4, n_annotators=5):
     X, y = X[target], y[target]
     rng = np.random.default_rng(seed)
     support = np.concatenate(
-        [rng.choice(np.flatnonzero(y == k), n_shot, replace=False) for k in np.unique(y)]
+        [
+            rng.choice(np.flatnonzero(y == k), n_shot, replace=False)
+            for k in np.unique(y)
+        ]
     )
     query = np.setdiff1d(np.arange(len(y)), support)
     Y, _, _ = simulate_annotators(y[support], n_annotators, random_state=seed)
@@ -134,8 +137,15 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
     # source classes that share nothing with their validation classes
     X, y = _blobs(12, 30, n_features=4, sep=4.0, seed=3)
     clf = MetaAnnotatorClassifier(
-        n_way=3, n_shot=2, n_annotators=3, embedding_dim=2, hidden_layer_sizes=(4,),
-        n_episodes=100, episodes_per_epoch=50, n_val_episodes=20, lr=1e-5,
+        n_way=3,
+        n_shot=2,
+        n_annotators=3,
+        embedding_dim=2,
+        hidden_layer_sizes=(4,),
+        n_episodes=100,
+        episodes_per_epoch=50,
+        n_val_episodes=20,
+        lr=1e-5,
         random_state=0,
     )
     with pytest.warns(MetaLearningWarning, match="did not help"):
@@ -151,7 +161,9 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
 
 def test_no_validation_classes_warns():
     X, y = _blobs(4, 20)
-    clf = MetaAnnotatorClassifier(n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20)
+    clf = MetaAnnotatorClassifier(
+        n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20
+    )
     with pytest.warns(MetaLearningWarning, match="no validation tasks"):
         clf.meta_fit(X, y)
     assert np.isnan(clf.meta_val_accuracy_)
@@ -207,8 +219,12 @@ def test_joblib_round_trip_gives_identical_predictions(meta_fitted, tmp_path):
 def test_cuda_meta_fit_loads_on_cpu(tmp_path):
     X, y = _nonlinear_source()
     clf = MetaAnnotatorClassifier(
-        n_way=4, n_episodes=100, episodes_per_epoch=50, n_val_episodes=10,
-        device="cuda", random_state=0,
+        n_way=4,
+        n_episodes=100,
+        episodes_per_epoch=50,
+        n_val_episodes=10,
+        device="cuda",
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
@@ -237,15 +253,24 @@ def test_cuda_meta_fit_loads_on_cpu(tmp_path):
 
 def test_meta_fit_is_reproducible_with_random_state():
     X, y = _nonlinear_source(n_classes=10, n_per_class=20)
-    kw = dict(
-        n_way=3, n_shot=2, n_annotators=3, n_episodes=40, episodes_per_epoch=20,
-        n_val_episodes=5, embedding_dim=4, hidden_layer_sizes=(8,), random_state=7,
-    )
+    kw = {
+        "n_way": 3,
+        "n_shot": 2,
+        "n_annotators": 3,
+        "n_episodes": 40,
+        "episodes_per_epoch": 20,
+        "n_val_episodes": 5,
+        "embedding_dim": 4,
+        "hidden_layer_sizes": (8,),
+        "random_state": 7,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         a = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
         b = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
-    np.testing.assert_array_equal(a.meta_encoder_.transform(X), b.meta_encoder_.transform(X))
+    np.testing.assert_array_equal(
+        a.meta_encoder_.transform(X), b.meta_encoder_.transform(X)
+    )
 
 
 def test_conv4_encoder_on_images():
@@ -254,8 +279,15 @@ def test_conv4_encoder_on_images():
     images = rng.random((len(y), 1, 12, 12)).astype(np.float32)
     images[np.arange(len(y)), 0, y, :] += 2.0  # class = a bright row
     clf = MetaAnnotatorClassifier(
-        encoder="conv4", n_way=3, n_shot=2, n_query=5, n_annotators=3,
-        embedding_dim=16, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
+        encoder="conv4",
+        n_way=3,
+        n_shot=2,
+        n_query=5,
+        n_annotators=3,
+        embedding_dim=16,
+        n_episodes=20,
+        episodes_per_epoch=10,
+        n_val_episodes=5,
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -270,8 +302,15 @@ def test_conv4_encoder_on_images():
 def test_checkpoint_dir_and_early_stopping(tmp_path):
     X, y = _nonlinear_source(n_classes=10, n_per_class=20)
     clf = MetaAnnotatorClassifier(
-        n_way=3, n_shot=2, n_annotators=3, n_episodes=400, episodes_per_epoch=20,
-        n_val_episodes=5, patience=2, lr=1e-3, checkpoint_dir=tmp_path,
+        n_way=3,
+        n_shot=2,
+        n_annotators=3,
+        n_episodes=400,
+        episodes_per_epoch=20,
+        n_val_episodes=5,
+        patience=2,
+        lr=1e-3,
+        checkpoint_dir=tmp_path,
         random_state=0,
     )
     with warnings.catch_warnings():

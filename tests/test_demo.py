@@ -9,8 +9,12 @@ from sklearn_metaannot.demo import run_demo
 
 def test_demo_runs_and_reports_every_method():
     result = run_demo(n_episodes=200, n_tasks=3, verbose=0)
-    methods = {"ours", "w/o PA", "ours, no meta-learning",
-               "majority vote + logistic regression"}
+    methods = {
+        "ours",
+        "w/o PA",
+        "ours, no meta-learning",
+        "majority vote + logistic regression",
+    }
     assert methods <= set(result)
     for name in methods:
         assert 0.25 < result[name]["mean"] <= 1.0

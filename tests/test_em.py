@@ -39,7 +39,7 @@ def test_majority_vote_init_soft_and_uniform_for_unlabelled():
 @pytest.mark.parametrize("tau,b", [(0.0, 1.0), (0.5, 10.0)])
 def test_map_objective_never_decreases(c, tau, b):
     U, Y = _random_task(seed=1)
-    kw = dict(tau=tau, b=b, c=c)
+    kw = {"tau": tau, "b": b, "c": c}
     lam = _em.majority_vote_init(Y)
     previous = None
     for _ in range(15):
@@ -122,4 +122,6 @@ def test_no_nan_with_flat_confusion_prior_and_empty_classes():
     res = _em.run_em(U, Y, n_iter=3, tau=0.0, b=1.0, c=1.0)
     for t in res:
         assert torch.isfinite(t).all()
-    assert torch.allclose(res.log_A[:, -1].exp(), torch.full_like(res.log_A[:, -1], 1 / 3))
+    assert torch.allclose(
+        res.log_A[:, -1].exp(), torch.full_like(res.log_A[:, -1], 1 / 3)
+    )

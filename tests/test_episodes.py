@@ -18,8 +18,9 @@ def source():
 
 def test_episode_structure(source):
     X, y = source
-    sampler = EpisodeSampler(X, y, n_way=3, n_shot=(1, 4), n_query=5,
-                             n_annotators=(2, 6), random_state=0)
+    sampler = EpisodeSampler(
+        X, y, n_way=3, n_shot=(1, 4), n_query=5, n_annotators=(2, 6), random_state=0
+    )
     for _ in range(20):
         ep = sampler.sample()
         n_shot = len(ep.support_y) // 3
@@ -37,14 +38,15 @@ def test_episode_structure(source):
 
 def test_without_pseudo_annotation_labels_are_clean(source):
     X, y = source
-    ep = EpisodeSampler(X, y, n_way=4, n_shot=2, pseudo_annotation=False,
-                        n_query=3, random_state=1).sample()
+    ep = EpisodeSampler(
+        X, y, n_way=4, n_shot=2, pseudo_annotation=False, n_query=3, random_state=1
+    ).sample()
     np.testing.assert_array_equal(ep.support_codes[:, 0], ep.support_y)
 
 
 def test_same_seed_same_episode(source):
     X, y = source
-    kw = dict(n_way=3, n_shot=2, n_query=4, n_annotators=3)
+    kw = {"n_way": 3, "n_shot": 2, "n_query": 4, "n_annotators": 3}
     a = EpisodeSampler(X, y, **kw).sample(np.random.default_rng(5))
     b = EpisodeSampler(X, y, **kw).sample(np.random.default_rng(5))
     np.testing.assert_array_equal(a.support_X, b.support_X)
@@ -53,8 +55,9 @@ def test_same_seed_same_episode(source):
 
 def test_padding(source):
     X, y = source
-    sampler = EpisodeSampler(X, y, n_way=3, n_shot=(1, 3), n_query=2,
-                             n_annotators=(2, 4), random_state=0)
+    sampler = EpisodeSampler(
+        X, y, n_way=3, n_shot=(1, 3), n_query=2, n_annotators=(2, 4), random_state=0
+    )
     ep = sampler.sample()
     d = pad_episode(ep, sampler.max_support_size, sampler.max_annotators)
     assert d["support_X"].shape == (9, 5) and d["support_codes"].shape == (9, 4)

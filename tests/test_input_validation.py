@@ -86,7 +86,11 @@ def test_feature_count_differs_from_meta_fit(data):
     X, Y = data
     Xs, ys = _source(n_features=5)
     clf = MetaAnnotatorClassifier(
-        n_way=2, n_shot=1, n_query=2, n_episodes=4, episodes_per_epoch=4,
+        n_way=2,
+        n_shot=1,
+        n_query=2,
+        n_episodes=4,
+        episodes_per_epoch=4,
         validation_classes=0.0,
     )
     with pytest.warns(UserWarning):
