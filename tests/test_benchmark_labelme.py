@@ -1,0 +1,137 @@
+"""Smoke tests of the LabelMe benchmark harness (a handful of tiny tasks)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = REPO / "benchmarks" / "labelme.py"
+DATA = REPO.parent / "shared" / "data" / "labelme"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "answers.txt").is_file(),
+    reason=f"LabelMe files not found in {DATA} (the shared data folder next to the "
+    "repository); the benchmark harness needs them",
+)
+
+
+@pytest.fixture(scope="module")
+def labelme():
+    spec = importlib.util.spec_from_file_location("labelme_benchmark", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = {
+    "splits": [[4, 5, 6, 7]],
+    "shots": [1, "all"],
+    "n_tasks": 2,
+    "methods": [
+        "ours",
+        "em_global",
+        "em_input",
+        "wopa",
+        "prmv",
+        "lrmv",
+        "lrds",
+        "cl",
+        "gold",
+        "gold_proto",
+    ],
+    "n_episodes": 4,
+    "episodes_per_epoch": 4,
+    "n_val_episodes": 2,
+    "cl_epochs": 5,
+    "full_methods": ["em_global", "em_input"],
+    "full_seeds": [0],
+    "threads": 1,
+    "verbose": 0,
+}
+
+
+def test_crowd_labels_drop_and_count_non_target_labels(labelme):
+    answers = np.array(
+        [
+            [4, -1, 0, 5],  # one non-target label (0)
+            [-1, 1, 2, -1],  # only non-target labels: the image is left unlabelled
+            [7, 7, -1, -1],
+        ]
+    )
+    codes, stats = labelme.crowd_labels(answers, [4, 5, 6, 7])
+    assert stats == {
+        "labels": 7,
+        "non_target": 3,
+        "unlabelled": 1,
+        "annotators": 3,
+        "named_classes": 3,
+    }
+    # annotator 2 gave only non-target labels: its column is dropped
+    np.testing.assert_array_equal(codes, [[0, -1, 1], [-1, -1, -1], [3, 3, -1]])
+
+
+def test_tasks_are_seeded_class_balanced_and_keep_only_target_labels(labelme):
+    data = labelme.load_labelme(DATA)
+    target = [1, 3, 5, 7]
+    tasks, _ = labelme.make_tasks(data, target, 3, n_tasks=3, seed=0, split_index=2)
+    again, _ = labelme.make_tasks(data, target, 3, n_tasks=3, seed=0, split_index=2)
+    for task, same in zip(tasks, again):
+        np.testing.assert_array_equal(task["support"], same["support"])
+        assert task["stats"]["support"] == 12
+        assert np.isin(data.y_train[task["support"]], target).all()
+        codes = task["Y"].to_codes()
+        assert codes.max() <= 3 and (codes >= 0).any(axis=1).all()
+        np.testing.assert_array_equal(
+            task["y"], np.searchsorted(target, data.y_train[task["support"]])
+        )
+
+
+def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots")
+    results = labelme.run(
+        TINY,
+        name="labelme_smoke",
+        output_dir=str(tmp_path / "results"),
+        plot_dir=str(tmp_path / "plots"),
+    )
+    summary = results["summary"]
+    assert set(summary) == {"1", "all"}
+    assert summary["1"]["ours"]["n"] == 2 and summary["all"]["ours"]["n"] == 1
+    for shot in summary:
+        for method in TINY["methods"]:
+            assert 0.0 <= summary[shot][method]["mean"] <= 1.0
+    # the "all" support holds every crowd-labelled image of the target classes
+    stats = results["label_stats"]["all"]
+    assert stats["support_images"] == 554
+    assert stats["non_target_labels"] > 0
+    # meta-training info of the two models the methods need
+    assert set(results["meta_training"][0]["models"]) == {"pa", "wopa"}
+    full = results["full_data"]
+    assert full["methods"]["em_global"]["accuracy"] > 0.8
+    assert full["references"]["MLP on gold labels"] == 0.92
+
+    files = results["files"]
+    saved = json.loads(Path(files["json"]).read_text())
+    assert saved["summary"]["1"]["ours"]["n"] == 2
+    with open(files["csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["setting"] for r in rows} == {"few-shot", "full-data"}
+    with open(files["tasks_csv"]) as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+    assert "Full-data setting" in Path(files["markdown"]).read_text()
+    assert ".. csv-table::" in Path(files["rst"]).read_text()
+    assert len(files["plots"]) == 2
+    for plot in files["plots"]:
+        assert Path(plot).stat().st_size > 1000
+
+
+def test_unknown_methods_and_keys_are_rejected(labelme):
+    with pytest.raises(ValueError, match="unknown configuration keys"):
+        labelme.run(not_a_key=1, write=False)
+    with pytest.raises(ValueError, match="unknown methods"):
+        labelme.run(methods=["nope"], write=False)

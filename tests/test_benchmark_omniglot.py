@@ -1,0 +1,106 @@
+"""End-to-end smoke test of the Omniglot benchmark harness (a handful of tasks)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = REPO / "benchmarks" / "omniglot.py"
+DATA = REPO.parent / "shared" / "data" / "omniglot"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "images_background_small1.zip").is_file(),
+    reason=f"Omniglot archives not found in {DATA} (the shared data folder next to "
+    "the repository); the benchmark harness needs them",
+)
+
+
+@pytest.fixture(scope="module")
+def omniglot():
+    pytest.importorskip("PIL", reason="Pillow is needed to read Omniglot")
+    pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots")
+    spec = importlib.util.spec_from_file_location("omniglot_benchmark", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = {
+    "n_episodes": 4,
+    "episodes_per_epoch": 4,
+    "n_val_episodes": 2,
+    "n_val_tasks": 1,
+    "shots": [1, 2],
+    "annotators": [3],
+    "n_test_tasks": 2,
+    "spammer_mixtures": [[0.1, 0.5, 0.4]],
+    "other_types": ["pairwise_flipper"],
+    "sweep_shots": [1],
+    "sweep_annotators": [3],
+    "n_sweep_tasks": 2,
+    "em_iter_grid": [1, 2],
+    "b_grid": [10.0],
+    "rf_n_estimators": 5,
+    "cl_epochs": 5,
+    "meta_threads": 1,
+    "timing_rounds": 1,
+    "timing_episodes": 4,
+    "verbose": 0,
+}
+
+
+def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
+    results = omniglot.run(
+        TINY,
+        output_dir=str(tmp_path / "results"),
+        plot_dir=str(tmp_path / "plots"),
+        name="omniglot_smoke",
+    )
+    # every method ran on the same tasks of every cell
+    main = results["raw"]["main"]["cells"]
+    assert set(main) == {"1-shot, R=3", "2-shot, R=3"}
+    for cell in main.values():
+        for name in omniglot.METHODS:
+            acc = cell["accuracies"][name]
+            assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
+    head = results["summary"]["main"]["headline"]
+    assert head["best_baseline"] in omniglot.BASELINES
+    assert head["n_cells"] == 2
+    assert set(results["summary"]) == {"main", "spammer_0.4", "pairwise_flipper"}
+    assert results["meta_training"]["ratio_ours_over_wopa"] > 0
+    assert set(results["hyperparameters"]["selection"]) == {"Ours", "w/o PA"}
+
+    files = {k: Path(v) for k, v in results["files"].items()}
+    for path in files.values():
+        assert path.is_file() and path.stat().st_size > 0
+    saved = json.loads(files["json"].read_text())
+    assert saved["summary"]["main"]["headline"]["n_cells"] == 2
+    with open(files["csv"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"setting", "n_shot", "n_annotators", "method", "mean", "sem"} <= set(
+        rows[0]
+    )
+    assert "Ours against the best baseline" in files["markdown"].read_text()
+
+
+def test_tasks_are_seeded_and_shared(omniglot):
+    from _common import sample_crowd_tasks
+
+    y = np.repeat(np.arange(10), 20)
+    kw = {"n_tasks": 3, "n_way": 4, "n_shot": 2, "n_query": 5, "n_annotators": 3}
+    kw["seed"] = [0, 1]
+    a, b = sample_crowd_tasks(y, **kw), sample_crowd_tasks(y, **kw)
+    for ta, tb in zip(a, b):
+        np.testing.assert_array_equal(ta.support, tb.support)
+        np.testing.assert_array_equal(ta.Y, tb.Y)
+    assert a[0].Y.shape == (8, 3) and len(a[0].query) == 20
+
+
+def test_unknown_configuration_key_is_an_error(omniglot):
+    with pytest.raises(ValueError, match="unknown configuration keys"):
+        omniglot.run(n_epsiodes=3)
