@@ -26,9 +26,11 @@
 # - every method is evaluated on the same tasks; mean accuracy and standard
 #   error over the tasks (n_tasks per split, all splits), paired t-tests;
 # - the full-data setting: all 1000 crowd-labelled training images, 8 classes,
-#   no source tasks, evaluated on the 1188 test images, next to the published
-#   reference points (data README: MLP on gold labels about 0.92, on MV labels
-#   about 0.80, on DS labels about 0.83, best crowd model about 0.87).
+#   no source tasks, evaluated on the 1188 test images, next to approximate
+#   reference points attributed to Rodrigues & Pereira (2018), whom the data
+#   README cites without numbers (not re-verified here): MLP on gold labels
+#   about 0.92, on MV labels about 0.80, on DS labels about 0.83, best crowd
+#   model about 0.87.
 #
 # ``run(config) -> results`` does everything and is what the tests call.
 
@@ -161,7 +163,8 @@ FULL_METHODS = {
     "gold_lr": "LR on gold labels",
     "gold_mlp": "MLP on gold labels",
 }
-#: Published reference points on these features (data README; single runs).
+#: Approximate reference points attributed to Rodrigues & Pereira (2018); the data
+#: README cites that paper but lists no numbers, and they were not re-verified here.
 REFERENCES = {
     "MLP on gold labels": 0.92,
     "MLP on MV labels": 0.80,

@@ -967,6 +967,9 @@ def write_outputs(results) -> dict:
     md_path = out_dir / f"{name}.md"
     md_path.write_text("\n".join(md))
     files["markdown"] = str(md_path)
+    rst_path = out_dir / f"{name}_tables.rst"
+    rst_path.write_text(rst_tables(results))
+    files["rst"] = str(rst_path)
 
     # plots
     plot_methods = [

@@ -23,7 +23,36 @@ TARGET_CLASSES = (6, 7, 8, 9)
 def sample_target_tasks(X, y, *, n_tasks, n_shot, n_annotators, mixture, random_state):
     """Crowd-labelled few-shot target tasks: support with simulated labels, query.
 
-    Yields ``(X_support, Y_support, y_support, X_query, y_query)``.
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Target examples.
+    y : ndarray of shape (n_samples,)
+        Their true labels (used to draw ``n_shot`` examples per class and to
+        simulate the annotators; the methods only see the simulated labels).
+    n_tasks, n_shot, n_annotators : int
+        Number of tasks, support examples per class, annotators per task.
+    mixture : tuple of 3 floats
+        (expert, hammer, spammer) probabilities, see :func:`simulate_annotators`.
+    random_state : int, Generator or None
+        Seeds the supports and the annotators.
+
+    Yields
+    ------
+    X_support, Y_support, y_support, X_query, y_query : ndarray
+        ``Y_support`` has shape (n_classes * n_shot, n_annotators); the query is
+        every example not in the support.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot.demo import sample_target_tasks
+    >>> X, y = np.random.default_rng(0).random((40, 3)), np.repeat([6, 7], 20)
+    >>> tasks = sample_target_tasks(X, y, n_tasks=2, n_shot=3, n_annotators=5,
+    ...                             mixture=(0.1, 0.7, 0.2), random_state=0)
+    >>> Xs, Ys, ys, Xq, yq = next(tasks)
+    >>> Xs.shape, Ys.shape, Xq.shape
+    ((6, 3), (6, 5), (34, 3))
     """
     rng = np.random.default_rng(random_state)
     classes = np.unique(y)
@@ -47,6 +76,29 @@ def rotated_source(X, y):
 
     Six digit classes are too few to meta-learn from (and to hold some out for
     validation); rotations are the usual way to get more classes (as on Omniglot).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, 64)
+        Flattened 8x8 digit images.
+    y : ndarray of shape (n_samples,)
+        Integer class labels.
+
+    Returns
+    -------
+    X_rot : ndarray of shape (4 * n_samples, 64)
+        The images, then their rotations by 90, 180 and 270 degrees.
+    y_rot : ndarray of shape (4 * n_samples,)
+        Class ``k`` rotated by ``r`` quarter turns becomes ``k + r * (max(y) + 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot.demo import rotated_source
+    >>> X, y = np.arange(128.0).reshape(2, 64), np.array([0, 1])
+    >>> X_rot, y_rot = rotated_source(X, y)
+    >>> X_rot.shape, y_rot.tolist()
+    ((8, 64), [0, 1, 2, 3, 4, 5, 6, 7])
     """
     images = X.reshape(-1, 8, 8)
     offset = int(y.max()) + 1
@@ -194,7 +246,31 @@ def run_demo(
 
 
 def format_summary(summary):
-    """The result table of :func:`run_demo` as text."""
+    """The result table of :func:`run_demo` as text.
+
+    Parameters
+    ----------
+    summary : dict
+        What :func:`run_demo` returns.
+
+    Returns
+    -------
+    str
+        One line per method with its mean accuracy and standard error.
+
+    Examples
+    --------
+    >>> from sklearn_metaannot.demo import format_summary
+    >>> summary = {"setting": "4-way, 5-shot", "Ours": {"mean": 0.9, "sem": 0.01},
+    ...            "best_epochs": {"Ours": 3}, "seconds": 12.0}
+    >>> print(format_summary(summary))  # doctest: +NORMALIZE_WHITESPACE
+    <BLANKLINE>
+    4-way, 5-shot
+    method                                   accuracy (mean +- s.e.)
+    Ours                                     0.900 +- 0.010
+    encoder kept from epoch (0 = before meta-training): Ours 3
+    total time 12.0 s
+    """
     lines = ["", summary["setting"], f"{'method':40s} accuracy (mean +- s.e.)"]
     for name, r in summary.items():
         if isinstance(r, dict) and "mean" in r:
@@ -208,7 +284,21 @@ def format_summary(summary):
 
 
 def main(argv=None):
-    """Command-line entry point of the demo."""
+    """Command-line entry point of the demo (``python -m sklearn_metaannot.demo``).
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Command-line arguments; ``None`` reads ``sys.argv``.
+
+    Examples
+    --------
+    >>> from sklearn_metaannot.demo import main
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    SystemExit: 0
+    """
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_metaannot.demo",
         description="Meta-learn on digits 0-5, adapt to a simulated crowd on 6-9.",

@@ -86,6 +86,7 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
         rows[0]
     )
     assert "Ours against the best baseline" in files["markdown"].read_text()
+    assert files["rst"].read_text().startswith(".. csv-table:: Test accuracy")
 
 
 def test_tasks_are_seeded_and_shared(omniglot):
