@@ -378,6 +378,28 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             offset, scale = np.float32(0.0), np.float32(1.0)
         return offset, scale
 
+    def _check_device(self):
+        """A clear error for a device that torch cannot use here."""
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device={self.device!r} is not a torch device; expected 'cpu', "
+                f"'cuda' or 'cuda:N'"
+            ) from exc
+        if device.type == "cuda":
+            n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if n_gpus == 0:
+                raise ValueError(
+                    f"device={self.device!r} was requested but torch sees no CUDA "
+                    f"device (torch {torch.__version__}, "
+                    f"torch.cuda.is_available() is False); use device='cpu'"
+                )
+            if device.index is not None and device.index >= n_gpus:
+                raise ValueError(
+                    f"device={self.device!r}: there are only {n_gpus} CUDA device(s)"
+                )
+
     def _split_validation(self, X, y, X_val, y_val):
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
@@ -454,6 +476,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 f"{len(X)} != {len(y)}"
             )
         check_classification_targets(y)
+        self._check_device()
         image_shape = self.image_shape
         if image_shape is None and sample_shape is not None:
             image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)

@@ -3,6 +3,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_metaannot import CrowdLabelMatrix, MetaAnnotatorClassifier
 
@@ -145,3 +146,24 @@ def test_bad_parameters(data, params, match):
     with pytest.raises((ValueError, TypeError), match=match):
         clf.fit(X, Y)
         clf.meta_fit(Xs, ys)
+
+
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("not-a-device", "device='not-a-device' is not a torch device"),
+        pytest.param(
+            "cuda",
+            "torch sees no CUDA device",
+            marks=pytest.mark.skipif(
+                torch.cuda.is_available(), reason="a CUDA device is present"
+            ),
+        ),
+    ],
+)
+def test_unusable_device(device, match):
+    rng = np.random.default_rng(0)
+    X, y = rng.random((120, 4)), np.repeat(np.arange(6), 20)
+    clf = MetaAnnotatorClassifier(n_way=3, n_episodes=10, device=device)
+    with pytest.raises(ValueError, match=match):
+        clf.meta_fit(X, y)
