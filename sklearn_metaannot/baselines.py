@@ -282,7 +282,39 @@ sparse matrix or CrowdLabelMatrix
 # -- prototypes from aggregated labels -------------------------------------------
 
 
-class PrototypeClassifier(ClassifierMixin, BaseEstimator):
+class _LogProbaClassifierMixin:
+    """``predict_proba`` and ``predict`` from the class's ``predict_log_proba``."""
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return np.exp(self.predict_log_proba(X))
+
+    def predict(self, X):
+        """Most probable class of each example.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+
+
+class PrototypeClassifier(_LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
     """Class prototypes from aggregated crowd labels in a (meta-learned) latent space.
 
     The PrMV and PrDS baselines of the paper: a prototypical network
@@ -433,34 +465,6 @@ sparse matrix or CrowdLabelMatrix
         logits -= logits.max(axis=1, keepdims=True)
         return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
 
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        check_is_fitted(self)
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Class of the nearest prototype.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
-
 
 # -- crowd layer -----------------------------------------------------------------
 
@@ -508,7 +512,7 @@ class _Scaled(nn.Module):
         return self.module((x - self.offset) / self.scale)
 
 
-class CrowdLayerClassifier(ClassifierMixin, BaseEstimator):
+class CrowdLayerClassifier(_LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
     """A network with per-annotator crowd layers, trained on the raw annotations.
 
     The crowd layer of Rodrigues & Pereira (2018), "MW" variant: a base network
@@ -764,31 +768,3 @@ sparse matrix or CrowdLabelMatrix
         with torch.no_grad():
             logits = self.net_.base(self._features(X))
             return torch.log_softmax(logits.double(), dim=-1).numpy()
-
-    def predict_proba(self, X):
-        """Class probabilities of the base network.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        check_is_fitted(self)
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Most probable class of each example.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
