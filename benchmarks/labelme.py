@@ -212,6 +212,7 @@ def default_config(quick=False) -> dict:
         "n_val_episodes": 100,
         "val_fraction": 0.2,
         "lr": 1e-3,
+        "max_grad_norm": 1.0,
         # EM (every variant of ours; the package defaults)
         "n_em_iter": 3,
         "tau": 0.0,
@@ -398,6 +399,7 @@ def _meta_estimator(cfg, kind, seed):
         meta_batch_size=cfg["meta_batch_size"],
         n_val_episodes=cfg["n_val_episodes"],
         lr=cfg["lr"],
+        max_grad_norm=cfg["max_grad_norm"],
         representation="meta",
         random_state=seed,
         **_em_params(cfg),

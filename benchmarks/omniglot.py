@@ -144,6 +144,7 @@ def default_config(quick=False) -> dict:
         "meta_batch_size": 4,
         "n_val_episodes": 100,
         "lr": 1e-3,
+        "max_grad_norm": 1.0,
         # paired timing: alternated short meta-training runs (episodes each)
         "timing_rounds": 4,
         "timing_episodes": 200,
@@ -237,11 +238,26 @@ def load_pools(cfg) -> dict:
 # -- meta-training --------------------------------------------------------------------
 
 
-def meta_train(cfg, pools) -> tuple[dict, dict]:
-    """Meta-train our model and w/o PA (the ProtoNet encoder), timing both."""
-    X_train, y_train = pools["train"]
-    X_val, y_val = pools["val"]
-    base = MetaAnnotatorClassifier(
+def _grad_norm_stats(history, max_grad_norm) -> dict:
+    """Quantiles of the meta-gradient norms (before clipping) over all steps."""
+    norms = np.array(
+        [b["grad_norm"] for row in history for b in row["batches"] if "grad_norm" in b]
+    )
+    return {
+        "steps": int(len(norms)),
+        "median": float(np.median(norms)),
+        "p90": float(np.quantile(norms, 0.9)),
+        "p99": float(np.quantile(norms, 0.99)),
+        "max": float(norms.max()),
+        "clipped_fraction": (
+            None if max_grad_norm is None else float(np.mean(norms > max_grad_norm))
+        ),
+    }
+
+
+def base_estimator(cfg) -> MetaAnnotatorClassifier:
+    """Our model with the benchmark's meta-training settings (not yet fitted)."""
+    return MetaAnnotatorClassifier(
         encoder=cfg["encoder"],
         image_shape=(1, 28, 28),
         n_way=cfg["n_way"],
@@ -254,11 +270,19 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
         meta_batch_size=cfg["meta_batch_size"],
         n_val_episodes=cfg["n_val_episodes"],
         lr=cfg["lr"],
+        max_grad_norm=cfg["max_grad_norm"],
         n_em_iter=cfg["meta_em_iter"],
         b=cfg["meta_b"],
         representation="meta",
         random_state=cfg["seed"],
     )
+
+
+def meta_train(cfg, pools) -> tuple[dict, dict]:
+    """Meta-train our model and w/o PA (the ProtoNet encoder), timing both."""
+    X_train, y_train = pools["train"]
+    X_val, y_val = pools["val"]
+    base = base_estimator(cfg)
     models, timing = {}, {}
     torch.set_num_threads(int(cfg["meta_threads"]))
     # warm-up (one-off costs of the first run in a process would bias the timing
@@ -288,6 +312,8 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
             "val_accuracy_input_em": model.no_meta_val_accuracy_,
             "valid_acc_curve": [float(row.get("valid_acc", np.nan)) for row in history],
             "train_loss_curve": [float(row["train_loss"]) for row in history],
+            "grad_norm_max_curve": [float(row["grad_norm_max"]) for row in history],
+            "grad_norm": _grad_norm_stats(history, cfg["max_grad_norm"]),
         }
         _log(
             cfg,
@@ -1064,6 +1090,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-episodes", type=int, help="meta-training episodes")
     parser.add_argument("--n-test-tasks", type=int, help="test tasks per main cell")
+    parser.add_argument(
+        "--max-grad-norm",
+        type=lambda v: None if v.lower() == "none" else float(v),
+        default=argparse.SUPPRESS,
+        help="meta-gradient clipping of both models ('none': off; default 1.0)",
+    )
+    parser.add_argument(
+        "--name", help="stem of the output files (default omniglot / omniglot_quick)"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not write files")
     parser.add_argument(
         "--rst-from",
@@ -1098,6 +1133,10 @@ def main(argv=None):
         overrides["n_episodes"] = args.n_episodes
     if args.n_test_tasks is not None:
         overrides["n_test_tasks"] = args.n_test_tasks
+    if hasattr(args, "max_grad_norm"):
+        overrides["max_grad_norm"] = args.max_grad_norm
+    if args.name:
+        overrides["name"] = args.name
     run(overrides)
 
 

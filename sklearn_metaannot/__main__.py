@@ -8,7 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("omniglot", "labelme", "aggregation")
+BENCHMARKS = ("omniglot", "omniglot_clipping", "labelme", "aggregation")
 
 
 def _benchmark_script(name):

@@ -73,6 +73,9 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
     assert head["n_cells"] == 2
     assert set(results["summary"]) == {"main", "spammer_0.4", "pairwise_flipper"}
     assert results["meta_training"]["ratio_ours_over_wopa"] > 0
+    grad = results["meta_training"]["Ours"]["grad_norm"]
+    assert grad["steps"] == 1 and grad["max"] >= grad["median"] > 0
+    assert grad["clipped_fraction"] in (0.0, 1.0)
     assert set(results["hyperparameters"]["selection"]) == {"Ours", "w/o PA"}
 
     files = {k: Path(v) for k, v in results["files"].items()}
@@ -105,3 +108,39 @@ def test_tasks_are_seeded_and_shared(omniglot):
 def test_unknown_configuration_key_is_an_error(omniglot):
     with pytest.raises(ValueError, match="unknown configuration keys"):
         omniglot.run(n_epsiodes=3)
+
+
+def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "omniglot_clipping", REPO / "benchmarks" / "omniglot_clipping.py"
+    )
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    results = ablation.run(
+        n_episodes=8,
+        clip_values=[None, 0.5],
+        models=["Ours"],
+        verbose=0,
+        omniglot={
+            "episodes_per_epoch": 4,
+            "n_val_episodes": 2,
+            "meta_threads": 1,
+            "output_dir": str(tmp_path),
+        },
+    )
+    none, clipped = results["rows"]
+    assert (none["max_grad_norm"], clipped["max_grad_norm"]) == (None, 0.5)
+    for row in results["rows"]:
+        assert 0.0 <= row["best_val_accuracy"] <= 1.0
+        assert row["grad_norm"]["steps"] == 2  # 8 episodes in batches of 4
+    assert none["grad_norm"]["clipped_fraction"] is None
+    assert 0.0 <= clipped["grad_norm"]["clipped_fraction"] <= 1.0
+    text = Path(results["files"]["markdown"]).read_text()
+    assert "| Ours | none |" in text and "| Ours | 0.5 |" in text
+    assert Path(results["files"]["rst"]).read_text().startswith(".. csv-table::")
+    assert (
+        json.loads(Path(results["files"]["json"]).read_text())["rows"][1][
+            "max_grad_norm"
+        ]
+        == 0.5
+    )

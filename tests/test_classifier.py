@@ -122,6 +122,10 @@ def test_meta_fit_records_history_and_beats_no_meta_learning(meta_fitted):
     assert len(history) == 6
     for key in ("train_loss", "valid_loss", "valid_acc", "valid_acc_no_meta"):
         assert all(np.isfinite(history[:, key]))
+    # gradient norms before clipping: one per gradient step, the epoch's maximum
+    per_batch = history[-1, "batches", :, "grad_norm"]
+    assert len(per_batch) == 100 // clf.meta_batch_size
+    assert history[-1, "grad_norm_max"] == max(per_batch) > 0
     assert clf.meta_selected_ == "meta"
     assert clf.meta_val_accuracy_ > clf.no_meta_val_accuracy_ + 0.05
     # on the target task, the meta-learned space beats standardised inputs

@@ -136,6 +136,7 @@ def test_meta_fit_label_errors():
         ({"b": 0.5}, "'b' parameter"),
         ({"c": (0.5, 1.0)}, "c must be a float >= 1"),
         ({"n_em_iter": -1}, "'n_em_iter' parameter"),
+        ({"max_grad_norm": 0.0}, "'max_grad_norm' parameter"),
         ({"annotator_mixture": (0.5, 0.5)}, "annotator_mixture .* 3 weights"),
     ],
 )
