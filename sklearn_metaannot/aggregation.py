@@ -103,6 +103,20 @@ sparse matrix or pandas DataFrame
         Returns
         -------
         self : MajorityVote
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from sklearn_metaannot.aggregation import MajorityVote
+        >>> df = pd.DataFrame({"task": ["t1", "t1", "t1", "t2", "t2"],
+        ...                    "worker": ["w1", "w2", "w3", "w1", "w3"],
+        ...                    "label": ["cat", "dog", "cat", "dog", "dog"]})
+        >>> mv = MajorityVote().fit(df)  # crowd-kit's long format
+        >>> mv.labels_
+        array(['cat', 'dog'], dtype=object)
+        >>> mv.probas_.round(2)  # vote fractions over classes_ ('cat', 'dog')
+        array([[0.67, 0.33],
+               [0.  , 1.  ]])
         """
         labels = _check_labels(Y)
         counts = labels.vote_counts()
@@ -322,6 +336,17 @@ sparse matrix or pandas DataFrame
         Returns
         -------
         self : DawidSkene
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.aggregation import DawidSkene
+        >>> Y = np.array([[0, 0, 1], [1, 1, 0], [0, 0, 0], [1, 1, np.nan]])
+        >>> ds = DawidSkene().fit(Y)
+        >>> ds.labels_, ds.n_iter_ < ds.n_iter
+        (array([0., 1., 0., 1.]), True)
+        >>> ds.confusions_.shape  # (annotators, true class, given label)
+        (3, 2, 2)
         """
         labels = _check_labels(Y)
         n, m, k = labels.n_samples, labels.n_annotators, labels.n_classes

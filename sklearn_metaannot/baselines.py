@@ -216,6 +216,16 @@ sparse matrix or CrowdLabelMatrix
         -------
         self : AggregateThenClassify
             Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import AggregateThenClassify
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = AggregateThenClassify(random_state=0).fit(X, Y)  # MV + LR
+        >>> clf.labels_
+        array([0, 0, 1, 1])
         """
         X = _check_X(self, X, reset=True)
         codes, classes = check_crowd_labels(Y, X.shape[0])
@@ -251,6 +261,16 @@ sparse matrix or CrowdLabelMatrix
         -------
         ndarray of shape (n_samples, n_classes)
             Classes that no aggregated label named get probability 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import AggregateThenClassify
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = AggregateThenClassify(random_state=0).fit(X, Y)
+        >>> clf.predict_proba([[0.1, 0.0], [3.1, 3.0]]).argmax(axis=1)
+        array([0, 1])
         """
         check_is_fitted(self)
         X = _check_X(self, X, reset=False)
@@ -274,6 +294,15 @@ sparse matrix or CrowdLabelMatrix
         Returns
         -------
         ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import AggregateThenClassify
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> AggregateThenClassify(random_state=0).fit(X, Y).predict([[3.1, 3.0]])
+        array([1])
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -295,6 +324,16 @@ class _LogProbaClassifierMixin:
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import PrototypeClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> proba = PrototypeClassifier().fit(X, Y).predict_proba([[3.1, 3.0]])
+        >>> proba.shape, bool(proba[0, 1] > 0.9)
+        ((1, 2), True)
         """
         check_is_fitted(self)
         return np.exp(self.predict_log_proba(X))
@@ -309,6 +348,15 @@ class _LogProbaClassifierMixin:
         Returns
         -------
         ndarray of shape (n_samples,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import PrototypeClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> PrototypeClassifier().fit(X, Y).predict([[0.1, 0.0], [3.1, 3.0]])
+        array([0, 1])
         """
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
@@ -421,6 +469,17 @@ sparse matrix or CrowdLabelMatrix
         -------
         self : PrototypeClassifier
             Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import PrototypeClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = PrototypeClassifier(soft=False, random_state=0).fit(X, Y)
+        >>> clf.prototypes_.round(2)  # means of the standardised inputs
+        array([[-1., -1.],
+               [ 1.,  1.]])
         """
         X = _check_X(self, X, reset=True)
         codes, classes = check_crowd_labels(Y, X.shape[0])
@@ -454,6 +513,16 @@ sparse matrix or CrowdLabelMatrix
         -------
         ndarray of shape (n_samples, n_classes)
             ``-inf`` for classes without a prototype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import PrototypeClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = PrototypeClassifier().fit(X, Y)
+        >>> clf.predict_log_proba([[0.1, 0.0], [3.1, 3.0]]).argmax(axis=1)
+        array([0, 1])
         """
         check_is_fitted(self)
         X = _check_X(self, X, reset=False)
@@ -669,6 +738,16 @@ sparse matrix or CrowdLabelMatrix
         -------
         self : CrowdLayerClassifier
             Fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import CrowdLayerClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = CrowdLayerClassifier(random_state=0).fit(X, Y)
+        >>> clf.n_annotators_, clf.annotator_confusion_.shape
+        (3, (3, 2, 2))
         """
         X = _check_X(self, X, reset=True)
         codes, classes = check_crowd_labels(Y, X.shape[0])
@@ -762,6 +841,16 @@ sparse matrix or CrowdLabelMatrix
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot.baselines import CrowdLayerClassifier
+        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
+        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
+        >>> clf = CrowdLayerClassifier(random_state=0).fit(X, Y)
+        >>> clf.predict_log_proba(X).shape
+        (4, 2)
         """
         check_is_fitted(self)
         X = _check_X(self, X, reset=False)

@@ -58,7 +58,7 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(harness, tmp_path):
     try:
         import crowdkit  # noqa: F401
 
-        methods += ["ck_mv", "ck_ds", "ck_ds_matched"]
+        methods += ["ck_mv", "ck_ds", "ck_ds_matched", "ours_ds_ck_iter"]
     except ImportError:
         pass
     results = harness.run(
@@ -86,9 +86,15 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(harness, tmp_path):
     assert "skipped" in sets["synthetic"]["methods"]["ours_em"]
     assert sets["synthetic"]["methods"]["ours_ds_matched"]["accuracy"] > 0.8
     if "ck_ds_matched" in methods:
-        cmp = results["comparison"]["bluebird"]["matched"]
-        assert cmp["agreement"] >= 0.99
-        assert abs(cmp["accuracy_diff_points"]) <= 0.5
+        for tag in ("matched", "ck_iterations"):
+            cmp = results["comparison"]["bluebird"][tag]
+            assert cmp["agreement"] >= 0.99
+            assert abs(cmp["accuracy_diff_points"]) <= 0.5
+        # crowd-kit's default stops early; ours ran exactly as many iterations
+        assert (
+            blue["methods"]["ours_ds_ck_iter"]["n_iter"]
+            == blue["methods"]["ck_ds"]["n_iter"]
+        )
 
     files = results["files"]
     saved = json.loads(Path(files["json"]).read_text())
@@ -135,3 +141,35 @@ def test_our_dawid_skene_agrees_with_crowdkit_on_dog(harness):
     acc_ours = np.mean(ours.labels_ == truth.reindex(labels.sample_ids).to_numpy())
     acc_theirs = np.mean(theirs_labels == truth.reindex(labels.sample_ids).to_numpy())
     assert abs(acc_ours - acc_theirs) <= 0.005
+
+
+@needs_data
+def test_crowdkit_defaults_are_ours_stopped_at_its_iteration_count():
+    """crowd-kit's default DawidSkene stops early; with as many iterations, ours agrees.
+
+    Its stopping quantity (the "ELBO" per label) counts the log class prior once
+    per label, so it falls while the likelihood still rises; on bluebird the
+    default run stops after 2 iterations. Our log-likelihood never decreases.
+    """
+    ck = pytest.importorskip("crowdkit.aggregation")
+    from sklearn_metaannot import CrowdLabelMatrix, DawidSkene
+    from sklearn_metaannot.datasets import load_truth_inference
+
+    df, truth = load_truth_inference(DATA / "bluebird")
+    theirs = ck.DawidSkene().fit(df)
+    n_iter = len(theirs.loss_history_)
+    labels = CrowdLabelMatrix.from_long(df)
+    ours = DawidSkene(n_iter=n_iter, tol=0.0, smoothing=1e-10, tie_break="first")
+    ours.fit(labels)
+    theirs_labels = theirs.labels_.reindex(labels.sample_ids).to_numpy()
+    assert ours.n_iter_ == n_iter
+    assert np.mean(ours.labels_ == theirs_labels) >= 0.99
+    log_lik = [
+        DawidSkene(n_iter=i, tol=0.0, smoothing=1e-10).fit(labels).log_likelihood_
+        for i in range(1, 10)
+    ]
+    assert np.all(np.diff(log_lik) >= -1e-12)
+    # run to convergence, ours is not worse on the gold labels
+    converged = DawidSkene(smoothing=1e-10, tie_break="first").fit(labels)
+    gold = truth.reindex(labels.sample_ids).to_numpy()
+    assert np.mean(converged.labels_ == gold) >= np.mean(theirs_labels == gold)
