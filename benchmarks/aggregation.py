@@ -20,12 +20,12 @@
 #   0.01; crowd-kit's DawidSkene: at most 100 iterations, tol 1e-5 on its
 #   "ELBO" per label);
 # - "matched": both Dawid-Skene implementations run exactly ``matched_iter``
-#   EM iterations (crowd-kit with tol=-inf, ours with tol=0, which stops only if
-#   the log-likelihood decreases, and reports how many it ran) from the same
-#   soft majority-vote initialisation, ours with smoothing=1e-10, the nearest
-#   equivalent of crowd-kit's clipping of the confusion counts at 1e-10, and
-#   ties of the final posteriors broken towards the first class as crowd-kit's
-#   idxmax does;
+#   EM iterations (crowd-kit with tol=-inf, ours with tol=0, which stops early
+#   only once the log-likelihood stops increasing, and reports how many it ran)
+#   from the same soft majority-vote initialisation, ours with smoothing=1e-10,
+#   the nearest equivalent of crowd-kit's clipping of the confusion counts at
+#   1e-10, and ties of the final posteriors broken towards the first class as
+#   crowd-kit's idxmax does;
 # - speed: wall time (the minimum over repeats for runs under one second), and
 #   the ratio crowd-kit / ours; on the synthetic crowd both Dawid-Skene
 #   implementations run the matched 50 iterations;
