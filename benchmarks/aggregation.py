@@ -472,12 +472,10 @@ def _run(cfg) -> dict:
             if reason is not None:
                 entry["methods"][key] = {"skipped": reason}
                 continue
-            if key == "ours_ds_ck_iter" and not entry["methods"].get("ck_ds", {}).get(
-                "n_iter"
-            ):
+            ck_iter = entry["methods"].get("ck_ds", {}).get("n_iter")
+            if key == "ours_ds_ck_iter" and not ck_iter:
                 entry["methods"][key] = {"skipped": "needs ck_ds (run before it)"}
                 continue
-            ck_iter = entry["methods"].get("ck_ds", {}).get("n_iter")
             fit = make_method(key, cfg, ck_iter=ck_iter)
             (tasks, labels, info), seconds, n_runs = _timed(fit, df, cfg)
             acc, n_eval = _accuracy(tasks, labels, truth)

@@ -238,7 +238,7 @@ def load_pools(cfg) -> dict:
 # -- meta-training --------------------------------------------------------------------
 
 
-def _grad_norm_stats(history, max_grad_norm) -> dict:
+def grad_norm_stats(history, max_grad_norm) -> dict:
     """Quantiles of the meta-gradient norms (before clipping) over all steps."""
     norms = np.array(
         [b["grad_norm"] for row in history for b in row["batches"] if "grad_norm" in b]
@@ -313,7 +313,7 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
             "valid_acc_curve": [float(row.get("valid_acc", np.nan)) for row in history],
             "train_loss_curve": [float(row["train_loss"]) for row in history],
             "grad_norm_max_curve": [float(row["grad_norm_max"]) for row in history],
-            "grad_norm": _grad_norm_stats(history, cfg["max_grad_norm"]),
+            "grad_norm": grad_norm_stats(history, cfg["max_grad_norm"]),
         }
         _log(
             cfg,
@@ -1073,6 +1073,11 @@ def rst_tables(results) -> str:
 # -- command line -------------------------------------------------------------------
 
 
+def parse_max_grad_norm(value):
+    """A ``max_grad_norm`` from the command line: a float, or ``"none"`` for None."""
+    return None if value.lower() == "none" else float(value)
+
+
 def main(argv=None):
     """Command-line entry point."""
     parser = argparse.ArgumentParser(
@@ -1092,7 +1097,7 @@ def main(argv=None):
     parser.add_argument("--n-test-tasks", type=int, help="test tasks per main cell")
     parser.add_argument(
         "--max-grad-norm",
-        type=lambda v: None if v.lower() == "none" else float(v),
+        type=parse_max_grad_norm,
         default=argparse.SUPPRESS,
         help="meta-gradient clipping of both models ('none': off; default 1.0)",
     )

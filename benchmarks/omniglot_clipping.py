@@ -111,7 +111,7 @@ def run(config=None, **overrides) -> dict:
                         "best_epoch": model.meta_best_epoch_,
                         "last_val_accuracy": float(history[-1, "valid_acc"]),
                         "seconds": t.seconds,
-                        "grad_norm": omniglot._grad_norm_stats(history, clip),
+                        "grad_norm": omniglot.grad_norm_stats(history, clip),
                     }
                     rows.append(row)
                     if cfg["verbose"]:
@@ -208,7 +208,7 @@ def main(argv=None):
     parser.add_argument(
         "--clip",
         nargs="+",
-        type=lambda v: None if v.lower() == "none" else float(v),
+        type=omniglot.parse_max_grad_norm,
         help="max_grad_norm values ('none': no clipping; default none 3 1)",
     )
     parser.add_argument("--name", help="stem of the output files")

@@ -174,9 +174,9 @@ class _GradientNorm(GradientNormClipping):
         if not params:
             return
         if self.gradient_clip_value is None:
-            norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(p.grad) for p in params])
-            )
+            order = float(self.gradient_clip_norm_type)  # skorch allows "inf"
+            norms = [torch.linalg.vector_norm(p.grad, ord=order) for p in params]
+            norm = torch.linalg.vector_norm(torch.stack(norms), ord=order)
         else:
             norm = torch.nn.utils.clip_grad_norm_(
                 params,
