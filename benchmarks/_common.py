@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -383,3 +384,62 @@ def line_plot(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+# -- studies on top of the Omniglot benchmark ------------------------------------------
+
+
+def study_config(default_config, config=None, overrides=None) -> dict:
+    """Configuration of a study script (``omniglot_clipping.py`` and the like).
+
+    ``quick=True`` in ``config`` selects the quick defaults of
+    ``default_config``; every other key overrides a default (unknown keys are an
+    error), and ``omniglot``, the overrides of the Omniglot benchmark's own
+    configuration, is merged key by key.
+    """
+    config = {**(config or {}), **(overrides or {})}
+    cfg = default_config(quick=bool(config.pop("quick", False)))
+    unknown = set(config) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+    nested = {**cfg["omniglot"], **config.pop("omniglot", {})}
+    cfg.update(config, omniglot=nested)
+    return cfg
+
+
+def write_study_outputs(results, out_dir, markdown_text, rst_title, table) -> dict:
+    """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst``; returns their paths."""
+    out = Path(out_dir)
+    name = results["config"]["name"]
+    files = {"json": str(write_json(results, out / f"{name}.json"))}
+    md = out / f"{name}.md"
+    md.write_text(markdown_text + "\n")
+    files["markdown"] = str(md)
+    rst = out / f"{name}_tables.rst"
+    rst.write_text(rst_csv_table(rst_title, *table) + "\n")
+    files["rst"] = str(rst)
+    return files
+
+
+def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
+    """Command line of a study: ``--quick``, ``--data``, ``--name``, ``--no-write``."""
+    parser = argparse.ArgumentParser(
+        prog=f"python benchmarks/{script}", description=description
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--data", help="folder with the Omniglot zip archives")
+    parser.add_argument("--name", help="stem of the output files")
+    parser.add_argument("--no-write", action="store_true", help="do not write files")
+    return parser
+
+
+def study_overrides(args, **extra) -> dict:
+    """Configuration overrides from the parsed common options, plus ``extra``
+    (the options left as None are dropped)."""
+    overrides = {"quick": args.quick, "write": not args.no_write}
+    if args.data:
+        overrides["omniglot"] = {"data": args.data}
+    if args.name:
+        overrides["name"] = args.name
+    overrides.update({k: v for k, v in extra.items() if v is not None})
+    return overrides

@@ -5,7 +5,7 @@
 # on the 242 characters of Omniglot's two small background archives.
 #
 #   python benchmarks/omniglot.py --quick      # a few minutes on 2 CPU cores
-#   python benchmarks/omniglot.py              # the full run (about 40 minutes)
+#   python benchmarks/omniglot.py              # the full run (about 27 minutes)
 #
 # Protocol (all fixed before any result was seen):
 # - split by alphabet: meta-train on 5 alphabets with their 90/180/270-degree
@@ -13,7 +13,8 @@
 # - meta-train our model (pseudo-annotation) and "w/o PA" (clean episodes, i.e. a
 #   prototypical network with our EM) with the same settings, one after the other,
 #   and time both; PrMV, PrDS and MCL use the "w/o PA" encoder (same meta-training
-#   as a prototypical network);
+#   as a prototypical network); MaMV and MaDS use a MAML meta-trained on the same
+#   number of clean episodes (benchmarks/_maml.py);
 # - choose J (EM iterations at adaptation) and b (class-prior strength) of our
 #   method, and of w/o PA, on validation-alphabet tasks only;
 # - evaluate every method on the SAME seeded 4-way test tasks: 1/3/5 shots,
@@ -59,6 +60,7 @@ from _common import (  # noqa: E402
     stable_seed,
     summarize,
 )
+from _maml import MAML, MAMLAggregateClassifier  # noqa: E402
 
 from sklearn_metaannot import (  # noqa: E402
     DawidSkene,
@@ -87,8 +89,21 @@ VAL_ALPHABETS = ("Greek",)
 TEST_ALPHABETS = ("Sanskrit", "Tagalog")
 
 OURS, WOPA = "Ours", "w/o PA"
-#: The paper's baselines run here (MAML-based MaMV/MaDS and CNAL are omitted).
-BASELINES = ("LRMV", "LRDS", "RFMV", "RFDS", "CL", "PrMV", "PrDS", "MCL")
+#: The paper's baselines run here (CNAL and MCNAL are omitted).
+BASELINES = (
+    "LRMV",
+    "LRDS",
+    "RFMV",
+    "RFDS",
+    "CL",
+    "PrMV",
+    "PrDS",
+    "MaMV",
+    "MaDS",
+    "MCL",
+)
+#: Baselines that need the MAML meta-training.
+MAML_METHODS = ("MaMV", "MaDS")
 #: Extra rows: our EM without meta-learning (on standardised pixels).
 EXTRAS = ("EM, no meta",)
 METHODS = (OURS, WOPA, *BASELINES, *EXTRAS)
@@ -107,6 +122,10 @@ METHOD_NOTES = {
     "PrMV": "prototypes from soft majority-vote labels in the w/o-PA (ProtoNet) space",
     "PrDS": "prototypes from soft Dawid-Skene posteriors in the w/o-PA (ProtoNet) "
     "space",
+    "MaMV": "MAML (Conv-4 + linear head) meta-trained on clean episodes, fine-tuned "
+    "on soft majority-vote labels (steps chosen on validation alphabets)",
+    "MaDS": "MAML (Conv-4 + linear head) meta-trained on clean episodes, fine-tuned "
+    "on Dawid-Skene posteriors (steps chosen on validation alphabets)",
     "MCL": "frozen w/o-PA (ProtoNet) encoder + linear head + crowd layer (MW), "
     "trained on the target support",
     "EM, no meta": "our EM on standardised pixels (no meta-learning)",
@@ -127,6 +146,9 @@ def default_config(quick=False) -> dict:
         "name": "omniglot",
         "data": str(DEFAULT_DATA),
         "seed": 0,
+        # seed of meta-training (both models); None: ``seed``. The test and
+        # validation tasks always follow ``seed``.
+        "meta_seed": None,
         "val_alphabets": list(VAL_ALPHABETS),
         "test_alphabets": list(TEST_ALPHABETS),
         "rotations": [90, 180, 270],
@@ -145,6 +167,12 @@ def default_config(quick=False) -> dict:
         "n_val_episodes": 100,
         "lr": 1e-3,
         "max_grad_norm": 1.0,
+        # MAML baselines (same episodes, meta-batch, lr and validation as ours)
+        "maml_inner_lr": 0.1,
+        "maml_inner_steps": 1,
+        "maml_first_order": False,
+        # fine-tuning steps of MaMV / MaDS, chosen on validation-alphabet tasks
+        "maml_steps_grid": [1, 2, 3, 5],
         # paired timing: alternated short meta-training runs (episodes each)
         "timing_rounds": 4,
         "timing_episodes": 200,
@@ -274,7 +302,7 @@ def base_estimator(cfg) -> MetaAnnotatorClassifier:
         n_em_iter=cfg["meta_em_iter"],
         b=cfg["meta_b"],
         representation="meta",
-        random_state=cfg["seed"],
+        random_state=cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
     )
 
 
@@ -351,7 +379,54 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
     timing["epoch_ratio_ours_over_wopa"] = float(
         np.sum(timing[OURS]["epoch_seconds"]) / np.sum(timing[WOPA]["epoch_seconds"])
     )
+    if any(m in cfg["methods"] for m in MAML_METHODS):
+        models[MAML_KEY], timing[MAML_KEY] = meta_train_maml(cfg, pools)
+        timing["ratio_maml_over_wopa"] = (
+            timing[MAML_KEY]["wall_seconds"] / timing[WOPA]["wall_seconds"]
+        )
     return models, timing
+
+
+MAML_KEY = "MAML"
+
+
+def meta_train_maml(cfg, pools) -> tuple[MAML, dict]:
+    """Meta-train the MAML of MaMV and MaDS on clean episodes, timed."""
+    X_train, y_train = pools["train"]
+    X_val, y_val = pools["val"]
+    maml = MAML(
+        n_way=cfg["n_way"],
+        n_shot=tuple(cfg["meta_n_shot"]),
+        n_query=cfg["meta_n_query"],
+        n_annotators=tuple(cfg["meta_n_annotators"]),
+        inner_lr=cfg["maml_inner_lr"],
+        inner_steps=cfg["maml_inner_steps"],
+        test_inner_steps=cfg["maml_inner_steps"],
+        first_order=cfg["maml_first_order"],
+        n_episodes=cfg["n_episodes"],
+        episodes_per_epoch=cfg["episodes_per_epoch"],
+        meta_batch_size=cfg["meta_batch_size"],
+        lr=cfg["lr"],
+        n_val_episodes=cfg["n_val_episodes"],
+        random_state=cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
+    )
+    _log(cfg, f"meta-training MAML ({cfg['n_episodes']} episodes)")
+    with Timer() as t:
+        maml.meta_fit(X_train, y_train, X_val, y_val)
+    _log(
+        cfg,
+        f"  {t.seconds:.0f} s; best validation accuracy {maml.val_accuracy_:.3f} "
+        f"at epoch {maml.best_epoch_}",
+    )
+    timing = {
+        "wall_seconds": t.seconds,
+        "cpu_seconds": t.cpu,
+        "best_epoch": maml.best_epoch_,
+        "val_accuracy": maml.val_accuracy_,
+        "valid_acc_curve": [float(r["valid_acc"]) for r in maml.history_],
+        "train_loss_curve": [float(r["train_loss"]) for r in maml.history_],
+    }
+    return maml, timing
 
 
 def _embed_all(model, X, batch_size=500):
@@ -368,7 +443,10 @@ class _Context:
         self.idx = index_features(np.arange(len(y)))
         self.encoders = {}
         self.templates = {}
+        self.maml = models.get(MAML_KEY)
         for name, model in models.items():
+            if name == MAML_KEY:
+                continue
             enc = PrecomputedEncoder(_embed_all(model, X))
             template = clone(model)
             template.meta_encoder_ = enc  # embeddings computed once for the pool
@@ -419,6 +497,12 @@ def _make_method(name, ctx, selection, task_seed):
             random_state=task_seed,
         )
         return est, "pixels"
+    if name in MAML_METHODS:
+        steps = selection.get(name, {}).get("steps")
+        est = MAMLAggregateClassifier(
+            ctx.maml, agg[name[2:]], images=ctx.X, steps=steps
+        )
+        return est, "index"
     if name == "MCL":
         est = CrowdLayerClassifier(
             ctx.encoders[WOPA],
@@ -466,7 +550,7 @@ def _cells(shots, annotators):
 
 
 def select_hyperparameters(cfg, models, pools) -> dict:
-    """Choose (J, b) of ours and of w/o PA on validation-alphabet tasks."""
+    """Choose J, b (ours, w/o PA) and MAML fine-tuning steps on validation tasks."""
     X_val, y_val = pools["val"]
     ctx = _Context(cfg, models, X_val, y_val)
     tasks = []
@@ -498,6 +582,23 @@ def select_hyperparameters(cfg, models, pools) -> dict:
             cfg,
             f"validation choice for {base!r}: J={best[0]}, b={best[1]:g} "
             f"(accuracy {scores[best]:.3f} on {len(tasks)} validation tasks)",
+        )
+    for name in MAML_METHODS:
+        if name not in cfg["methods"] or ctx.maml is None:
+            continue
+        scores = {}
+        for steps in cfg["maml_steps_grid"]:
+            sel = {name: {"steps": int(steps)}}
+            scores[int(steps)] = float(
+                np.mean(evaluate_tasks(tasks, ctx, sel, [name])[name])
+            )
+        best = max(scores, key=lambda k: (scores[k], -k))  # ties: fewer steps
+        selection[name] = {"steps": best, "val_accuracy": scores[best]}
+        grid[name] = [{"steps": k, "val_accuracy": v} for k, v in scores.items()]
+        _log(
+            cfg,
+            f"validation choice for {name!r}: {best} fine-tuning steps "
+            f"(accuracy {scores[best]:.3f})",
         )
     return {"selection": selection, "grid": grid, "n_tasks": len(tasks)}
 
@@ -851,7 +952,8 @@ def tables(results) -> dict:
             f"{tm[m]['val_accuracy']:.3f}",
             tm[m]["best_epoch"],
         ]
-        for m in (OURS, WOPA)
+        for m in (OURS, WOPA, MAML_KEY)
+        if m in tm
     ]
     rows.append(
         [
@@ -873,13 +975,28 @@ def tables(results) -> dict:
                 "",
             ]
         )
+    if MAML_KEY in tm:
+        rows.append(
+            [
+                "ratio MAML / w/o PA",
+                f"{tm['ratio_maml_over_wopa']:.3f}",
+                f"{tm[MAML_KEY]['cpu_seconds'] / tm[WOPA]['cpu_seconds']:.3f}",
+                "",
+                "",
+            ]
+        )
     out["timing"] = (header, rows)
     # hyperparameter choice
     sel = results["hyperparameters"]["selection"]
-    header = ["model", "J", "b", "validation accuracy"]
+    header = ["model", "choice", "validation accuracy"]
     rows = [
-        [m, sel[m]["J"], f"{sel[m]['b']:g}", f"{sel[m]['val_accuracy']:.3f}"]
+        [m, f"J={sel[m]['J']}, b={sel[m]['b']:g}", f"{sel[m]['val_accuracy']:.3f}"]
         for m in (OURS, WOPA)
+    ]
+    rows += [
+        [m, f"fine-tuning steps: {sel[m]['steps']}", f"{sel[m]['val_accuracy']:.3f}"]
+        for m in MAML_METHODS
+        if m in sel
     ]
     out["selection"] = (header, rows)
     return out
@@ -1000,7 +1117,7 @@ def write_outputs(results) -> dict:
     # plots
     plot_methods = [
         m
-        for m in (OURS, WOPA, "PrDS", "PrMV", "MCL", "LRDS", "RFDS", "CL")
+        for m in (OURS, WOPA, "PrDS", "PrMV", "MaDS", "MCL", "LRDS", "RFDS", "CL")
         if m in results["summary"]["main"]["average"]
     ]
     if "_spammer_series" in tab:

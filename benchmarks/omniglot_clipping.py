@@ -16,7 +16,6 @@ Writes ``benchmarks/results/omniglot_clipping{,_quick}.{json,md}`` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +29,7 @@ if str(_HERE) not in sys.path:
 
 import _common  # noqa: E402
 import omniglot  # noqa: E402
-from _common import Timer, markdown_table, rst_csv_table  # noqa: E402
+from _common import Timer, markdown_table  # noqa: E402
 
 from sklearn_metaannot import MetaLearningWarning  # noqa: E402
 
@@ -77,13 +76,7 @@ def run(config=None, **overrides) -> dict:
         value: best and last validation accuracy, best epoch, seconds, gradient
         norm statistics) and ``seconds``.
     """
-    config = {**(config or {}), **overrides}
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    omniglot_overrides = {**cfg["omniglot"], **config.pop("omniglot", {})}
-    cfg.update(config, omniglot=omniglot_overrides)
+    cfg = _common.study_config(default_config, config, overrides)
     ocfg = omniglot.default_config()
     ocfg.update(cfg["omniglot"])
     ocfg["n_episodes"] = cfg["n_episodes"]
@@ -178,32 +171,27 @@ def markdown(results) -> str:
 
 
 def write_outputs(results) -> dict:
-    """JSON and Markdown results; returns their paths."""
-    out = Path(results["config"]["omniglot"]["output_dir"])
-    name = results["config"]["name"]
-    files = {"json": str(_common.write_json(results, out / f"{name}.json"))}
-    md = out / f"{name}.md"
-    md.write_text(markdown(results) + "\n")
-    files["markdown"] = str(md)
-    rst = out / f"{name}_tables.rst"
+    """JSON, Markdown and reStructuredText results; returns their paths."""
     title = (
         f"Validation accuracy after {results['config']['n_episodes']} episodes "
         "against meta-gradient clipping"
     )
-    rst.write_text(rst_csv_table(title, *_table(results)) + "\n")
-    files["rst"] = str(rst)
-    return files
+    return _common.write_study_outputs(
+        results,
+        results["config"]["omniglot"]["output_dir"],
+        markdown(results),
+        title,
+        _table(results),
+    )
 
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/omniglot_clipping.py",
-        description="Meta-gradient clipping ablation on the Omniglot validation "
-        "alphabet.",
+    parser = _common.study_parser(
+        "omniglot_clipping.py",
+        "Meta-gradient clipping ablation on the Omniglot validation alphabet.",
+        "200 episodes per run",
     )
-    parser.add_argument("--quick", action="store_true", help="200 episodes per run")
-    parser.add_argument("--data", help="folder with the Omniglot zip archives")
     parser.add_argument("--n-episodes", type=int, help="episodes per run")
     parser.add_argument(
         "--clip",
@@ -211,19 +199,10 @@ def main(argv=None):
         type=omniglot.parse_max_grad_norm,
         help="max_grad_norm values ('none': no clipping; default none 3 1)",
     )
-    parser.add_argument("--name", help="stem of the output files")
-    parser.add_argument("--no-write", action="store_true", help="do not write files")
     args = parser.parse_args(argv)
-    overrides = {"quick": args.quick, "write": not args.no_write}
-    if args.data:
-        overrides["omniglot"] = {"data": args.data}
-    if args.n_episodes:
-        overrides["n_episodes"] = args.n_episodes
-    if args.clip:
-        overrides["clip_values"] = args.clip
-    if args.name:
-        overrides["name"] = args.name
-    run(overrides)
+    run(
+        _common.study_overrides(args, n_episodes=args.n_episodes, clip_values=args.clip)
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@ import runpy
 import sys
 from pathlib import Path
 
-BENCHMARKS = ("omniglot", "omniglot_clipping", "labelme", "aggregation")
+BENCHMARKS = (
+    "omniglot",
+    "omniglot_clipping",
+    "omniglot_variants",
+    "omniglot_seeds",
+    "labelme",
+    "aggregation",
+)
 
 
 def _benchmark_script(name):

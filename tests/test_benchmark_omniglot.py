@@ -45,6 +45,7 @@ TINY = {
     "n_sweep_tasks": 2,
     "em_iter_grid": [1, 2],
     "b_grid": [10.0],
+    "maml_steps_grid": [1, 2],
     "rf_n_estimators": 5,
     "cl_epochs": 5,
     "meta_threads": 1,
@@ -76,7 +77,12 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
     grad = results["meta_training"]["Ours"]["grad_norm"]
     assert grad["steps"] == 1 and grad["max"] >= grad["median"] > 0
     assert grad["clipped_fraction"] in (0.0, 1.0)
-    assert set(results["hyperparameters"]["selection"]) == {"Ours", "w/o PA"}
+    selection = results["hyperparameters"]["selection"]
+    assert set(selection) == {"Ours", "w/o PA", "MaMV", "MaDS"}
+    assert selection["MaMV"]["steps"] in (1, 2) and selection["MaDS"]["steps"] in (1, 2)
+    maml = results["meta_training"]["MAML"]
+    assert maml["wall_seconds"] > 0 and 0.0 <= maml["val_accuracy"] <= 1.0
+    assert results["meta_training"]["ratio_maml_over_wopa"] > 0
 
     files = {k: Path(v) for k, v in results["files"].items()}
     for path in files.values():
@@ -144,3 +150,71 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
         ]
         == 0.5
     )
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, REPO / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_META = {
+    "episodes_per_epoch": 4,
+    "n_val_episodes": 2,
+    "meta_threads": 1,
+}
+
+
+def test_seed_study_runs_and_writes_its_outputs(omniglot, tmp_path):
+    seeds = _load("omniglot_seeds")
+    tiny = {k: v for k, v in TINY.items() if k != "verbose"}
+    results = seeds.run(
+        seeds=[0, 1],
+        verbose=0,
+        omniglot={**tiny, "output_dir": str(tmp_path), "plot_dir": str(tmp_path)},
+    )
+    first, second = results["runs"]
+    assert (first["meta_seed"], second["meta_seed"]) == (0, 1)
+    for run in results["runs"]:
+        assert set(run["average"]) == {"Ours", "w/o PA", "PrMV", "PrDS"}
+        assert set(run["cells"]) == {"1-shot, R=3", "2-shot, R=3"}
+    # a different meta-training seed gives a different encoder
+    assert first["val_accuracy"] != second["val_accuracy"] or (
+        first["average"] != second["average"]
+    )
+    text = Path(results["files"]["markdown"]).read_text()
+    assert "| 0 |" in text and "| 1 |" in text and "mean ± sd" in text
+
+
+def test_variant_study_runs_and_writes_its_outputs(omniglot, tmp_path):
+    variants = _load("omniglot_variants")
+    results = variants.run(
+        n_episodes=8,
+        n_val_tasks=1,
+        n_gradient_episodes=4,
+        verbose=0,
+        omniglot={**TINY_META, "output_dir": str(tmp_path)},
+    )
+    assert [r["variant"] for r in results["rows"]] == list(variants.VARIANTS)
+    for row in results["rows"]:
+        assert 0.0 <= row["best_val_accuracy"] <= 1.0
+        assert set(row["empty_class_rate"]) == {"1-shot", "3-shot", "5-shot"}
+    spikes = results["gradient_spikes"]
+    assert spikes["n_episodes"] == 4 and spikes["max"] >= spikes["median"] > 0
+    # the temporary swaps of the EM step and the episode module are undone
+    import sklearn_metaannot._em as em
+    import sklearn_metaannot._meta as meta
+
+    assert em.e_step.__module__ == "sklearn_metaannot._em"
+    assert meta.EpisodicEM.forward.__qualname__ == "EpisodicEM.forward"
+    assert meta.pad_episode.__module__ == "sklearn_metaannot.episodes"
+    assert Path(results["files"]["rst"]).read_text().startswith(".. csv-table::")
+
+
+def test_unknown_variant_is_an_error(omniglot):
+    variants = _load("omniglot_variants")
+    with pytest.raises(ValueError, match="unknown variants"):
+        variants.run(variants=["Ours", "bigger encoder"], write=False)
