@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sklearn_metaannot import AnnotatorSimulator, CrowdLabelMatrix, EpisodeSampler
+from sklearn_metaannot._em import majority_vote_init, one_hot_annotations
 from sklearn_metaannot._encoders import Conv4Encoder
 
 
@@ -161,9 +162,8 @@ class MAML:
         correct = total = 0
         for ep in episodes:
             xs, xq = self._episode_tensors(ep)
-            targets = torch.as_tensor(
-                majority_vote_targets(ep.support_codes, self.n_way), dtype=torch.float32
-            )
+            codes = torch.as_tensor(ep.support_codes)[None]
+            targets = majority_vote_init(one_hot_annotations(codes, self.n_way))[0]
             params = self.adapt(xs, targets)
             with torch.no_grad():
                 pred = self.logits(params, xq).argmax(-1).numpy()
@@ -252,13 +252,6 @@ class MAML:
         else:
             self.val_accuracy_, self.best_epoch_ = None, epoch
         return self
-
-
-def majority_vote_targets(codes, n_classes):
-    """Soft majority-vote targets (n, n_classes) from label codes (-1: missing)."""
-    votes = np.stack([(codes == k).sum(axis=1) for k in range(n_classes)], axis=1)
-    total = votes.sum(axis=1, keepdims=True)
-    return np.where(total > 0, votes / np.maximum(total, 1), 1.0 / n_classes)
 
 
 class MAMLAggregateClassifier(ClassifierMixin, BaseEstimator):

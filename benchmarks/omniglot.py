@@ -283,26 +283,33 @@ def grad_norm_stats(history, max_grad_norm) -> dict:
     }
 
 
+def _episode_settings(cfg) -> dict:
+    """Episodes, optimiser and seed shared by every meta-learned method."""
+    return {
+        "n_way": cfg["n_way"],
+        "n_shot": tuple(cfg["meta_n_shot"]),
+        "n_query": cfg["meta_n_query"],
+        "n_annotators": tuple(cfg["meta_n_annotators"]),
+        "n_episodes": cfg["n_episodes"],
+        "episodes_per_epoch": cfg["episodes_per_epoch"],
+        "meta_batch_size": cfg["meta_batch_size"],
+        "n_val_episodes": cfg["n_val_episodes"],
+        "lr": cfg["lr"],
+        "random_state": cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
+    }
+
+
 def base_estimator(cfg) -> MetaAnnotatorClassifier:
     """Our model with the benchmark's meta-training settings (not yet fitted)."""
     return MetaAnnotatorClassifier(
         encoder=cfg["encoder"],
         image_shape=(1, 28, 28),
-        n_way=cfg["n_way"],
-        n_shot=tuple(cfg["meta_n_shot"]),
-        n_query=cfg["meta_n_query"],
-        n_annotators=tuple(cfg["meta_n_annotators"]),
         annotator_mixture=tuple(cfg["meta_mixture"]),
-        n_episodes=cfg["n_episodes"],
-        episodes_per_epoch=cfg["episodes_per_epoch"],
-        meta_batch_size=cfg["meta_batch_size"],
-        n_val_episodes=cfg["n_val_episodes"],
-        lr=cfg["lr"],
         max_grad_norm=cfg["max_grad_norm"],
         n_em_iter=cfg["meta_em_iter"],
         b=cfg["meta_b"],
         representation="meta",
-        random_state=cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
+        **_episode_settings(cfg),
     )
 
 
@@ -395,20 +402,11 @@ def meta_train_maml(cfg, pools) -> tuple[MAML, dict]:
     X_train, y_train = pools["train"]
     X_val, y_val = pools["val"]
     maml = MAML(
-        n_way=cfg["n_way"],
-        n_shot=tuple(cfg["meta_n_shot"]),
-        n_query=cfg["meta_n_query"],
-        n_annotators=tuple(cfg["meta_n_annotators"]),
         inner_lr=cfg["maml_inner_lr"],
         inner_steps=cfg["maml_inner_steps"],
         test_inner_steps=cfg["maml_inner_steps"],
         first_order=cfg["maml_first_order"],
-        n_episodes=cfg["n_episodes"],
-        episodes_per_epoch=cfg["episodes_per_epoch"],
-        meta_batch_size=cfg["meta_batch_size"],
-        lr=cfg["lr"],
-        n_val_episodes=cfg["n_val_episodes"],
-        random_state=cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
+        **_episode_settings(cfg),
     )
     _log(cfg, f"meta-training MAML ({cfg['n_episodes']} episodes)")
     with Timer() as t:

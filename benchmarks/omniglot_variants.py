@@ -168,17 +168,22 @@ def meta_train_variant(name, ocfg, pools, n_episodes):
     raise ValueError(f"unknown variant {name!r}")
 
 
-def _em_on_task(model, Z, task):
-    codes = np.nan_to_num(task.Y, nan=-1).astype(np.int64)
-    Y = em.one_hot_annotations(torch.from_numpy(codes)[None], model.n_way).double()
+def _run_em(model, U, codes):
+    """EM of ``model``'s adaptation settings on embeddings U (1, N, M), codes (N, R)."""
+    Y = em.one_hot_annotations(torch.as_tensor(codes)[None], model.n_way).to(U.dtype)
     return em.run_em(
-        Z[task.support][None],
+        U,
         Y,
         n_iter=model.n_em_iter,
         tau=model.tau,
         b=model.b,
         c=model._em_prior_c(),
     )
+
+
+def _empty_class(res) -> float:
+    """1.0 when EM left a class with less than half an example of responsibility."""
+    return float(res.lam[0].sum(0).min() < 0.5)
 
 
 def empty_class_rate(model, ocfg, pools, n_tasks) -> dict:
@@ -200,8 +205,8 @@ def empty_class_rate(model, ocfg, pools, n_tasks) -> dict:
                 seed=_common.stable_seed(ocfg["seed"], "validation", shot, R),
             )
             for task in tasks:
-                res = _em_on_task(model, Z, task)
-                empty.append(float(res.lam[0].sum(0).min() < 0.5))
+                codes = np.nan_to_num(task.Y, nan=-1).astype(np.int64)
+                empty.append(_empty_class(_run_em(model, Z[task.support][None], codes)))
         out[f"{shot}-shot"] = float(np.mean(empty))
     return out
 
@@ -227,49 +232,22 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
         n_annotators=model.n_annotators,
         random_state=seed,
     )
-    episodic = meta.EpisodicEM(
-        module,
-        model.n_way,
-        n_em_iter=model.n_em_iter,
-        tau=model.tau,
-        b=model.b,
-        c=model._em_prior_c(),
-    )
     norms, empty = [], []
     for _ in range(n_episodes):
         ep = sampler.sample()
-        batch = {
-            k: torch.from_numpy(v)[None]
-            for k, v in meta.pad_episode(
-                ep, len(ep.support_y), ep.support_codes.shape[1]
-            ).items()
-        }
+        # the steps of EpisodicEM.forward for one unpadded episode, keeping the
+        # EM result: support and query embedded together (one batch-norm batch)
+        xs = torch.as_tensor(ep.support_X, dtype=torch.float32)
+        Z = module(torch.cat([xs, torch.as_tensor(ep.query_X, dtype=torch.float32)]))
+        res = _run_em(model, Z[None, : len(xs)], ep.support_codes)
+        log_proba = em.predict_log_proba(Z[None, len(xs) :], res.mu, res.log_pi)
         module.zero_grad()
-        log_proba = episodic(
-            batch["support_X"],
-            batch["support_codes"],
-            batch["support_mask"],
-            batch["query_X"],
-        )
-        torch.nn.functional.nll_loss(
-            log_proba[0], torch.from_numpy(ep.query_y)
-        ).backward()
+        loss = torch.nn.functional.nll_loss(log_proba[0], torch.from_numpy(ep.query_y))
+        loss.backward()
         norms.append(
             float(torch.sqrt(sum((p.grad**2).sum() for p in module.parameters())))
         )
-        with torch.no_grad():
-            xs = batch["support_X"][0]
-            Z = module(torch.cat([xs, batch["query_X"][0]]))[: len(xs)].double()
-            Y = em.one_hot_annotations(batch["support_codes"], model.n_way).double()
-            lam = em.run_em(
-                Z[None],
-                Y,
-                n_iter=model.n_em_iter,
-                tau=model.tau,
-                b=model.b,
-                c=model._em_prior_c(),
-            ).lam
-        empty.append(float(lam[0].sum(0).min() < 0.5))
+        empty.append(_empty_class(res))
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)

@@ -100,11 +100,3 @@ def test_mamv_and_mads_learn_new_classes_from_noisy_labels(maml_module, aggregat
         pred = clf.predict(query[:, None])
         accs.append(np.mean(pred == np.repeat(np.arange(4), 10)))
     assert np.mean(accs) >= 0.8
-
-
-def test_majority_vote_targets_with_missing_labels(maml_module):
-    codes = np.array([[0, 0, 1], [-1, -1, -1], [2, -1, 2]])
-    targets = maml_module.majority_vote_targets(codes, 3)
-    np.testing.assert_allclose(
-        targets, [[2 / 3, 1 / 3, 0], [1 / 3, 1 / 3, 1 / 3], [0, 0, 1]]
-    )
