@@ -93,7 +93,26 @@ METHODS = {
     "ours": (
         "Ours",
         "MetaAnnotatorClassifier, residual-MLP encoder meta-learned "
-        "with pseudo-annotation (R = 3-7 dense simulated annotators); EM",
+        "with pseudo-annotation (R = 3-7 dense simulated annotators); EM in the "
+        "latent space that representation='auto' (the default) chooses per task "
+        "from the crowd labels: the meta-learned one or the input features",
+    ),
+    "ours_meta": (
+        "Ours, always meta",
+        "the same model with representation='meta': always the "
+        "meta-learned latent space",
+    ),
+    "ours_fw": (
+        "Ours, feature weights",
+        "the same as Ours (representation='auto') with the "
+        "'feature_weights' encoder (a per-feature re-weighting that starts at the "
+        "identity)",
+    ),
+    "em_auto": (
+        "EM, no meta (auto)",
+        "our EM without meta-learning, representation='auto': "
+        "standardised or globally scaled features, chosen per task from the crowd "
+        "labels",
     ),
     "ours_sparse": (
         "Ours, sparse PA",
@@ -108,8 +127,8 @@ METHODS = {
     "em_global": (
         "EM, no meta (global scaling)",
         "our EM on the features scaled by "
-        "one global mean and standard deviation of the support = the "
-        "residual encoder before meta-training",
+        "one global mean and standard deviation of the support "
+        "(representation='scaled') = the residual encoder before meta-training",
     ),
     "em_input": (
         "EM, no meta (standardised)",
@@ -144,6 +163,8 @@ METHODS = {
 #: Meta-learned models each method needs.
 NEEDS = {
     "ours": "pa",
+    "ours_meta": "pa",
+    "ours_fw": "fw",
     "ours_sparse": "sparse",
     "ours_mlp": "mlp",
     "wopa": "wopa",
@@ -254,26 +275,6 @@ def _log(cfg, *args):
 # -- data and tasks ------------------------------------------------------------
 
 
-class _GlobalScaling:
-    """A stand-in "encoder": ``(X - mean) / std`` with one global mean and std.
-
-    Attached as ``meta_encoder_`` of a :class:`MetaAnnotatorClassifier` with
-    ``representation="meta"``, it runs the package's EM on features scaled
-    globally (the geometry of the input space kept), which is what the
-    ``"residual_mlp"`` encoder computes before meta-training. The package's
-    ``representation="input"`` standardises every feature instead.
-    """
-
-    def __init__(self, X):
-        X = np.asarray(X, dtype=np.float64)
-        self.offset = float(X.mean())
-        self.scale = float(X.std()) or 1.0
-        self.n_features_in = X.shape[1]
-
-    def transform(self, X):
-        return (np.asarray(X, dtype=np.float64) - self.offset) / self.scale
-
-
 def _em_params(cfg):
     return {
         "n_em_iter": cfg["n_em_iter"],
@@ -284,11 +285,9 @@ def _em_params(cfg):
 
 
 def _em_global(X, cfg, seed):
-    clf = MetaAnnotatorClassifier(
-        representation="meta", random_state=seed, **_em_params(cfg)
+    return MetaAnnotatorClassifier(
+        representation="scaled", random_state=seed, **_em_params(cfg)
     )
-    clf.meta_encoder_ = _GlobalScaling(X)
-    return clf
 
 
 def crowd_labels(answers, target):
@@ -400,7 +399,6 @@ def _meta_estimator(cfg, kind, seed):
         n_val_episodes=cfg["n_val_episodes"],
         lr=cfg["lr"],
         max_grad_norm=cfg["max_grad_norm"],
-        representation="meta",
         random_state=seed,
         **_em_params(cfg),
     )
@@ -411,6 +409,8 @@ def _meta_estimator(cfg, kind, seed):
         params["annotation_rate"] = cfg["sparse_annotation_rate"]
     elif kind == "mlp":
         params["encoder"] = "mlp"
+    elif kind == "fw":
+        params["encoder"] = "feature_weights"
     return MetaAnnotatorClassifier(**params)
 
 
@@ -477,8 +477,12 @@ def _logistic():
 
 def fit_predict(method, models, cfg, X, Y, y_gold, X_query, seed):
     """Fit ``method`` on one support and predict the query codes."""
-    if method in ("ours", "ours_sparse", "ours_mlp", "wopa"):
+    if method in ("ours", "ours_fw", "ours_sparse", "ours_mlp", "wopa"):
         est = clone(models[NEEDS[method]]).fit(X, Y)
+    elif method == "ours_meta":
+        est = clone(models["pa"]).set_params(representation="meta").fit(X, Y)
+    elif method == "em_auto":
+        est = MetaAnnotatorClassifier(random_state=seed, **_em_params(cfg)).fit(X, Y)
     elif method == "em_global":
         est = _em_global(X, cfg, seed).fit(X, Y)
     elif method == "em_input":
@@ -773,6 +777,53 @@ def summarize_results(cfg, results) -> tuple[dict, dict]:
             key: summarize([a[key] for a in sla]) for key in ("mv", "ds", "map_em")
         }
     return summary, label_stats
+
+
+def selection_check(results) -> list:
+    """Issue-11 checks per split and shot: auto vs the better of meta / input.
+
+    Rows: split, shot, the mean accuracy of Ours (auto), of Ours always meta,
+    of EM on standardised and on globally scaled inputs, and Ours minus the
+    better of (always meta, standardised input); plus the pooled row per shot.
+    """
+    cfg = results["config"]
+    need = {"ours", "ours_meta", "em_input", "em_global"}
+    if not need <= set(cfg["methods"]):
+        return []
+    few, _ = _fewshot_columns(cfg)
+    rows = []
+    for shot in few:
+        per_split = [r[shot]["accuracy"] for r in results["raw"]]
+        for si, acc in [*enumerate(per_split), ("all", None)]:
+            if acc is None:
+                acc = {m: sum((a[m] for a in per_split), []) for m in need}
+            mean = {m: float(np.mean(acc[m])) for m in need}
+            rows.append(
+                {
+                    "split": si,
+                    "shot": shot,
+                    **mean,
+                    "auto_minus_better": mean["ours"]
+                    - max(mean["ours_meta"], mean["em_input"]),
+                    "auto_minus_global": mean["ours"] - mean["em_global"],
+                }
+            )
+    return rows
+
+
+def _selection_markdown(rows) -> str:
+    head = (
+        "| split | shot | Ours (auto) | always meta | EM input | EM global | "
+        "auto - max(meta, input) | auto - EM global |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    body = [
+        f"| {r['split']} | {r['shot']} | {r['ours']:.3f} | {r['ours_meta']:.3f} | "
+        f"{r['em_input']:.3f} | {r['em_global']:.3f} | "
+        f"{r['auto_minus_better']:+.3f} | {r['auto_minus_global']:+.3f} |"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
 
 
 # -- outputs -------------------------------------------------------------------
@@ -1108,6 +1159,12 @@ def write_outputs(results) -> dict:
         "## Meta-training",
         tab["md_meta"],
     ]
+    check = selection_check(results)
+    if check:
+        parts += [
+            "## Choice of the latent space per task (representation='auto')",
+            _selection_markdown(check),
+        ]
     if "md_full" in tab:
         parts += ["## Full-data setting", tab["md_full"]]
     md = out / f"{name}.md"

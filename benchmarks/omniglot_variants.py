@@ -109,12 +109,18 @@ def _pad_with_clean_labels(episode, n_support, n_annotators):
     return out
 
 
-def _forward_clean_and_noisy(self, support_X, support_codes, support_mask, query_X):
+def _forward_clean_and_noisy(
+    self, support_X, support_codes, support_mask, query_X, n_classes=None
+):
     # the last annotator column holds the clean labels (see _pad_with_clean_labels)
-    noisy = _forward(self, support_X, support_codes[..., :-1], support_mask, query_X)
+    noisy = _forward(
+        self, support_X, support_codes[..., :-1], support_mask, query_X, n_classes
+    )
     if not self.training:
         return noisy
-    clean = _forward(self, support_X, support_codes[..., -1:], support_mask, query_X)
+    clean = _forward(
+        self, support_X, support_codes[..., -1:], support_mask, query_X, n_classes
+    )
     # the NLL loss is linear in the log-probabilities: this averages the two losses
     return 0.5 * (noisy + clean)
 

@@ -5,6 +5,7 @@ from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotator
 from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta import FittedEncoder
+from ._selection import crowd_agreement_score
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -21,5 +22,6 @@ __all__ = [
     "MajorityVote",
     "MetaAnnotatorClassifier",
     "MetaLearningWarning",
+    "crowd_agreement_score",
     "simulate_annotators",
 ]

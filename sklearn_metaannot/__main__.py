@@ -14,6 +14,7 @@ BENCHMARKS = (
     "omniglot_variants",
     "omniglot_seeds",
     "labelme",
+    "small_source",
     "aggregation",
 )
 

@@ -17,7 +17,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _em
+from . import _em, _selection
 from ._annotators import AnnotatorSimulator
 from ._crowd_labels import CrowdLabelMatrix
 from ._encoders import build_encoder
@@ -38,6 +38,7 @@ _META_ATTRIBUTES = (
     "meta_encoder_",
     "meta_history_",
     "meta_selected_",
+    "meta_val_scores_",
     "meta_val_accuracy_",
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
@@ -59,12 +60,12 @@ class MetaLearningWarning(UserWarning):
     >>> import numpy as np
     >>> from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
     >>> rng = np.random.default_rng(0)
-    >>> X, y = rng.normal(size=(120, 4)), np.repeat(np.arange(4), 30)
+    >>> X, y = rng.normal(size=(90, 4)), np.repeat(np.arange(3), 30)
     >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
     ...                               random_state=0)
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
-    ...     _ = clf.meta_fit(X, y)  # 4 classes: none left for validation
+    ...     _ = clf.meta_fit(X, y)  # 3 classes: none left for validation
     >>> any(issubclass(w.category, MetaLearningWarning) for w in caught)
     True
     """
@@ -83,24 +84,33 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    encoder : {"mlp", "residual_mlp", "conv4"} or torch.nn.Module, default="mlp"
+    encoder : {"mlp", "residual_mlp", "feature_weights", "low_rank", "conv4"} \
+or torch.nn.Module, default="mlp"
         Encoder architecture: an MLP for tabular data; "residual_mlp", the
         identity plus an MLP correction that starts at zero (ours: meta-learning
         starts from the input space, latent dimension = number of features,
-        ``embedding_dim`` ignored); the four-block
+        ``embedding_dim`` ignored); "feature_weights", a per-feature
+        re-weighting that starts at the identity, and "low_rank", the identity
+        plus a rank-``rank`` linear map that starts at zero (ours: low-capacity
+        metrics for small sources); the four-block
         convolutional network of prototypical networks for images (given as
         (n, C, H, W), (n, H, W), or flat with ``image_shape``), or a module
         mapping (batch, n_features) float tensors to (batch, M) (deep-copied).
         Inputs are standardised with the source data's statistics: per feature
-        for "mlp", with one global mean and standard deviation for
-        "residual_mlp" and "conv4" (this keeps the geometry of the input
-        space); a user module gets them as given.
+        for "mlp", with one global mean and standard deviation for the others
+        (this keeps the geometry of the input space); a user module gets them
+        as given.
     embedding_dim : int, default=64
         Latent dimension M.
     hidden_layer_sizes : tuple of int, default=(256,)
         Hidden layers of the "mlp" and "residual_mlp" encoders.
     image_shape : tuple of int, default=None
         (C, H, W) of flat image inputs for ``encoder="conv4"``.
+    rank : int, default=8
+        Rank of the correction of ``encoder="low_rank"``.
+    encoder_alpha : float, default=1e-3
+        Weight, in the meta-training loss, of the encoder's squared distance
+        from the identity map (``"feature_weights"`` and ``"low_rank"``).
     n_way : int, default=5
         Classes per meta-training episode.
     n_shot : int or (int, int), default=(1, 5)
@@ -153,10 +163,13 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     c : float or (float, float), default=(2.0, 1.0)
         Dirichlet concentration of the rows of the confusion matrices: a scalar,
         or (diagonal, off-diagonal); values >= 1. The paper's value is not known.
-    representation : {"auto", "meta", "input"}, default="auto"
+    representation : {"auto", "meta", "input", "scaled"}, default="auto"
         Latent space used by ``fit``: "meta" the meta-learned encoder, "input"
-        standardised input features, "auto" the one ``meta_fit`` selected on
-        validation tasks ("input" if ``meta_fit`` was not called).
+        input features standardised per feature, "scaled" input features scaled
+        by one global mean and standard deviation; "auto" chooses per task: the
+        space ``meta_fit`` found best on validation tasks ("input" without
+        validation or without ``meta_fit``), unless the task's held-out crowd
+        labels clearly prefer another (see the user guide; no gold labels).
     device : str or torch.device, default="cpu"
         Device of meta-training ("cuda" for a GPU). ``fit`` and ``predict`` run on
         the CPU in float64.
@@ -187,7 +200,13 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
         Number of features of ``X``.
     representation_ : str
-        Latent space used by ``fit`` ("meta" or "input").
+        Latent space used by ``fit`` ("meta", "input" or "scaled").
+    representation_scores_ : dict
+        With ``representation="auto"``: each candidate's mean held-out
+        agreement with the crowd labels (NaN when the task was too small to
+        check; empty for a forced representation).
+    input_scaling_ : dict
+        Offset and scale of the "input" and "scaled" spaces, from ``X``.
     meta_encoder_ : FittedEncoder
         The meta-learned encoder (after ``meta_fit``; kept by ``clone``).
     meta_history_ : skorch.callbacks.History
@@ -195,8 +214,12 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         ``grad_norm_max`` (per batch: ``grad_norm``, before clipping) of ``meta_fit``,
         with the references ``valid_acc_initial`` (the encoder before training)
         and ``valid_acc_no_meta`` (EM on standardised inputs).
-    meta_selected_ : {"meta", "input"}
-        The representation that was better on validation tasks.
+    meta_selected_ : {"meta", "input", "scaled"}
+        The representation that was best on validation tasks ("input" when
+        there were none).
+    meta_val_scores_ : dict
+        Validation-task accuracy of "meta", "input" and "scaled" (empty without
+        validation tasks).
     meta_val_accuracy_, no_meta_val_accuracy_ : float
         Validation-task accuracy of the best meta-learned encoder and of EM on
         standardised inputs (NaN without validation tasks).
@@ -231,12 +254,14 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "encoder": [
-            StrOptions({"mlp", "residual_mlp", "conv4"}),
+            StrOptions({"mlp", "residual_mlp", "feature_weights", "low_rank", "conv4"}),
             HasMethods(["forward", "parameters"]),
         ],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like"],
         "image_shape": ["array-like", None],
+        "rank": [Interval(Integral, 1, None, closed="left")],
+        "encoder_alpha": [Interval(Real, 0, None, closed="left")],
         "n_way": [Interval(Integral, 2, None, closed="left")],
         "n_shot": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "n_query": [Interval(Integral, 1, None, closed="left")],
@@ -257,7 +282,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         "tau": [Interval(Real, 0, None, closed="left")],
         "b": [Interval(Real, 1, None, closed="left")],
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
-        "representation": [StrOptions({"auto", "meta", "input"})],
+        "representation": [StrOptions({"auto", "meta", "input", "scaled"})],
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -271,6 +296,8 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         embedding_dim=64,
         hidden_layer_sizes=(256,),
         image_shape=None,
+        rank=8,
+        encoder_alpha=1e-3,
         n_way=5,
         n_shot=(1, 5),
         n_query=10,
@@ -301,6 +328,8 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         self.embedding_dim = embedding_dim
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
+        self.rank = rank
+        self.encoder_alpha = encoder_alpha
         self.n_way = n_way
         self.n_shot = n_shot
         self.n_query = n_query
@@ -368,10 +397,73 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         X, _ = flatten_samples(X)
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
 
-    def _embed(self, X):
-        if self.representation_ == "meta":
+    def _embed(self, X, representation=None):
+        representation = representation or self.representation_
+        if representation == "meta":
             return self.meta_encoder_.transform(X)
-        return (np.asarray(X, dtype=np.float64) - self.input_mean_) / self.input_scale_
+        offset, scale = self.input_scaling_[representation]
+        return (np.asarray(X, dtype=np.float64) - offset) / scale
+
+    def _check_meta_encoder(self, X):
+        if not hasattr(self, "meta_encoder_"):
+            raise ValueError(
+                "representation='meta' needs a meta-learned encoder: call "
+                "meta_fit first"
+            )
+        if self.meta_encoder_.n_features_in != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the meta-learned encoder "
+                f"expects {self.meta_encoder_.n_features_in} (the features of "
+                "X_source in meta_fit)"
+            )
+
+    def _set_input_scaling(self, X):
+        """Offsets and scales of the "input" and "scaled" spaces, from X."""
+        mean = X.mean(axis=0, dtype=np.float64)
+        scale = X.std(axis=0, dtype=np.float64)
+        scale[scale == 0] = 1.0
+        global_scale = float(X.std(dtype=np.float64)) or 1.0
+        self.input_scaling_ = {
+            "input": (mean, scale),
+            "scaled": (float(X.mean(dtype=np.float64)), global_scale),
+        }
+
+    def _choose_representation(self, X, codes, n_classes):
+        """``representation="auto"``: choose a latent space from the crowd labels.
+
+        The default is what ``meta_fit`` found best on validation tasks
+        ("input" without ``meta_fit``). When the task has at least
+        ``MIN_ITEMS_PER_CLASS`` labelled items per class, held-out crowd labels
+        (:func:`~sklearn_metaannot._selection.held_out_agreement`) may
+        overrule it (:func:`~sklearn_metaannot._selection.choose_representation`).
+        """
+        candidates = ["input", "scaled"]
+        if hasattr(self, "meta_encoder_"):
+            candidates.append("meta")
+        default = getattr(self, "meta_selected_", "input")
+        n_labelled = int((codes >= 0).any(axis=1).sum())
+        self.representation_scores_ = dict.fromkeys(candidates, float("nan"))
+        if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
+            return default
+        seed = None  # folds in turn: fit stays deterministic without random_state
+        if self.random_state is not None:
+            seed = check_random_state(self.random_state).randint(2**31 - 1)
+        scores = {}
+        with torch_threads(1):
+            for name in candidates:
+                scores[name] = _selection.held_out_agreement(
+                    self._embed(X, name),
+                    codes,
+                    n_classes,
+                    n_folds=_selection.N_FOLDS,
+                    random_state=seed,
+                    n_iter=self.n_em_iter,
+                    tau=self.tau,
+                    b=self.b,
+                    c=self._em_prior_c(),
+                )
+                self.representation_scores_[name] = float(np.mean(scores[name]))
+        return _selection.choose_representation(scores, default, min_z=_selection.MIN_Z)
 
     # -- meta-training -----------------------------------------------------------
 
@@ -380,7 +472,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         if self.encoder == "mlp":
             offset, scale = X.mean(axis=0), X.std(axis=0)
             scale[scale == 0] = 1.0
-        elif self.encoder in ("conv4", "residual_mlp"):
+        elif self.encoder in ("conv4", "residual_mlp", "feature_weights", "low_rank"):
             # one scalar offset and scale keep the geometry of the input space,
             # which the residual encoder starts from
             offset, scale = np.float32(X.mean()), np.float32(X.std() or 1.0)
@@ -424,17 +516,33 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 )
             return X, y, X_val, y_val
         classes = np.unique(y)
-        n_val = max(self.n_way, math.ceil(self.validation_classes * len(classes)))
-        if self.validation_classes == 0 or len(classes) - n_val < self.n_way:
+        n_classes = len(classes)
+        # as many held-out classes as validation_classes asks (at least 2), more
+        # (up to n_way) while n_way classes remain for training
+        n_val = max(2, math.ceil(self.validation_classes * n_classes))
+        n_val = max(n_val, min(self.n_way, n_classes - self.n_way))
+        if self.validation_classes == 0 or n_classes - n_val < 2:
             warnings.warn(
                 f"meta_fit has no validation tasks (validation_classes="
-                f"{self.validation_classes}, {len(classes)} source classes, n_way="
+                f"{self.validation_classes}, {n_classes} source classes, n_way="
                 f"{self.n_way}): it cannot check that the meta-learned encoder beats "
-                "standardised input features; pass X_val, y_val or more classes",
+                "the input features, so fit (representation='auto') uses the encoder "
+                "only on tasks whose own crowd labels show it to be better; pass "
+                "X_val, y_val or more classes",
                 MetaLearningWarning,
                 stacklevel=4,  # meta_fit, its _fit_context wrapper, the caller
             )
             return X, y, None, None
+        if n_val < self.n_way or n_classes - n_val < self.n_way:
+            warnings.warn(
+                f"{n_classes} source classes are too few for {self.n_way}-way "
+                f"training and validation episodes on disjoint classes: meta_fit "
+                f"holds out {n_val} classes for {min(self.n_way, n_val)}-way "
+                f"validation episodes and trains on "
+                f"{min(self.n_way, n_classes - n_val)}-way episodes",
+                MetaLearningWarning,
+                stacklevel=4,
+            )
         rng = check_random_state(self.random_state)
         val_classes = rng.choice(classes, size=n_val, replace=False)
         is_val = np.isin(y, val_classes)
@@ -496,15 +604,16 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         X_train, y_train, X_val, y_val = self._split_validation(X, y, X_val, y_val)
         offset, scale = self._input_scaling(X_train)
         n_classes_train = len(np.unique(y_train))
-        if self.n_way > n_classes_train:
+        if n_classes_train < 2:
             raise ValueError(
-                f"n_way={self.n_way} is larger than the number of source classes "
-                f"available for meta-training ({n_classes_train})"
+                f"meta_fit needs at least 2 source classes for training, got "
+                f"{n_classes_train}"
             )
+        # fewer source classes than n_way: smaller episodes (see _split_validation)
+        train_way = min(self.n_way, n_classes_train)
 
         c = self._em_prior_c()
         episode_kw = {
-            "n_way": self.n_way,
             "n_shot": self.n_shot,
             "n_query": self.n_query,
             "n_annotators": self.n_annotators,
@@ -516,6 +625,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         train_sampler = EpisodeSampler(
             scale_inputs(X_train),
             y_train,
+            n_way=train_way,
             pseudo_annotation=self.pseudo_annotation,
             **episode_kw,
         )
@@ -526,7 +636,11 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             # validation tasks always carry simulated annotators: they stand for
             # the noisy target tasks the user will meet
             val_sampler = EpisodeSampler(
-                scale_inputs(X_val), y_val, pseudo_annotation=True, **episode_kw
+                scale_inputs(X_val),
+                y_val,
+                n_way=min(self.n_way, len(np.unique(y_val))),
+                pseudo_annotation=True,
+                **episode_kw,
             )
             val_ds = EpisodeDataset(
                 val_sampler, self.n_val_episodes, seed_val, fixed=True
@@ -544,14 +658,16 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                     embedding_dim=self.embedding_dim,
                     hidden_layer_sizes=self.hidden_layer_sizes,
                     image_shape=image_shape,
+                    rank=self.rank,
                 )
             episodic = EpisodicEM(
                 module,
-                self.n_way,
+                train_way,
                 n_em_iter=self.n_em_iter,
                 tau=self.tau,
                 b=self.b,
                 c=c,
+                encoder_alpha=self.encoder_alpha,
             )
             net, keep_best = make_net(
                 episodic,
@@ -572,29 +688,61 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         if val_ds is not None:
             module.load_state_dict(keep_best.best_state_)
             self.meta_val_accuracy_ = float(keep_best.best_score_)
+            scores = {"meta": self.meta_val_accuracy_}
             with torch_threads(1):
-                self.no_meta_val_accuracy_ = no_meta_accuracy(
-                    val_ds, n_em_iter=self.n_em_iter, tau=self.tau, b=self.b, c=c
-                )
+                for name in ("input", "scaled"):
+                    scores[name] = no_meta_accuracy(
+                        val_ds,
+                        n_em_iter=self.n_em_iter,
+                        tau=self.tau,
+                        b=self.b,
+                        c=c,
+                        scaling=name,
+                    )
+            self.no_meta_val_accuracy_ = scores["input"]
             for row in history:
-                row["valid_acc_no_meta"] = self.no_meta_val_accuracy_
-            if self.meta_val_accuracy_ < self.no_meta_val_accuracy_:
-                self.meta_selected_ = "input"
+                row["valid_acc_no_meta"] = scores["input"]
+                row["valid_acc_scaled"] = scores["scaled"]
+            self.meta_val_scores_ = scores
+            # ties go to the meta-learned encoder (listed first)
+            self.meta_selected_ = max(scores, key=scores.get)
+            if val_sampler.n_way < self.n_way:
+                # Smaller validation episodes than target tasks are easier and
+                # flatter the encoder, which has seen the source classes; the two
+                # input spaces learn nothing from the source, so comparing them
+                # there is fair. The encoder must prove itself on each task.
+                self.meta_selected_ = max(("input", "scaled"), key=scores.get)
+                warnings.warn(
+                    f"the validation tasks are {val_sampler.n_way}-way, smaller than "
+                    f"n_way={self.n_way}: they choose between the input spaces "
+                    f"(representation={self.meta_selected_!r}) but cannot validate "
+                    "the meta-learned encoder (accuracy "
+                    f"{scores['meta']:.3f} against {scores[self.meta_selected_]:.3f}"
+                    "); fit (representation='auto') uses the encoder only on tasks "
+                    "whose own crowd labels show it to be better",
+                    MetaLearningWarning,
+                    stacklevel=3,
+                )
+            elif self.meta_selected_ != "meta":
                 warnings.warn(
                     "meta-learning did not help on the validation tasks: the best "
                     f"meta-learned encoder (epoch {self.meta_best_epoch_}) reached "
-                    f"accuracy {self.meta_val_accuracy_:.3f}, EM on standardised "
-                    f"input features {self.no_meta_val_accuracy_:.3f}. fit will use "
-                    "the input features (representation='auto'); set "
-                    "representation='meta' to use the encoder anyway",
+                    f"accuracy {scores['meta']:.3f}, EM on standardised input "
+                    f"features {scores['input']:.3f}, on globally scaled features "
+                    f"{scores['scaled']:.3f}. fit will use "
+                    f"representation={self.meta_selected_!r} unless a task's crowd "
+                    "labels show the encoder to be better "
+                    "(representation='auto'); set representation='meta' to use the "
+                    "encoder anyway",
                     MetaLearningWarning,
                     stacklevel=3,  # past the _fit_context wrapper
                 )
-            else:
-                self.meta_selected_ = "meta"
         else:
+            # nothing validated the encoder: fit(representation="auto") uses it
+            # only where a task's own crowd labels show it to be better
             self.meta_val_accuracy_ = self.no_meta_val_accuracy_ = float("nan")
-            self.meta_selected_ = "meta"
+            self.meta_val_scores_ = {}
+            self.meta_selected_ = "input"
         self.meta_encoder_ = FittedEncoder(module, offset, scale, X.shape[1])
         self.meta_history_ = history
         return self
@@ -634,25 +782,13 @@ sparse matrix or CrowdLabelMatrix
         X = self._check_X(X, reset=True)
         codes, classes = check_crowd_labels(Y, X.shape[0])
         mode = self.representation
+        if mode == "meta" or (mode == "auto" and hasattr(self, "meta_encoder_")):
+            self._check_meta_encoder(X)
+        self._set_input_scaling(X)
         if mode == "auto":
-            mode = getattr(self, "meta_selected_", "input")
-        if mode == "meta":
-            if not hasattr(self, "meta_encoder_"):
-                raise ValueError(
-                    "representation='meta' needs a meta-learned encoder: call "
-                    "meta_fit first"
-                )
-            if self.meta_encoder_.n_features_in != X.shape[1]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but the meta-learned encoder "
-                    f"expects {self.meta_encoder_.n_features_in} (the features of "
-                    "X_source in meta_fit)"
-                )
+            mode = self._choose_representation(X, codes, len(classes))
         else:
-            self.input_mean_ = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            scale[scale == 0] = 1.0
-            self.input_scale_ = scale
+            self.representation_scores_ = {}
         self.representation_ = mode
 
         with torch_threads(1):

@@ -98,6 +98,123 @@ class ResidualMLPEncoder(nn.Module):
         return x + self.correction(x)
 
 
+class FeatureWeightEncoder(nn.Module):
+    """Per-feature re-weighting, ``f(x) = exp(s) * x``, starting at the identity.
+
+    A metric, not a new representation: meta-learning only decides how much
+    each input feature counts in the distances of the EM (and, through the
+    overall scale, how much the features count against the annotators' labels
+    in the E-step). ``penalty()`` is ``sum(s ** 2)``, the squared distance of
+    the log-weights from the identity map. Ours, not the paper's.
+
+    Parameters
+    ----------
+    n_features : int
+        Input (and output) dimension.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+    >>> encoder = FeatureWeightEncoder(3)
+    >>> x = torch.randn(4, 3)
+    >>> torch.equal(encoder(x), x), float(encoder.penalty())
+    (True, 0.0)
+    """
+
+    def __init__(self, n_features):
+        super().__init__()
+        self.log_weight = nn.Parameter(torch.zeros(n_features))
+
+    def forward(self, x):
+        """Re-weight ``x`` of shape (B, n_features).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+        >>> FeatureWeightEncoder(2).forward(torch.ones(5, 2)).shape
+        torch.Size([5, 2])
+        """
+        return x.flatten(start_dim=1) * self.log_weight.exp()
+
+    def penalty(self):
+        """Squared distance of the parameters from the identity map.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+        >>> encoder = FeatureWeightEncoder(2)
+        >>> with torch.no_grad():
+        ...     _ = encoder.log_weight.fill_(1.0)
+        >>> float(encoder.penalty())
+        2.0
+        """
+        return (self.log_weight**2).sum()
+
+
+class LowRankEncoder(nn.Module):
+    """Identity plus a low-rank linear map, ``f(x) = x + (x V) U^T``.
+
+    ``U`` starts at zero, so the encoder starts as the identity (the
+    no-meta-learning space); ``penalty()`` is ``||U V^T||_F^2``, the squared
+    Frobenius distance of the linear map from the identity. Ours, not the
+    paper's.
+
+    Parameters
+    ----------
+    n_features : int
+        Input (and output) dimension.
+    rank : int
+        Rank of the correction (at most ``n_features``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot._encoders import LowRankEncoder
+    >>> encoder = LowRankEncoder(5, rank=2)
+    >>> x = torch.randn(3, 5)
+    >>> torch.equal(encoder(x), x), float(encoder.penalty())
+    (True, 0.0)
+    """
+
+    def __init__(self, n_features, rank=8):
+        super().__init__()
+        rank = min(int(rank), int(n_features))
+        self.V = nn.Parameter(torch.randn(n_features, rank) / math.sqrt(n_features))
+        self.U = nn.Parameter(torch.zeros(n_features, rank))
+
+    def forward(self, x):
+        """Map ``x`` of shape (B, n_features) to (B, n_features).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import LowRankEncoder
+        >>> LowRankEncoder(4, rank=1).forward(torch.ones(2, 4)).shape
+        torch.Size([2, 4])
+        """
+        x = x.flatten(start_dim=1)
+        return x + (x @ self.V) @ self.U.T
+
+    def penalty(self):
+        """``||U V^T||_F^2``, computed as ``trace((U^T U)(V^T V))``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot._encoders import LowRankEncoder
+        >>> encoder = LowRankEncoder(3, rank=2)
+        >>> with torch.no_grad():
+        ...     _ = encoder.U.normal_()
+        >>> delta = encoder.U @ encoder.V.T
+        >>> bool(torch.isclose(encoder.penalty(), (delta**2).sum()))
+        True
+        """
+        return ((self.U.T @ self.U) * (self.V.T @ self.V)).sum()
+
+
 def _conv_block(in_channels, out_channels, pool):
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
@@ -172,12 +289,13 @@ class Conv4Encoder(nn.Module):
 
 
 def build_encoder(
-    encoder, n_features, *, embedding_dim, hidden_layer_sizes, image_shape
+    encoder, n_features, *, embedding_dim, hidden_layer_sizes, image_shape, rank=8
 ) -> nn.Module:
     """Build the encoder module named by the estimator's ``encoder`` parameter.
 
-    ``encoder`` is ``"mlp"``, ``"residual_mlp"``, ``"conv4"`` or an ``nn.Module``
-    instance (deep-copied by the caller, used as is here).
+    ``encoder`` is ``"mlp"``, ``"residual_mlp"``, ``"feature_weights"``,
+    ``"low_rank"``, ``"conv4"`` or an ``nn.Module`` instance (deep-copied by
+    the caller, used as is here).
 
     Examples
     --------
@@ -195,6 +313,10 @@ def build_encoder(
         return MLPEncoder(n_features, embedding_dim, tuple(hidden_layer_sizes))
     if encoder == "residual_mlp":
         return ResidualMLPEncoder(n_features, tuple(hidden_layer_sizes))
+    if encoder == "feature_weights":
+        return FeatureWeightEncoder(n_features)
+    if encoder == "low_rank":
+        return LowRankEncoder(n_features, rank)
     if encoder == "conv4":
         if image_shape is None:
             side = math.isqrt(n_features)
@@ -211,7 +333,8 @@ def build_encoder(
             )
         return Conv4Encoder(image_shape, embedding_dim)
     raise ValueError(
-        "encoder must be 'mlp', 'residual_mlp', 'conv4' or a torch.nn.Module, "
+        "encoder must be 'mlp', 'residual_mlp', 'feature_weights', 'low_rank', "
+        "'conv4' or a torch.nn.Module, "
         f"got {encoder!r}"
     )
 

@@ -52,22 +52,44 @@ class EpisodicEM(nn.Module):
         Classes per episode K.
     n_em_iter, tau, b, c
         EM settings, see :func:`sklearn_metaannot._em.run_em`.
+    encoder_alpha : float, default=0.0
+        Weight of the encoder's ``penalty()`` (its distance from the identity
+        map, for the encoders that define one) in the training loss.
     """
 
-    def __init__(self, encoder, n_way, n_em_iter=3, tau=0.0, b=10.0, c=(2.0, 1.0)):
+    def __init__(
+        self,
+        encoder,
+        n_way,
+        n_em_iter=3,
+        tau=0.0,
+        b=10.0,
+        c=(2.0, 1.0),
+        encoder_alpha=0.0,
+    ):
         super().__init__()
         self.encoder = encoder
         self.n_way = n_way
         self.n_em_iter = n_em_iter
         self.tau, self.b, self.c = tau, b, c
+        self.encoder_alpha = encoder_alpha
 
-    def forward(self, support_X, support_codes, support_mask, query_X):
+    def penalty(self):
+        """``encoder_alpha`` times the encoder's distance from the identity (or 0)."""
+        if self.encoder_alpha and hasattr(self.encoder, "penalty"):
+            return self.encoder_alpha * self.encoder.penalty()
+        return 0.0
+
+    def forward(self, support_X, support_codes, support_mask, query_X, n_classes=None):
         """Log class probabilities (T, Q, K) of the query examples.
 
         ``support_X`` (T, N, ...), ``support_codes`` (T, N, R) with ``-1`` for
         missing labels, ``support_mask`` (T, N) with 0 for padding rows,
-        ``query_X`` (T, Q, ...).
+        ``query_X`` (T, Q, ...), ``n_classes`` (T,) the number of classes K of
+        the batch's episodes (all equal; ``n_way`` when not given: validation
+        episodes may have fewer classes than training ones).
         """
+        K = self.n_way if n_classes is None else int(n_classes.reshape(-1)[0])
         T, N = support_codes.shape[:2]
         Q = query_X.shape[1]
         real = support_mask.reshape(-1) > 0
@@ -82,7 +104,7 @@ class EpisodicEM(nn.Module):
         )
         U = U.view(T, N, -1)
         Uq = Z[n_real:].view(T, Q, -1)
-        Y = one_hot_annotations(support_codes, self.n_way).to(U.dtype)
+        Y = one_hot_annotations(support_codes, K).to(U.dtype)
         res = run_em(
             U,
             Y,
@@ -127,9 +149,15 @@ class EpisodicNet(NeuralNet):
     """skorch net whose batches are tasks; counts query accuracy on validation."""
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Cross-entropy of the clean query labels (spec 4.1), averaged over tasks."""
+        """Cross-entropy of the clean query labels (spec 4.1), averaged over tasks.
+
+        In training, plus the encoder's penalty toward the identity map.
+        """
         y_true = to_tensor(y_true, device=self.device)
-        return self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
+        loss = self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
+        if training:
+            loss = loss + self.module_.penalty()
+        return loss
 
     def validation_step(self, batch, **fit_params):
         """Validation loss, plus the number of correct query predictions."""
@@ -245,12 +273,17 @@ class _KeepBestEncoder(Callback):
             net.history.record("valid_acc_initial", self.initial_score_)
 
 
-def no_meta_accuracy(dataset: EpisodeDataset, *, n_em_iter, tau, b, c) -> float:
-    """Query accuracy of EM on standardised input features (no meta-learning).
+def no_meta_accuracy(
+    dataset: EpisodeDataset, *, n_em_iter, tau, b, c, scaling="input"
+) -> float:
+    """Query accuracy of EM on the input features (no meta-learning).
 
-    Each task standardises its features with the statistics of its own support
-    set, exactly as :meth:`MetaAnnotatorClassifier.fit` does without
-    ``meta_fit``; this is the peer that a meta-learned encoder has to beat.
+    Each task scales its features with the statistics of its own support set,
+    exactly as :meth:`MetaAnnotatorClassifier.fit` does for
+    ``representation="input"`` (per feature, ``scaling="input"``) or
+    ``representation="scaled"`` (one global mean and standard deviation,
+    ``scaling="scaled"``); these are the peers that a meta-learned encoder has
+    to beat.
     """
     correct = total = 0
     K = dataset.sampler.n_way
@@ -258,8 +291,11 @@ def no_meta_accuracy(dataset: EpisodeDataset, *, n_em_iter, tau, b, c) -> float:
         ep = dataset.episode(i)
         xs = np.asarray(ep.support_X, dtype=np.float64).reshape(len(ep.support_X), -1)
         xq = np.asarray(ep.query_X, dtype=np.float64).reshape(len(ep.query_X), -1)
-        mean, scale = xs.mean(0), xs.std(0)
-        scale[scale == 0] = 1.0
+        if scaling == "input":
+            mean, scale = xs.mean(0), xs.std(0)
+            scale[scale == 0] = 1.0
+        else:
+            mean, scale = xs.mean(), xs.std() or 1.0
         U = torch.from_numpy((xs - mean) / scale)[None]
         Uq = torch.from_numpy((xq - mean) / scale)[None]
         Y = one_hot_annotations(torch.from_numpy(ep.support_codes)[None], K).double()

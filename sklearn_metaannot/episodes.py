@@ -258,7 +258,8 @@ def pad_episode(episode: Episode, n_support: int, n_annotators: int) -> dict:
 
     Returns a dict with ``support_X`` (n_support, ...) float32, ``support_codes``
     (n_support, n_annotators) int64 (``-1`` for padding), ``support_mask``
-    (n_support,) float32 and ``query_X`` float32.
+    (n_support,) float32, ``query_X`` float32 and ``n_classes`` (the episode's
+    number of classes, int64).
 
     Examples
     --------
@@ -284,4 +285,5 @@ def pad_episode(episode: Episode, n_support: int, n_annotators: int) -> dict:
         "support_codes": codes,
         "support_mask": mask,
         "query_X": np.asarray(episode.query_X, dtype=np.float32),
+        "n_classes": np.int64(len(episode.classes)),
     }

@@ -84,7 +84,7 @@ def test_fit_without_meta_learning_recovers_classes_and_annotators():
         y, 6, mixture={"hammer": 1.0}, hammer_accuracy=(0.6, 0.9), random_state=0
     )
     clf = MetaAnnotatorClassifier(n_em_iter=10).fit(X, Y)
-    assert clf.representation_ == "input"
+    assert clf.representation_ in ("input", "scaled")  # no meta_fit: no "meta"
     assert clf.score(X, y) > 0.95
     assert clf.annotator_confusion_.shape == (6, 3, 3)
     assert np.abs(clf.annotator_confusion_ - conf).max() < 0.2
@@ -154,23 +154,51 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
     )
     with pytest.warns(MetaLearningWarning, match="did not help"):
         clf.meta_fit(X, y)
-    assert clf.meta_selected_ == "input"
-    assert clf.meta_val_accuracy_ < clf.no_meta_val_accuracy_
+    assert clf.meta_selected_ in ("input", "scaled")
+    assert clf.meta_val_accuracy_ < clf.meta_val_scores_[clf.meta_selected_]
     Xs, ys = X[y < 3], y[y < 3]
-    assert clf.fit(Xs, ys).representation_ == "input"
+    assert clf.fit(Xs, ys).representation_ != "meta"
     assert clone(clf).set_params(representation="meta").fit(Xs, ys).representation_ == (
         "meta"
     )
 
 
 def test_no_validation_classes_warns():
-    X, y = _blobs(4, 20)
+    X, y = _blobs(3, 20)
     clf = MetaAnnotatorClassifier(
         n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20
     )
     with pytest.warns(MetaLearningWarning, match="no validation tasks"):
         clf.meta_fit(X, y)
     assert np.isnan(clf.meta_val_accuracy_)
+    # the unvalidated encoder is not the default of fit(representation="auto")
+    assert clf.meta_selected_ == "input"
+
+
+@pytest.mark.parametrize("n_classes, train_way, val_way", [(4, 2, 2), (6, 4, 2)])
+def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, val_way):
+    X, y = _blobs(n_classes, 20)
+    clf = MetaAnnotatorClassifier(
+        n_way=4,
+        n_shot=2,
+        n_query=5,
+        n_episodes=20,
+        episodes_per_epoch=10,
+        n_val_episodes=5,
+        random_state=0,
+    )
+    with pytest.warns(MetaLearningWarning, match=f"{val_way}-way validation"):
+        with pytest.warns(MetaLearningWarning, match="cannot validate"):
+            clf.meta_fit(X, y)
+    assert np.isfinite(clf.meta_val_accuracy_)
+    assert set(clf.meta_val_scores_) == {"meta", "input", "scaled"}
+    # smaller validation episodes cannot validate the encoder, only the input spaces
+    scores = clf.meta_val_scores_
+    assert clf.meta_selected_ == max(("input", "scaled"), key=scores.get)
+    assert all(0 <= v <= 1 for v in clf.meta_val_scores_.values())
+    # the encoder adapts to 4-way target tasks all the same
+    Xt, yt = _blobs(4, 10, seed=9)
+    assert clone(clf).set_params(representation="meta").fit(Xt, yt).classes_.size == 4
 
 
 def test_without_pseudo_annotation_trains(meta_fitted):

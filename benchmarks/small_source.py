@@ -1,0 +1,369 @@
+"""Small sources: the default model, as a new user meets it, against no meta-learning.
+
+A user with few source classes calls ``MetaAnnotatorClassifier(n_way=4,
+random_state=...).meta_fit(X_source, y_source)`` with every other setting at
+its default, then ``fit`` on crowd-labelled 4-way target tasks. The product
+promise checked here: the default (``representation="auto"``) is never clearly
+worse than our EM on the input features, which needs no meta-learning.
+
+    python benchmarks/small_source.py --quick   # about a minute
+    python benchmarks/small_source.py           # the full run
+
+Protocol (fixed before any result was seen):
+- digits (scikit-learn, 10 classes, 64 pixel features): 4 source classes or 6,
+  3 random partitions each, the 4 target classes disjoint from the source;
+  simulated crowds on the target supports (5 annotators, the paper's
+  expert/hammer/spammer mixture 0.1 / 0.7 / 0.2, each labels an item with
+  probability 0.6), 10 query images per class;
+- LabelMe (real Mechanical Turk labels, 512-d VGG features; when
+  ``../shared/data/labelme`` exists): the 4 class splits of the LabelMe
+  benchmark, the other 4 classes as the source (train and valid images, gold
+  labels, no ``X_val``: the default validation of ``meta_fit``), the tasks of
+  that benchmark (real labels, all test images of the target classes);
+- 1, 3 and 5 shots; every method sees the same tasks; mean and standard error
+  per setting, and the worst partition.
+"""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+if str(_HERE.parent) not in sys.path:  # a source checkout without installation
+    sys.path.insert(1, str(_HERE.parent))
+
+import _common  # noqa: E402
+from _common import Timer, markdown_table, sample_crowd_tasks, stable_seed  # noqa: E402
+
+from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
+from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
+
+REPO = _HERE.parent
+
+#: Methods: key -> label.
+METHODS = {
+    "auto": "Default model (meta_fit, representation='auto')",
+    "meta": "Same encoder, always meta",
+    "input": "EM, no meta (standardised input)",
+    "scaled": "EM, no meta (globally scaled input)",
+    "auto_nometa": "EM, no meta (auto)",
+    "lrmv": "LR on majority vote",
+}
+
+
+def default_config(quick=False) -> dict:
+    """Every knob of the study; ``quick`` shrinks tasks and partitions."""
+    cfg = {
+        "name": "small_source",
+        "seed": 0,
+        "digits_sources": [4, 6],
+        "digits_partitions": 3,
+        "labelme": True,
+        "labelme_data": str(_common.SHARED_DATA / "labelme"),
+        "shots": [1, 3, 5],
+        "n_tasks": 30,
+        "n_annotators": 5,
+        "annotation_rate": 0.6,
+        "n_query": 10,
+        "estimator": {"n_way": 4, "n_threads": 1},
+        "output_dir": str(REPO / "benchmarks" / "results"),
+        "write": True,
+        "verbose": 1,
+    }
+    if quick:
+        cfg.update(
+            name="small_source_quick",
+            digits_sources=[6],
+            digits_partitions=1,
+            labelme=False,
+            n_tasks=5,
+            estimator={"n_way": 4, "n_threads": 1, "n_episodes": 400},
+        )
+    return cfg
+
+
+def _fit_predict(method, model, X, Y, Xq, seed):
+    if method == "auto":
+        est = clone(model)
+    elif method == "meta":
+        est = clone(model).set_params(representation="meta")
+    elif method in ("input", "scaled"):
+        est = MetaAnnotatorClassifier(representation=method, random_state=seed)
+    elif method == "auto_nometa":
+        est = MetaAnnotatorClassifier(random_state=seed)
+    else:
+        est = AggregateThenClassify(
+            MajorityVote(random_state=seed),
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+            random_state=seed,
+        )
+    est.fit(X, Y)
+    return np.asarray(est.predict(Xq)), getattr(est, "representation_", None)
+
+
+def _evaluate(model, tasks_by_shot, get_task):
+    """Accuracy per method and the chosen representations, per shot."""
+    out = {}
+    for shot, tasks in tasks_by_shot.items():
+        acc = {m: [] for m in METHODS}
+        chosen = []
+        for task in tasks:
+            X, Y, Xq, yq, seed = get_task(task)
+            for m in METHODS:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pred, rep = _fit_predict(m, model, X, Y, Xq, seed)
+                acc[m].append(float(np.mean(pred == yq)))
+                if m == "auto":
+                    chosen.append(rep)
+        out[str(shot)] = {"accuracy": acc, "chosen": chosen}
+    return out
+
+
+def _meta_fit(cfg, X, y, seed):
+    model = MetaAnnotatorClassifier(random_state=seed, **cfg["estimator"])
+    with Timer() as timer, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.meta_fit(X, y)
+    info = {
+        "seconds": timer.seconds,
+        "meta_selected": model.meta_selected_,
+        "val_scores": model.meta_val_scores_,
+    }
+    return model, info
+
+
+def digits_partitions(cfg):
+    """Meta-fit and evaluate on the digits partitions."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    results = []
+    for n_source in cfg["digits_sources"]:
+        for p in range(cfg["digits_partitions"]):
+            rng = np.random.default_rng(stable_seed(cfg["seed"], "digits", n_source, p))
+            order = rng.permutation(10)
+            source, target = order[:n_source], order[n_source : n_source + 4]
+            is_source = np.isin(y, source)
+            model, info = _meta_fit(cfg, X[is_source], y[is_source], int(order[0]) + p)
+            pool = np.flatnonzero(np.isin(y, target))
+            tasks_by_shot = {
+                shot: sample_crowd_tasks(
+                    y[pool],
+                    n_tasks=cfg["n_tasks"],
+                    n_way=4,
+                    n_shot=shot,
+                    n_query=cfg["n_query"],
+                    n_annotators=cfg["n_annotators"],
+                    simulator_params={"annotation_rate": cfg["annotation_rate"]},
+                    seed=stable_seed(cfg["seed"], "digits-tasks", n_source, p, shot),
+                )
+                for shot in cfg["shots"]
+            }
+
+            def get_task(t, pool=pool):
+                return X[pool[t.support]], t.Y, X[pool[t.query]], t.query_y, t.seed
+
+            res = _evaluate(model, tasks_by_shot, get_task)
+            results.append(
+                {
+                    "data": "digits",
+                    "n_source": n_source,
+                    "partition": p,
+                    "source": source.tolist(),
+                    "target": target.tolist(),
+                    "meta_fit": info,
+                    "shots": res,
+                }
+            )
+            _log(cfg, results[-1])
+    return results
+
+
+def labelme_splits(cfg):
+    """Meta-fit with the defaults on 4 LabelMe classes; real crowds on the others."""
+    import labelme
+
+    from sklearn_metaannot.datasets import load_labelme
+
+    data = load_labelme(cfg["labelme_data"])
+    X = np.vstack([data.X_train, data.X_valid])
+    y = np.concatenate([data.y_train, data.y_valid])
+    results = []
+    for si, target in enumerate(labelme.SPLITS):
+        target = np.asarray(target)
+        source = np.setdiff1d(np.arange(8), target)
+        keep = np.isin(y, source)
+        model, info = _meta_fit(cfg, X[keep], y[keep], si)
+        in_target = np.isin(data.y_test, target)
+        Xq = data.X_test[in_target]
+        yq = np.searchsorted(target, data.y_test[in_target])
+        tasks_by_shot = {
+            shot: labelme.make_tasks(data, target, shot, cfg["n_tasks"], 0, si)[0]
+            for shot in cfg["shots"]
+        }
+
+        def get_task(t, Xq=Xq, yq=yq):
+            return data.X_train[t["support"]], t["Y"], Xq, yq, t["seed"]
+
+        res = _evaluate(model, tasks_by_shot, get_task)
+        results.append(
+            {
+                "data": "labelme",
+                "n_source": 4,
+                "partition": si,
+                "source": source.tolist(),
+                "target": target.tolist(),
+                "meta_fit": info,
+                "shots": res,
+            }
+        )
+        _log(cfg, results[-1])
+    return results
+
+
+def _log(cfg, r):
+    if not cfg["verbose"]:
+        return
+    means = {
+        shot: " ".join(f"{m} {np.mean(v):.3f}" for m, v in s["accuracy"].items())
+        for shot, s in r["shots"].items()
+    }
+    print(
+        f"{r['data']} n_source={r['n_source']} partition {r['partition']} "
+        f"(meta_fit {r['meta_fit']['seconds']:.0f} s, validation chose "
+        f"{r['meta_fit']['meta_selected']}): {means}",
+        flush=True,
+    )
+
+
+def summarize_groups(results, shots) -> list:
+    """Rows per (data, n_source, shot): means, standard errors, worst partition."""
+    rows = []
+    groups = sorted({(r["data"], r["n_source"]) for r in results})
+    for data, n_source in groups:
+        part = [r for r in results if (r["data"], r["n_source"]) == (data, n_source)]
+        for shot in map(str, shots):
+            pooled = {
+                m: sum((r["shots"][shot]["accuracy"][m] for r in part), [])
+                for m in METHODS
+            }
+            diffs = [
+                np.mean(r["shots"][shot]["accuracy"]["auto"])
+                - np.mean(r["shots"][shot]["accuracy"]["input"])
+                for r in part
+            ]
+            chosen = sum((r["shots"][shot]["chosen"] for r in part), [])
+            rows.append(
+                {
+                    "data": data,
+                    "n_source": n_source,
+                    "shot": shot,
+                    **{m: _common.summarize(v) for m, v in pooled.items()},
+                    "auto_minus_input": float(
+                        np.mean(pooled["auto"]) - np.mean(pooled["input"])
+                    ),
+                    "worst_partition_auto_minus_input": float(min(diffs)),
+                    "chosen": {c: chosen.count(c) / len(chosen) for c in set(chosen)},
+                }
+            )
+    return rows
+
+
+def table(rows) -> tuple[list, list]:
+    """Header and rows of the summary table (Markdown and reST)."""
+    header = ["data", "source classes", "shot", *METHODS.values()]
+    header += ["auto - input", "worst partition", "auto chose"]
+    body = [
+        [
+            r["data"],
+            r["n_source"],
+            r["shot"],
+            *(_common.fmt_acc(r[m]["mean"], r[m]["sem"]) for m in METHODS),
+            f"{r['auto_minus_input']:+.3f}",
+            f"{r['worst_partition_auto_minus_input']:+.3f}",
+            ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["chosen"].items())),
+        ]
+        for r in rows
+    ]
+    return header, body
+
+
+def markdown(results) -> str:
+    cfg = results["config"]
+    env = results["environment"]
+    command = "python benchmarks/small_source.py" + (
+        " --quick" if "quick" in cfg["name"] else ""
+    )
+    header, body = table(results["summary"])
+    return "\n\n".join(
+        [
+            f"# Small sources, default model ({cfg['name']})",
+            f"Command: `{command}`; {env['cpu']} ({env['cpu_count']} CPUs), torch "
+            f"{env['torch']}; wall time {results['wall_seconds']:.0f} s.",
+            "Mean query accuracy ± standard error over the tasks of all partitions "
+            "(4-way target tasks).",
+            markdown_table(header, body),
+        ]
+    )
+
+
+def run(config=None, **overrides) -> dict:
+    """Run the study; with ``write=True`` write ``<name>.json`` and ``<name>.md``."""
+    config = {**(config or {}), **overrides}
+    cfg = default_config(quick=bool(config.pop("quick", False)))
+    unknown = set(config) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+    cfg.update(config)
+    t0 = time.perf_counter()
+    raw = digits_partitions(cfg)
+    if cfg["labelme"] and Path(cfg["labelme_data"]).is_dir():
+        raw += labelme_splits(cfg)
+    results = {
+        "config": cfg,
+        "environment": _common.environment(),
+        "raw": raw,
+        "summary": summarize_groups(raw, cfg["shots"]),
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    if cfg["write"]:
+        out = Path(cfg["output_dir"])
+        path = _common.write_json(results, out / f"{cfg['name']}.json")
+        md = out / f"{cfg['name']}.md"
+        md.write_text(markdown(results) + "\n")
+        rst = out / f"{cfg['name']}_tables.rst"
+        title = "Mean query accuracy ± standard error (4-way target tasks)"
+        rst.write_text(_common.rst_csv_table(title, *table(results["summary"])) + "\n")
+        results["files"] = {"json": str(path), "markdown": str(md), "rst": str(rst)}
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/small_source.py",
+        description="The default model meta-fitted on few source classes, "
+        "against EM on the input features.",
+    )
+    parser.add_argument("--quick", action="store_true", help="one partition, 5 tasks")
+    parser.add_argument("--no-write", action="store_true", help="do not write files")
+    args = parser.parse_args(argv)
+    results = run(quick=args.quick, write=not args.no_write)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Choosing a latent space on a crowd-labelled task without gold labels."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+# The criterion: hide every label of some items, fit the EM on the rest, predict
+# the hidden items' classes from their features alone (paper Eq. 8) and score
+# how probable that prediction makes the hidden annotations. A latent space in
+# which the features predict what the annotators said about unseen items is
+# one in which the features predict the true class. Ours, not the paper's.
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._em import one_hot_annotations, predict_log_proba, run_em
+
+#: Folds of the held-out agreement in ``fit(representation="auto")``.
+N_FOLDS = 5
+#: Below this many labelled items per class the held-out agreement carries no
+#: information (at one item per class a hidden item's class is absent from the
+#: rest of the task), and ``fit`` keeps the validated default.
+MIN_ITEMS_PER_CLASS = 2
+#: Paired z-score that held-out agreement needs to overrule the default.
+MIN_Z = 1.0
+
+
+def annotation_agreement(log_proba, codes):
+    """Mean probability that the predicted class equals each annotation.
+
+    Parameters
+    ----------
+    log_proba : ndarray of shape (n_samples, n_classes)
+        Log class probabilities predicted from the features alone.
+    codes : ndarray of shape (n_samples, n_annotators)
+        Label codes of the same samples, ``-1`` where an annotator gave none.
+
+    Returns
+    -------
+    float
+        ``mean over the annotations (n, r) of p(t_n = y_n^r | x_n)``; NaN when
+        there is no annotation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._selection import annotation_agreement
+    >>> log_proba = np.log([[0.9, 0.1], [0.2, 0.8]])
+    >>> codes = np.array([[0, 0], [1, -1]])
+    >>> round(annotation_agreement(log_proba, codes), 3)  # (0.9 + 0.9 + 0.8) / 3
+    0.867
+    """
+    codes = np.asarray(codes)
+    n, r = np.nonzero(codes >= 0)
+    if n.size == 0:
+        return float("nan")
+    return float(np.exp(np.asarray(log_proba)[n, codes[n, r]]).mean())
+
+
+def held_out_agreement(
+    U, codes, n_classes, *, n_folds=5, random_state=None, **em_params
+) -> np.ndarray:
+    """Cross-validated agreement of feature-only predictions with the crowd.
+
+    The labelled items are split into ``n_folds`` folds; for each fold the EM
+    is fitted on every other item (its labels and embeddings), the fold's
+    items are classified from their embeddings alone, and each of the fold's
+    hidden annotations ``y_n^r`` is scored by ``p(t_n = y_n^r | x_n)``. Gold
+    labels are never used.
+
+    Parameters
+    ----------
+    U : ndarray of shape (n_samples, M)
+        Embeddings of the task's items in one candidate latent space.
+    codes : ndarray of shape (n_samples, n_annotators)
+        Label codes, ``-1`` for missing.
+    n_classes : int
+        Number of classes K.
+    n_folds : int, default=5
+        Folds (at most the number of labelled items: leave-one-out then).
+    random_state : int, Generator or None, default=None
+        Seeds a random fold assignment; None assigns the labelled items to the
+        folds in turn (deterministic, and classes sorted in ``codes`` still
+        spread over the folds). Use the same value for every candidate space,
+        so that their scores are paired.
+    **em_params
+        ``n_iter``, ``tau``, ``b``, ``c`` of :func:`sklearn_metaannot._em.run_em`.
+
+    Returns
+    -------
+    ndarray of shape (n_annotations,)
+        One score per annotation, in an order that depends only on ``codes``
+        and ``random_state`` (empty with fewer than two labelled items).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._selection import held_out_agreement
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 10)
+    >>> codes = np.stack([y, y, 1 - y]).T  # two good annotators, one adversary
+    >>> informative = y[:, None] * 4.0 + rng.normal(size=(20, 2))
+    >>> noise = rng.normal(size=(20, 2))
+    >>> kw = dict(n_iter=3, b=10.0, c=(2.0, 1.0), random_state=0)
+    >>> good = held_out_agreement(informative, codes, 2, **kw)
+    >>> bad = held_out_agreement(noise, codes, 2, **kw)
+    >>> good.shape, bool(good.mean() > bad.mean())
+    ((60,), True)
+    """
+    codes = np.asarray(codes)
+    labelled = np.flatnonzero((codes >= 0).any(axis=1))
+    if labelled.size < 2:
+        return np.empty(0)
+    n_folds = min(n_folds, labelled.size)
+    if random_state is None:
+        folds = [labelled[i::n_folds] for i in range(n_folds)]
+    else:
+        order = np.random.default_rng(random_state).permutation(labelled)
+        folds = np.array_split(order, n_folds)
+    U = torch.as_tensor(np.asarray(U, dtype=np.float64))
+    Y = one_hot_annotations(torch.from_numpy(codes), n_classes).double()
+    scores = []
+    for fold in folds:
+        train = np.setdiff1d(np.arange(len(codes)), fold)
+        res = run_em(U[train][None], Y[train][None], **em_params)
+        log_proba = predict_log_proba(U[fold][None], res.mu, res.log_pi)[0]
+        c = codes[fold]
+        n, r = np.nonzero(c >= 0)
+        scores.append(np.exp(log_proba.numpy()[n, c[n, r]]))
+    return np.concatenate(scores)
+
+
+def choose_representation(scores, default, *, min_z=1.0):
+    """The candidate the held-out crowd labels prefer, if clearly; else ``default``.
+
+    A candidate replaces ``default`` only when its paired advantage in
+    held-out agreement (:func:`held_out_agreement`, same folds) is at least
+    ``min_z`` standard errors; among several such candidates the one with the
+    highest mean wins.
+
+    Parameters
+    ----------
+    scores : dict of str to ndarray
+        Per-annotation held-out scores of each candidate (paired).
+    default : str
+        The candidate chosen without evidence (a key of ``scores``).
+    min_z : float, default=1.0
+        Required mean / standard error of the paired differences.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._selection import choose_representation
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.uniform(size=40)
+    >>> choose_representation({"a": base, "b": base + 0.2}, default="a")
+    'b'
+    >>> noisy = base + np.tile([0.3, -0.29], 20)  # better by 0.005 on average
+    >>> choose_representation({"a": base, "b": noisy}, default="a")
+    'a'
+    """
+    ref = np.asarray(scores[default], dtype=float)
+    best, best_mean = default, ref.mean() if ref.size else -np.inf
+    for name, s in scores.items():
+        diff = np.asarray(s, dtype=float) - ref
+        if name == default or diff.size < 2:
+            continue
+        se = diff.std(ddof=1) / np.sqrt(diff.size)
+        z = diff.mean() / se if se > 0 else (np.inf if diff.mean() > 0 else 0.0)
+        if z >= min_z and np.mean(s) > best_mean:
+            best, best_mean = name, float(np.mean(s))
+    return best
+
+
+def crowd_agreement_score(estimator, X, Y):
+    """Scorer: how probable a fitted model makes held-out annotations.
+
+    ``mean over the annotations (n, r) of p(t_n = y_n^r | x_n)``, from the
+    estimator's ``predict_proba``; an annotation naming a class the estimator
+    does not know scores 0. It needs no gold labels, so ``GridSearchCV`` can
+    tune a crowd-labelled model with it (``scoring=crowd_agreement_score`` and
+    a splitter over items, e.g. ``KFold``). Higher is better.
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        With ``predict_proba`` and ``classes_``.
+    X : array-like of shape (n_samples, n_features)
+        Held-out items.
+    Y : array-like of shape (n_samples, n_annotators), or CrowdLabelMatrix
+        Their annotations (``np.nan`` where missing).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.model_selection import KFold, cross_val_score
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, crowd_agreement_score
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 20)
+    >>> X = rng.normal(size=(60, 4)) + 3 * np.eye(4)[y]
+    >>> Y = np.stack([y, y, rng.integers(0, 3, 60)], axis=1).astype(float)
+    >>> scores = cross_val_score(MetaAnnotatorClassifier(), X, Y,
+    ...                          scoring=crowd_agreement_score,
+    ...                          cv=KFold(3, shuffle=True, random_state=0))
+    >>> bool(scores.mean() > 0.6)
+    True
+    """
+    from ._crowd_labels import CrowdLabelMatrix
+    from ._validation import flatten_samples
+
+    labels = Y if isinstance(Y, CrowdLabelMatrix) else CrowdLabelMatrix.from_any(Y)
+    codes = labels.to_codes()
+    lookup = {v: i for i, v in enumerate(np.asarray(estimator.classes_).tolist())}
+    column = np.array([lookup.get(v, -1) for v in np.asarray(labels.classes).tolist()])
+    proba = estimator.predict_proba(flatten_samples(X)[0])
+    n, r = np.nonzero(codes >= 0)
+    if n.size == 0:
+        raise ValueError("Y holds no annotation to score against")
+    k = column[codes[n, r]]
+    return float(np.where(k >= 0, proba[n, np.maximum(k, 0)], 0.0).mean())

@@ -1,0 +1,50 @@
+"""Smoke test of the small-source study (the default model on few source classes)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "small_source.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("small_source_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_small_source_study_runs_and_writes_its_tables(tmp_path):
+    study = _module()
+    results = study.run(
+        quick=True,
+        digits_sources=[4],
+        n_tasks=3,
+        shots=[1, 3],
+        estimator={"n_way": 4, "n_threads": 1, "n_episodes": 40},
+        output_dir=str(tmp_path),
+        verbose=0,
+    )
+    rows = results["summary"]
+    assert [(r["data"], r["n_source"], r["shot"]) for r in rows] == [
+        ("digits", 4, "1"),
+        ("digits", 4, "3"),
+    ]
+    for r in rows:
+        for m in study.METHODS:
+            assert r[m]["n"] == 3 and 0.0 <= r[m]["mean"] <= 1.0
+        # one-shot tasks: the validated default (an input space: 2-way
+        # validation cannot validate the encoder), never the unvalidated encoder
+        assert set(r["chosen"]) <= {"input", "scaled", "meta"}
+    assert set(rows[0]["chosen"]) <= {"input", "scaled"}
+    info = results["raw"][0]["meta_fit"]
+    assert info["meta_selected"] in ("input", "scaled")
+    assert set(info["val_scores"]) == {"meta", "input", "scaled"}
+    on_disk = json.loads((tmp_path / "small_source_quick.json").read_text())
+    assert np.isclose(on_disk["summary"][0]["auto"]["mean"], rows[0]["auto"]["mean"])
+    assert "csv-table" in (tmp_path / "small_source_quick_tables.rst").read_text()
+    assert "| digits | 4 | 1 |" in (tmp_path / "small_source_quick.md").read_text()

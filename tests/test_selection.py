@@ -1,0 +1,140 @@
+"""Tests of representation="auto": a latent space chosen per task from crowd labels."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV, KFold
+
+from sklearn_metaannot import (
+    FittedEncoder,
+    MetaAnnotatorClassifier,
+    crowd_agreement_score,
+    simulate_annotators,
+)
+from sklearn_metaannot._selection import choose_representation, held_out_agreement
+
+
+def _task(n_per_class, n_classes=4, seed=0, n_signal=2, n_noise=10, noise_sd=3.0):
+    """Classes separated in ``n_signal`` features, next to loud nuisance features."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    centres = 3.0 * rng.normal(size=(n_classes, n_signal))
+    signal = centres[y] + 0.5 * rng.normal(size=(len(y), n_signal))
+    noise = noise_sd * rng.normal(size=(len(y), n_noise))
+    return np.hstack([signal, noise]), y
+
+
+def _with_encoder(columns, n_features, weight, meta_selected):
+    """An estimator "meta-fitted" with a fixed linear encoder keeping ``columns``."""
+    module = torch.nn.Linear(n_features, len(columns), bias=False)
+    with torch.no_grad():
+        module.weight.zero_()
+        module.weight[np.arange(len(columns)), columns] = weight
+    clf = MetaAnnotatorClassifier(random_state=0)
+    clf.meta_encoder_ = FittedEncoder(module, 0.0, 1.0, n_features)
+    clf.meta_selected_ = meta_selected
+    return clf
+
+
+def _crowd(y, seed):
+    Y, _, _ = simulate_annotators(
+        y, 5, mixture={"hammer": 0.7, "spammer": 0.3}, random_state=seed
+    )
+    return Y
+
+
+def test_auto_chooses_the_input_features_when_the_embedding_is_worse():
+    # the "meta-learned" encoder keeps only nuisance features, and meta_fit's
+    # validation had (wrongly) preferred it: the crowd labels must overrule it
+    X, y = _task(6, seed=1)
+    Xq, yq = _task(50, seed=1)
+    Y = _crowd(y, seed=1)
+    clf = _with_encoder([5, 6, 7], X.shape[1], 1.0, meta_selected="meta").fit(X, Y)
+    assert clf.representation_ != "meta"
+    scores = clf.representation_scores_
+    assert set(scores) == {"input", "scaled", "meta"}
+    assert scores["meta"] < min(scores["input"], scores["scaled"])
+    forced = _with_encoder([5, 6, 7], X.shape[1], 1.0, "meta")
+    forced.set_params(representation="meta").fit(X, Y)
+    assert clf.score(Xq, yq) > forced.score(Xq, yq) + 0.2
+
+
+def test_auto_chooses_the_embedding_when_it_is_better():
+    # the encoder keeps the two informative features (nothing validated it:
+    # meta_selected_ is "input"), the input spaces drown them in noise
+    X, y = _task(6, seed=2, n_noise=30)
+    Xq, yq = _task(50, seed=2, n_noise=30)
+    Y = _crowd(y, seed=2)
+    clf = _with_encoder([0, 1], X.shape[1], 1.0, meta_selected="input").fit(X, Y)
+    assert clf.representation_ == "meta"
+    plain = MetaAnnotatorClassifier(representation="input").fit(X, Y)
+    assert clf.score(Xq, yq) > plain.score(Xq, yq) + 0.1
+
+
+def test_auto_keeps_the_validated_default_on_one_shot_tasks():
+    # one item per class: held-out labels say nothing, the default stands
+    X, y = _task(1, seed=3)
+    Y = _crowd(y, seed=3)
+    clf = _with_encoder([5, 6, 7], X.shape[1], 1.0, meta_selected="meta").fit(X, Y)
+    assert clf.representation_ == "meta"
+    assert all(np.isnan(v) for v in clf.representation_scores_.values())
+    assert MetaAnnotatorClassifier().fit(X, Y).representation_ == "input"
+
+
+def test_explicit_representations_skip_the_choice():
+    X, y = _task(5)
+    Y = _crowd(y, seed=0)
+    for name in ("input", "scaled"):
+        clf = MetaAnnotatorClassifier(representation=name).fit(X, Y)
+        assert clf.representation_ == name and clf.representation_scores_ == {}
+    with pytest.raises(ValueError, match="meta_fit first"):
+        MetaAnnotatorClassifier(representation="meta").fit(X, Y)
+
+
+def test_held_out_agreement_is_paired_and_ignores_gold():
+    X, y = _task(5, seed=4)
+    codes = np.where(np.isnan(_crowd(y, 4)), -1, _crowd(y, 4)).astype(int)
+    kw = {"n_iter": 3, "b": 10.0, "c": (2.0, 1.0)}
+    a = held_out_agreement(X, codes, 4, random_state=0, **kw)
+    b = held_out_agreement(2 * X, codes, 4, random_state=0, **kw)
+    assert a.shape == b.shape == ((codes >= 0).sum(),)
+    assert np.all((a >= 0) & (a <= 1))
+    np.testing.assert_array_equal(
+        a, held_out_agreement(X, codes, 4, random_state=0, **kw)
+    )
+    # one labelled item: nothing to hold out against
+    lone = np.full_like(codes, -1)
+    lone[0, 0] = 1
+    assert held_out_agreement(X, lone, 4, random_state=0, **kw).size == 0
+
+
+def test_choose_representation_needs_a_clear_paired_advantage():
+    base = np.linspace(0.2, 0.8, 30)
+    assert choose_representation({"a": base, "b": base + 0.05}, "a") == "b"
+    assert choose_representation({"a": base, "b": base - 0.05}, "a") == "a"
+    assert choose_representation({"a": base, "b": base}, "a") == "a"
+    three = {"a": base, "b": base + 0.05, "c": base + 0.1}
+    assert choose_representation(three, "a") == "c"
+
+
+def test_crowd_agreement_score_tunes_without_gold_labels():
+    X, y = _task(20, seed=5, n_noise=2, noise_sd=1.0)
+    Y = _crowd(y, seed=5)
+    grid = GridSearchCV(
+        MetaAnnotatorClassifier(representation="scaled"),
+        {"n_em_iter": [0, 3], "b": [1.0, 100.0]},
+        scoring=crowd_agreement_score,
+        cv=KFold(3, shuffle=True, random_state=0),
+    ).fit(X, Y)
+    assert 0.3 < grid.best_score_ <= 1.0  # chance: 0.25
+    # a model that predicts the crowd well scores higher than one that cannot
+    good = MetaAnnotatorClassifier(representation="scaled").fit(X, Y)
+    blind = MetaAnnotatorClassifier(representation="scaled").fit(0 * X, Y)
+    assert crowd_agreement_score(good, X, Y) > crowd_agreement_score(blind, X, Y) + 0.1
+    # labels the model never saw score 0; an empty label matrix is an error
+    Y_new = np.full_like(Y, np.nan)
+    Y_new[:, 0] = 99
+    assert crowd_agreement_score(good, X, Y_new) == 0.0
+    with pytest.raises(ValueError, match="no annotation"):
+        crowd_agreement_score(good, X, np.full_like(Y, np.nan))
