@@ -2,7 +2,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotators
-from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
+from ._classifier import (
+    MetaAnnotatorClassifier,
+    MetaLearningWarning,
+    MissingClassWarning,
+)
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta import FittedEncoder
 from .aggregation import DawidSkene, MajorityVote
@@ -21,5 +25,6 @@ __all__ = [
     "MajorityVote",
     "MetaAnnotatorClassifier",
     "MetaLearningWarning",
+    "MissingClassWarning",
     "simulate_annotators",
 ]

@@ -70,6 +70,37 @@ class MetaLearningWarning(UserWarning):
     """
 
 
+class MissingClassWarning(UserWarning):
+    """A crowd-labelled task names fewer classes than the meta-training episodes.
+
+    :meth:`MetaAnnotatorClassifier.fit` emits it after ``meta_fit`` when no
+    ``classes`` are given and the annotators used fewer distinct labels than
+    ``n_way``: a class that no annotator named cannot be predicted. Pass
+    ``fit(X, Y, classes=...)`` to keep it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, MissingClassWarning
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(160, 4)), np.repeat(np.arange(8), 20)
+    >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
+    ...                               validation_classes=0, random_state=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     clf = clf.meta_fit(X, y)
+    >>> Y = [[0, 0], [1, 1], [1, 0]]  # a 3-way task in which nobody said 2
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = clf.fit(X[:3], Y)
+    >>> any(issubclass(w.category, MissingClassWarning) for w in caught)
+    True
+    >>> clf.fit(X[:3], Y, classes=[0, 1, 2]).classes_
+    array([0, 1, 2])
+    """
+
+
 class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     """Classifier learned from several noisy annotators in a meta-learned latent space.
 
@@ -364,6 +395,17 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             )
         return pair
 
+    def _warn_missing_classes(self, classes):
+        if hasattr(self, "meta_encoder_") and len(classes) < self.n_way:
+            warnings.warn(
+                f"the annotators named {len(classes)} classes "
+                f"({np.asarray(classes).tolist()[:10]}) but meta-training episodes "
+                f"had n_way={self.n_way}; a class that nobody named cannot be "
+                "predicted. Pass fit(X, Y, classes=[...]) to keep every class",
+                MissingClassWarning,
+                stacklevel=4,  # fit, its _fit_context wrapper, the caller
+            )
+
     def _check_X(self, X, *, reset):
         X, _ = flatten_samples(X)
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -602,7 +644,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y):
+    def fit(self, X, Y, classes=None):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -613,6 +655,13 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
 sparse matrix or CrowdLabelMatrix
             Labels of each annotator, ``np.nan`` (or ``None``) where an annotator
             gave none. A 1-D array is one annotator.
+        classes : array-like of shape (n_classes,), default=None
+            All class labels of the task, in the order of ``classes_`` and of the
+            columns of ``predict_proba``. A class that no annotator named still
+            gets a prototype (from the EM and the priors) and can be predicted;
+            a label of ``Y`` outside ``classes`` raises a ValueError. By default
+            the sorted labels found in ``Y`` (with a :class:`MissingClassWarning`
+            after ``meta_fit`` when they are fewer than ``n_way``).
 
         Returns
         -------
@@ -632,7 +681,10 @@ sparse matrix or CrowdLabelMatrix
         array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
-        codes, classes = check_crowd_labels(Y, X.shape[0])
+        explicit = classes is not None
+        codes, classes = check_crowd_labels(Y, X.shape[0], classes=classes)
+        if not explicit:
+            self._warn_missing_classes(classes)
         mode = self.representation
         if mode == "auto":
             mode = getattr(self, "meta_selected_", "input")
@@ -763,7 +815,8 @@ sparse matrix or CrowdLabelMatrix
 CrowdLabelMatrix
             True labels (1-D), or annotations whose majority vote (ties broken
             by the first class) serves as the reference; examples nobody
-            labelled are left out. This is what ``GridSearchCV`` and
+            labelled are left out. As in scikit-learn, a label that is not one
+            of ``classes_`` counts as an error. This is what ``GridSearchCV`` and
             ``cross_val_score`` use on crowd-labelled data without gold labels.
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -782,6 +835,8 @@ CrowdLabelMatrix
         1.0
         >>> float(clf.score(X, Y))  # the annotators' majority vote as reference
         1.0
+        >>> float(clf.score(X, [0, 0, 1, 2]))  # class 2 was never seen: an error
+        0.75
         """
         check_is_fitted(self)
         from sklearn.metrics import accuracy_score
@@ -797,11 +852,13 @@ CrowdLabelMatrix
                 sample_weight = np.asarray(sample_weight)[keep]
         else:
             reference = np.asarray(y)
-        unknown = ~np.isin(reference, self.classes_)
-        if unknown.any():
-            raise ValueError(
-                "y contains labels not seen in fit: "
-                f"{np.unique(reference[unknown])[:10]}"
-                f"; known classes are {self.classes_}"
-            )
-        return accuracy_score(reference, self.predict(X), sample_weight=sample_weight)
+        # labels unseen in fit count as errors (scikit-learn's convention): they
+        # get code -1, which no prediction has
+        lookup = {v: i for i, v in enumerate(self.classes_.tolist())}
+        ref_codes = np.fromiter(
+            (lookup.get(v, -1) for v in np.asarray(reference, dtype=object).tolist()),
+            dtype=np.int64,
+            count=len(reference),
+        )
+        pred_codes = np.argmax(self.predict_log_proba(X), axis=1)
+        return accuracy_score(ref_codes, pred_codes, sample_weight=sample_weight)
