@@ -9,6 +9,7 @@ from ._classifier import (
 )
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta import FittedEncoder
+from ._persistence import load, save
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -26,5 +27,7 @@ __all__ = [
     "MetaAnnotatorClassifier",
     "MetaLearningWarning",
     "MissingClassWarning",
+    "load",
+    "save",
     "simulate_annotators",
 ]

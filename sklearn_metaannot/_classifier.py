@@ -395,6 +395,18 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             )
         return pair
 
+    def _new_encoder(self, n_features, image_shape):
+        """A fresh encoder module for the ``encoder`` parameter (also used by load)."""
+        if isinstance(self.encoder, torch.nn.Module):
+            return copy.deepcopy(self.encoder)
+        return build_encoder(
+            self.encoder,
+            n_features,
+            embedding_dim=self.embedding_dim,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            image_shape=image_shape,
+        )
+
     def _warn_missing_classes(self, classes):
         if hasattr(self, "meta_encoder_") and len(classes) < self.n_way:
             warnings.warn(
@@ -577,16 +589,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         threads = torch.get_num_threads() if self.n_threads is None else self.n_threads
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int(seed_torch))
-            if isinstance(self.encoder, torch.nn.Module):
-                module = copy.deepcopy(self.encoder)
-            else:
-                module = build_encoder(
-                    self.encoder,
-                    X.shape[1],
-                    embedding_dim=self.embedding_dim,
-                    hidden_layer_sizes=self.hidden_layer_sizes,
-                    image_shape=image_shape,
-                )
+            module = self._new_encoder(X.shape[1], image_shape)
             episodic = EpisodicEM(
                 module,
                 self.n_way,
