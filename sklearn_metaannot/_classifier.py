@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em
 from ._annotators import AnnotatorSimulator
+from ._checkpoint import config_fingerprint, fit_or_resume
 from ._crowd_labels import CrowdLabelMatrix
 from ._encoders import build_encoder
 from ._meta import (
@@ -165,7 +166,12 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     patience : int or None, default=None
         Early stopping: epochs without a better validation accuracy.
     checkpoint_dir : str or path-like, default=None
-        If given, skorch checkpoints of the best epoch are written there.
+        If given, ``meta_fit`` saves its whole state there at every epoch end
+        (``meta_fit_resume.pt``), and a later ``meta_fit`` with the same
+        parameters and data resumes from it: an interrupted run ends as an
+        uninterrupted one would, a finished run is not repeated. The encoder
+        of the best epoch is also saved there with skorch's ``Checkpoint``
+        (``params.pt``) when there are validation tasks.
     lr : float, default=1e-3
         Adam learning rate (not specified by the paper).
     max_grad_norm : float or None, default=1.0
@@ -395,6 +401,16 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             )
         return pair
 
+    def _meta_fingerprint(self, *arrays):
+        """Identifies a meta_fit run: a checkpoint resumes only the same one."""
+        if self.checkpoint_dir is None:
+            return None
+        skip = {"checkpoint_dir", "verbose", "n_threads", "representation"}
+        params = {k: v for k, v in self.get_params().items() if k not in skip}
+        if isinstance(self.encoder, torch.nn.Module):
+            params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
+        return config_fingerprint(params, arrays)
+
     def _new_encoder(self, n_features, image_shape):
         """A fresh encoder module for the ``encoder`` parameter (also used by load)."""
         if isinstance(self.encoder, torch.nn.Module):
@@ -609,8 +625,9 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 checkpoint_dir=self.checkpoint_dir,
                 device=self.device,
                 verbose=self.verbose,
+                fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
             )
-            net.fit(train_ds, y=None)
+            fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
 
         history = net.history
         self.meta_best_epoch_ = keep_best.best_epoch_
