@@ -83,7 +83,14 @@ sparse matrix or CrowdLabelMatrix
     elif sp.issparse(Y):
         labels = CrowdLabelMatrix.from_sparse(Y)
     else:
-        arr = np.asarray(Y)
+        try:
+            arr = np.asarray(Y)
+        except ValueError:
+            raise ValueError(
+                f"{name} must be 1-D (one annotator) or 2-D (n_samples, "
+                "n_annotators) with rows of equal length; got ragged rows (use "
+                "np.nan or None for missing labels)"
+            ) from None
         if arr.ndim == 0 or arr.ndim > 2:
             raise ValueError(
                 f"{name} must be 1-D (one annotator) or 2-D (n_samples, n_annotators), "
