@@ -9,6 +9,11 @@ therefore worth saving once and reusing for every new task. It pickles like any
 scikit-learn estimator, with :mod:`joblib`. The meta-learned encoder is kept on
 the CPU, so a model meta-trained on a GPU (``device="cuda"``) loads on a machine
 without one.
+
+Pickle files can run code when they are loaded: keep joblib for your own
+files, and share models with :func:`sklearn_metaannot.save` and
+:func:`sklearn_metaannot.load`, which store them as JSON and safetensors and
+load them without running code (last section).
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -22,6 +27,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
+import sklearn_metaannot
 from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
 from sklearn_metaannot.demo import rotated_source
 
@@ -99,6 +105,27 @@ print(
     "reloaded task model, predictions unchanged:",
     np.array_equal(
         reloaded.predict(X_target[query]), task_model.predict(X_target[query])
+    ),
+)
+
+# %%
+# Sharing a model without pickle
+# ------------------------------
+# :func:`sklearn_metaannot.save` writes a zip archive with ``model.json`` (the
+# parameters and fitted attributes) and ``tensors.safetensors`` (the arrays
+# and encoder weights, with their SHA-256 recorded in ``model.json``).
+# :func:`sklearn_metaannot.load` parses these two formats only, so a file from
+# someone else cannot run code on your machine, and it rejects a file whose
+# tensors were altered.
+
+shared = sklearn_metaannot.save(task_model, folder / "task_model.zip")
+print(f"saved {shared.name}: {shared.stat().st_size / 1024:.0f} KiB")
+from_zip = sklearn_metaannot.load(shared)
+print(
+    "loaded without pickle, probabilities unchanged:",
+    np.array_equal(
+        from_zip.predict_proba(X_target[query]),
+        task_model.predict_proba(X_target[query]),
     ),
 )
 

@@ -2,9 +2,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotators
-from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
+from ._classifier import (
+    MetaAnnotatorClassifier,
+    MetaLearningWarning,
+    MissingClassWarning,
+)
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta import FittedEncoder
+from ._persistence import load, save
 from ._selection import crowd_agreement_score
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
@@ -22,6 +27,9 @@ __all__ = [
     "MajorityVote",
     "MetaAnnotatorClassifier",
     "MetaLearningWarning",
+    "MissingClassWarning",
     "crowd_agreement_score",
+    "load",
+    "save",
     "simulate_annotators",
 ]

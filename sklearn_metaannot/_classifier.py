@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em, _selection
 from ._annotators import AnnotatorSimulator
+from ._checkpoint import config_fingerprint, fit_or_resume
 from ._crowd_labels import CrowdLabelMatrix
 from ._encoders import build_encoder
 from ._meta import (
@@ -68,6 +69,37 @@ class MetaLearningWarning(UserWarning):
     ...     _ = clf.meta_fit(X, y)  # 3 classes: none left for validation
     >>> any(issubclass(w.category, MetaLearningWarning) for w in caught)
     True
+    """
+
+
+class MissingClassWarning(UserWarning):
+    """A crowd-labelled task names fewer classes than the meta-training episodes.
+
+    :meth:`MetaAnnotatorClassifier.fit` emits it after ``meta_fit`` when no
+    ``classes`` are given and the annotators used fewer distinct labels than
+    ``n_way``: a class that no annotator named cannot be predicted. Pass
+    ``fit(X, Y, classes=...)`` to keep it.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, MissingClassWarning
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.normal(size=(160, 4)), np.repeat(np.arange(8), 20)
+    >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
+    ...                               validation_classes=0, random_state=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     clf = clf.meta_fit(X, y)
+    >>> Y = [[0, 0], [1, 1], [1, 0]]  # a 3-way task in which nobody said 2
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = clf.fit(X[:3], Y)
+    >>> any(issubclass(w.category, MissingClassWarning) for w in caught)
+    True
+    >>> clf.fit(X[:3], Y, classes=[0, 1, 2]).classes_
+    array([0, 1, 2])
     """
 
 
@@ -144,7 +176,12 @@ or torch.nn.Module, default="mlp"
     patience : int or None, default=None
         Early stopping: epochs without a better validation accuracy.
     checkpoint_dir : str or path-like, default=None
-        If given, skorch checkpoints of the best epoch are written there.
+        If given, ``meta_fit`` saves its whole state there at every epoch end
+        (``meta_fit_resume.pt``), and a later ``meta_fit`` with the same
+        parameters and data resumes from it: an interrupted run ends as an
+        uninterrupted one would, a finished run is not repeated. The encoder
+        of the best epoch is also saved there with skorch's ``Checkpoint``
+        (``params.pt``) when there are validation tasks.
     lr : float, default=1e-3
         Adam learning rate (not specified by the paper).
     max_grad_norm : float or None, default=1.0
@@ -392,6 +429,40 @@ or torch.nn.Module, default="mlp"
                 f">= 1, got {c!r}"
             )
         return pair
+
+    def _meta_fingerprint(self, *arrays):
+        """Identifies a meta_fit run: a checkpoint resumes only the same one."""
+        if self.checkpoint_dir is None:
+            return None
+        skip = {"checkpoint_dir", "verbose", "n_threads", "representation"}
+        params = {k: v for k, v in self.get_params().items() if k not in skip}
+        if isinstance(self.encoder, torch.nn.Module):
+            params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
+        return config_fingerprint(params, arrays)
+
+    def _new_encoder(self, n_features, image_shape):
+        """A fresh encoder module for the ``encoder`` parameter (also used by load)."""
+        if isinstance(self.encoder, torch.nn.Module):
+            return copy.deepcopy(self.encoder)
+        return build_encoder(
+            self.encoder,
+            n_features,
+            embedding_dim=self.embedding_dim,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            image_shape=image_shape,
+            rank=self.rank,
+        )
+
+    def _warn_missing_classes(self, classes):
+        if hasattr(self, "meta_encoder_") and len(classes) < self.n_way:
+            warnings.warn(
+                f"the annotators named {len(classes)} classes "
+                f"({np.asarray(classes).tolist()[:10]}) but meta-training episodes "
+                f"had n_way={self.n_way}; a class that nobody named cannot be "
+                "predicted. Pass fit(X, Y, classes=[...]) to keep every class",
+                MissingClassWarning,
+                stacklevel=4,  # fit, its _fit_context wrapper, the caller
+            )
 
     def _check_X(self, X, *, reset):
         X, _ = flatten_samples(X)
@@ -649,17 +720,7 @@ or torch.nn.Module, default="mlp"
         threads = torch.get_num_threads() if self.n_threads is None else self.n_threads
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int(seed_torch))
-            if isinstance(self.encoder, torch.nn.Module):
-                module = copy.deepcopy(self.encoder)
-            else:
-                module = build_encoder(
-                    self.encoder,
-                    X.shape[1],
-                    embedding_dim=self.embedding_dim,
-                    hidden_layer_sizes=self.hidden_layer_sizes,
-                    image_shape=image_shape,
-                    rank=self.rank,
-                )
+            module = self._new_encoder(X.shape[1], image_shape)
             episodic = EpisodicEM(
                 module,
                 train_way,
@@ -680,8 +741,9 @@ or torch.nn.Module, default="mlp"
                 checkpoint_dir=self.checkpoint_dir,
                 device=self.device,
                 verbose=self.verbose,
+                fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
             )
-            net.fit(train_ds, y=None)
+            fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
 
         history = net.history
         self.meta_best_epoch_ = keep_best.best_epoch_
@@ -750,7 +812,7 @@ or torch.nn.Module, default="mlp"
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y):
+    def fit(self, X, Y, classes=None):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -761,6 +823,13 @@ or torch.nn.Module, default="mlp"
 sparse matrix or CrowdLabelMatrix
             Labels of each annotator, ``np.nan`` (or ``None``) where an annotator
             gave none. A 1-D array is one annotator.
+        classes : array-like of shape (n_classes,), default=None
+            All class labels of the task, in the order of ``classes_`` and of the
+            columns of ``predict_proba``. A class that no annotator named still
+            gets a prototype (from the EM and the priors) and can be predicted;
+            a label of ``Y`` outside ``classes`` raises a ValueError. By default
+            the sorted labels found in ``Y`` (with a :class:`MissingClassWarning`
+            after ``meta_fit`` when they are fewer than ``n_way``).
 
         Returns
         -------
@@ -780,7 +849,10 @@ sparse matrix or CrowdLabelMatrix
         array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
-        codes, classes = check_crowd_labels(Y, X.shape[0])
+        explicit = classes is not None
+        codes, classes = check_crowd_labels(Y, X.shape[0], classes=classes)
+        if not explicit:
+            self._warn_missing_classes(classes)
         mode = self.representation
         if mode == "meta" or (mode == "auto" and hasattr(self, "meta_encoder_")):
             self._check_meta_encoder(X)
@@ -899,7 +971,8 @@ sparse matrix or CrowdLabelMatrix
 CrowdLabelMatrix
             True labels (1-D), or annotations whose majority vote (ties broken
             by the first class) serves as the reference; examples nobody
-            labelled are left out. This is what ``GridSearchCV`` and
+            labelled are left out. As in scikit-learn, a label that is not one
+            of ``classes_`` counts as an error. This is what ``GridSearchCV`` and
             ``cross_val_score`` use on crowd-labelled data without gold labels.
         sample_weight : array-like of shape (n_samples,), default=None
 
@@ -918,6 +991,8 @@ CrowdLabelMatrix
         1.0
         >>> float(clf.score(X, Y))  # the annotators' majority vote as reference
         1.0
+        >>> float(clf.score(X, [0, 0, 1, 2]))  # class 2 was never seen: an error
+        0.75
         """
         check_is_fitted(self)
         from sklearn.metrics import accuracy_score
@@ -933,11 +1008,13 @@ CrowdLabelMatrix
                 sample_weight = np.asarray(sample_weight)[keep]
         else:
             reference = np.asarray(y)
-        unknown = ~np.isin(reference, self.classes_)
-        if unknown.any():
-            raise ValueError(
-                "y contains labels not seen in fit: "
-                f"{np.unique(reference[unknown])[:10]}"
-                f"; known classes are {self.classes_}"
-            )
-        return accuracy_score(reference, self.predict(X), sample_weight=sample_weight)
+        # labels unseen in fit count as errors (scikit-learn's convention): they
+        # get code -1, which no prediction has
+        lookup = {v: i for i, v in enumerate(self.classes_.tolist())}
+        ref_codes = np.fromiter(
+            (lookup.get(v, -1) for v in np.asarray(reference, dtype=object).tolist()),
+            dtype=np.int64,
+            count=len(reference),
+        )
+        pred_codes = np.argmax(self.predict_log_proba(X), axis=1)
+        return accuracy_score(ref_codes, pred_codes, sample_weight=sample_weight)

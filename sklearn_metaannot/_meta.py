@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,6 +22,7 @@ from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 from torch import nn
 
+from ._checkpoint import CHECKPOINT_NAME, ResumeCheckpoint
 from ._em import one_hot_annotations, predict_log_proba, run_em
 from .episodes import EpisodeSampler, pad_episode
 
@@ -318,8 +320,14 @@ def make_net(
     device,
     verbose,
     max_grad_norm=None,
+    fingerprint=None,
 ):
-    """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`)."""
+    """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`).
+
+    With ``checkpoint_dir``, a :class:`ResumeCheckpoint` (the net's
+    ``"resume"`` callback) saves the whole state at every epoch end under the
+    configuration ``fingerprint``.
+    """
     keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
         ("episodes", _EpisodeCounter()),
@@ -351,6 +359,12 @@ def make_net(
                 ),
             )
         )
+    if checkpoint_dir is not None:
+        # after early stopping: its on_train_begin resets what this one restores
+        resume = ResumeCheckpoint(
+            os.path.join(checkpoint_dir, CHECKPOINT_NAME), fingerprint, max_epochs
+        )
+        callbacks.append(("resume", resume))
     if verbose:
         callbacks.append(("progress_bar", ProgressBar()))
     net = EpisodicNet(

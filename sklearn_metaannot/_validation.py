@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
 
-from ._crowd_labels import CrowdLabelMatrix
+from ._crowd_labels import CrowdLabelMatrix, _as_ids, _lookup, _missing_mask
 
 
 def flatten_samples(X):
@@ -24,7 +24,32 @@ def flatten_samples(X):
     return X, None
 
 
-def check_crowd_labels(Y, n_samples, *, name="Y"):
+def check_classes(classes, *, name="classes"):
+    """Validate an explicit list of class labels.
+
+    Returns a 1-D array of at least 2 unique, non-missing labels (mixed python
+    types keep object dtype).
+    """
+    try:
+        arr = _as_ids(classes, name)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be a 1-D array-like of labels: {exc}") from None
+    if _missing_mask(arr).any():
+        raise ValueError(f"{name} must not contain NaN or None, got {arr.tolist()}")
+    if len(arr) < 2:
+        raise ValueError(
+            f"{name} must list at least 2 class labels, got {arr.tolist()}"
+        )
+    return arr
+
+
+def _codes_in_classes(labels, codes, classes, name):
+    """Re-express ``codes`` (into ``labels.classes``) as codes into ``classes``."""
+    remap = _lookup(labels.classes, classes, name, "classes")
+    return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+
+
+def check_crowd_labels(Y, n_samples, *, name="Y", classes=None):
     """Validate annotations for ``n_samples`` examples.
 
     Parameters
@@ -36,6 +61,10 @@ sparse matrix or CrowdLabelMatrix
         Number of rows of X.
     name : str
         Argument name used in error messages.
+    classes : array-like of shape (n_classes,), default=None
+        Explicit class labels, in code order; a label of ``Y`` outside them
+        raises a ValueError naming ``classes``. Classes nobody named are kept.
+        By default the sorted labels found in ``Y``.
 
     Returns
     -------
@@ -54,7 +83,14 @@ sparse matrix or CrowdLabelMatrix
     elif sp.issparse(Y):
         labels = CrowdLabelMatrix.from_sparse(Y)
     else:
-        arr = np.asarray(Y)
+        try:
+            arr = np.asarray(Y)
+        except ValueError:
+            raise ValueError(
+                f"{name} must be 1-D (one annotator) or 2-D (n_samples, "
+                "n_annotators) with rows of equal length; got ragged rows (use "
+                "np.nan or None for missing labels)"
+            ) from None
         if arr.ndim == 0 or arr.ndim > 2:
             raise ValueError(
                 f"{name} must be 1-D (one annotator) or 2-D (n_samples, n_annotators), "
@@ -82,6 +118,9 @@ sparse matrix or CrowdLabelMatrix
     seen = np.unique(codes[codes >= 0])
     if seen.size == 0:
         raise ValueError(f"{name} has no label at all: every entry is missing")
+    if classes is not None:
+        classes = check_classes(classes)
+        return _codes_in_classes(labels, codes, classes, name), classes
     if seen.size < 2:
         raise ValueError(
             f"{name} holds labels of one class only ({labels.classes[seen[0]]!r}); "

@@ -64,11 +64,14 @@ def test_continuous_labels(data):
         MetaAnnotatorClassifier().fit(X, np.linspace(0, 1, 12))
 
 
-def test_unknown_labels_at_score(data):
+def test_unknown_labels_at_score_count_as_errors(data):
+    # scikit-learn's convention: no exception, every unseen label is an error
     X, Y = data
     clf = MetaAnnotatorClassifier().fit(X, Y)
-    with pytest.raises(ValueError, match=r"y contains labels not seen in fit: \[7"):
-        clf.score(X, np.full(12, 7))
+    assert clf.score(X, np.full(12, 7)) == 0.0
+    y = clf.predict(X).astype(object)
+    y[:3] = "unseen"
+    assert clf.score(X, y) == pytest.approx(9 / 12)
 
 
 def test_crowd_label_matrix_with_wrong_sample_count(data):

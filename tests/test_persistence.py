@@ -1,0 +1,216 @@
+"""save/load without pickle: lossless round trips, tampered files, versions."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import json
+import pickle
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import sklearn_metaannot
+from sklearn_metaannot import (
+    DawidSkene,
+    MetaAnnotatorClassifier,
+    MetaLearningWarning,
+    load,
+    save,
+    simulate_annotators,
+)
+
+
+def _source(n_classes=10, n_per_class=12, side=None, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    n_features = 6 if side is None else side * side
+    X = 2 * rng.normal(size=(n_classes, n_features))[y] + rng.normal(
+        size=(len(y), n_features)
+    )
+    if side is not None:
+        X = X.reshape(len(y), 1, side, side)  # images: image_shape is inferred
+    return X.astype(np.float32), y
+
+
+def _meta_fit(encoder, X, y):
+    clf = MetaAnnotatorClassifier(
+        encoder=encoder,
+        n_way=3,
+        n_shot=2,
+        n_annotators=3,
+        embedding_dim=5,
+        hidden_layer_sizes=(8,),
+        n_episodes=4,
+        episodes_per_epoch=2,
+        n_val_episodes=3,
+        representation="meta",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        return clf.meta_fit(X, y)
+
+
+def _assert_same_state(a, b):
+    assert a.get_params() == b.get_params()
+    assert set(vars(a)) == set(vars(b))
+    for name, value in vars(a).items():
+        other = getattr(b, name)
+        if isinstance(value, np.ndarray):
+            assert value.dtype == other.dtype, name
+            np.testing.assert_array_equal(value, other)
+        elif isinstance(value, sklearn_metaannot.FittedEncoder):
+            sa, sb = value.module.state_dict(), other.module.state_dict()
+            assert sa.keys() == sb.keys()
+            for key in sa:
+                assert torch.equal(sa[key], sb[key]), key
+            np.testing.assert_array_equal(value.offset, other.offset)
+            np.testing.assert_array_equal(value.scale, other.scale)
+            assert value.n_features_in == other.n_features_in
+        elif isinstance(value, float) and np.isnan(value):
+            assert np.isnan(other), name
+        else:
+            assert type(value) is type(other), name
+            assert value == other, name
+
+
+@pytest.mark.parametrize(
+    "encoder, side", [("mlp", None), ("residual_mlp", None), ("conv4", 8)]
+)
+def test_round_trip_meta_fitted_and_fitted(tmp_path, encoder, side):
+    X, y = _source(side=side)
+    clf = _meta_fit(encoder, X[y < 7], y[y < 7])
+    target = y >= 7
+    Y, _, _ = simulate_annotators(y[target], 3, random_state=0)
+    names = np.array(["a", "b", "c", "d", "e", "f", "g", "ant", "bee", "cat"])
+    clf.fit(X[target], names[Y.astype(int)])  # string labels
+    path = save(clf, tmp_path / "model.zip")
+    loaded = load(path)
+    _assert_same_state(clf, loaded)
+    assert loaded.classes_.tolist() == ["ant", "bee", "cat"]
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    # the meta-fitted state survives for a new task, and so does meta_history_
+    assert list(loaded.meta_history_[:, "valid_acc"]) == list(
+        clf.meta_history_[:, "valid_acc"]
+    )
+    Xt, yt = X[y < 3], y[y < 3]
+    np.testing.assert_array_equal(
+        loaded.fit(Xt, yt).predict_proba(Xt), clf.fit(Xt, yt).predict_proba(Xt)
+    )
+
+
+def test_unfitted_and_other_estimators_round_trip(tmp_path):
+    clf = MetaAnnotatorClassifier(n_shot=(2, 3), c=3.0, checkpoint_dir=tmp_path)
+    loaded = load(save(clf, tmp_path / "unfitted.zip"))
+    assert loaded.get_params() == clf.get_params()
+    assert not hasattr(loaded, "classes_")
+    Y = np.array([[0, 0, 1], [1, 1, 1], [0, np.nan, 0], [2, 2, 2]])
+    ds = DawidSkene().fit(Y)
+    ds_loaded = load(save(ds, tmp_path / "ds.zip"))
+    np.testing.assert_array_equal(ds_loaded.predict_proba(Y), ds.predict_proba(Y))
+
+
+def test_new_attribute_types_round_trip_without_code_changes(tmp_path):
+    X, y = _source()
+    clf = MetaAnnotatorClassifier().fit(X[:30], y[:30])
+    clf.representation_scores_ = {"meta": np.float64(0.5), "input": 0.25}
+    clf.tried_ = ("meta", ["input", None], np.int64(3), True)
+    clf.grid_ = np.arange(6, dtype=np.int32).reshape(2, 3)
+    loaded = load(save(clf, tmp_path / "model.zip"))
+    _assert_same_state(clf, loaded)
+
+
+def test_unsupported_content_is_rejected_at_save(tmp_path):
+    user_module = MetaAnnotatorClassifier(encoder=torch.nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="parameter encoder.*joblib"):
+        save(user_module, tmp_path / "m.zip")
+    with pytest.raises(TypeError, match="parameter random_state"):
+        save(MetaAnnotatorClassifier(random_state=np.random.RandomState(0)), "x")
+    clf = MetaAnnotatorClassifier()
+    clf.odd_ = object()
+    with pytest.raises(TypeError, match="cannot save attribute odd_ of type"):
+        save(clf, tmp_path / "m.zip")
+    with pytest.raises(TypeError, match="model must be one of"):
+        save(torch.nn.Linear(2, 2), tmp_path / "m.zip")
+
+
+def _fitted(tmp_path):
+    X, y = _source()
+    clf = MetaAnnotatorClassifier().fit(X[:30], y[:30])
+    return clf, save(clf, tmp_path / "model.zip")
+
+
+def _rewrite(path, member, transform):
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members[member] = transform(members[member])
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_tampered_files_are_rejected(tmp_path):
+    _, path = _fitted(tmp_path)
+
+    def flip(data):
+        data = bytearray(data)
+        data[-1] ^= 0xFF
+        return bytes(data)
+
+    _rewrite(path, "tensors.safetensors", flip)
+    with pytest.raises(ValueError, match=r"model.zip was altered.*SHA-256"):
+        load(path)
+    _, path = _fitted(tmp_path)
+    _rewrite(path, "model.json", lambda data: data[:-20])
+    with pytest.raises(ValueError, match=r"model.zip .*model.json is not valid JSON"):
+        load(path)
+    _, path = _fitted(tmp_path)
+
+    def bad_type(data):
+        doc = json.loads(data)
+        doc["attributes"]["classes_"] = {"type": "pickle", "value": "gASV"}
+        return json.dumps(doc).encode()
+
+    _rewrite(path, "model.json", bad_type)
+    with pytest.raises(ValueError, match="unknown entry type 'pickle'"):
+        load(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="model.zip is not a valid sklearn-metaannot"):
+        load(path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "absent.zip")
+
+
+def test_other_package_version_loads_with_a_warning(tmp_path):
+    clf, path = _fitted(tmp_path)
+
+    def old_version(data):
+        doc = json.loads(data)
+        doc["package_version"] = "0.0.1"
+        return json.dumps(doc).encode()
+
+    _rewrite(path, "model.json", old_version)
+    current = sklearn_metaannot.__version__
+    with pytest.warns(
+        UserWarning, match=f"saved with sklearn-metaannot 0.0.1.*{current}"
+    ):
+        loaded = load(path)
+    np.testing.assert_array_equal(loaded.prototypes_, clf.prototypes_)
+
+
+def test_loading_runs_no_pickle(tmp_path, monkeypatch):
+    X, y = _source()
+    clf = _meta_fit("mlp", X, y).fit(X[:30], y[:30])
+    path = save(clf, tmp_path / "model.zip")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    monkeypatch.setattr(torch, "load", forbidden)
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
