@@ -25,6 +25,7 @@ from ._meta import (
     EpisodeDataset,
     EpisodicEM,
     FittedEncoder,
+    check_callbacks,
     make_net,
     no_meta_accuracy,
     torch_threads,
@@ -166,8 +167,19 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         always on a busy machine. ``fit`` and ``predict`` always use 1.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
+    callbacks : list of skorch callbacks or (str, callback) pairs, default=None
+        Extra skorch callbacks of ``meta_fit``, e.g.
+        ``skorch.callbacks.TensorBoard`` or an MLflow logger. They run after the
+        package's own callbacks, so at ``on_epoch_end`` the history row holds
+        ``train_loss``, ``valid_loss``, ``valid_acc`` and ``grad_norm_max``.
+        They are passed to the skorch net as given, not copied: what a callback
+        records stays on your object, and skorch re-initialises it at every
+        ``meta_fit``. ``clone`` (hence ``GridSearchCV``) deep-copies them, as
+        every parameter.
     verbose : int, default=0
-        Progress bar and epoch log of ``meta_fit`` when > 0.
+        What ``meta_fit`` prints: 0 nothing; 1 one progress bar over the
+        episodes, with the validation accuracy of the last epoch; 2 skorch's
+        per-batch progress bar and a table of every epoch.
 
     Attributes
     ----------
@@ -261,6 +273,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "callbacks": [list, None],
         "verbose": ["verbose"],
     }
 
@@ -295,6 +308,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         device="cpu",
         n_threads=None,
         random_state=None,
+        callbacks=None,
         verbose=0,
     ):
         self.encoder = encoder
@@ -325,6 +339,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
+        self.callbacks = callbacks
         self.verbose = verbose
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -503,6 +518,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
             )
 
         c = self._em_prior_c()
+        extra_callbacks = check_callbacks(self.callbacks)
         episode_kw = {
             "n_way": self.n_way,
             "n_shot": self.n_shot,
@@ -564,6 +580,8 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
                 checkpoint_dir=self.checkpoint_dir,
                 device=self.device,
                 verbose=self.verbose,
+                n_train_episodes=epochs * self.episodes_per_epoch,
+                extra_callbacks=extra_callbacks,
             )
             net.fit(train_ds, y=None)
 
