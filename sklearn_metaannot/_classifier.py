@@ -30,7 +30,7 @@ from ._meta import (
     no_meta_accuracy,
     torch_threads,
 )
-from ._validation import check_crowd_labels, flatten_samples
+from ._validation import annotator_ids, check_crowd_labels, flatten_samples
 from .episodes import EpisodeSampler
 
 # Fitted state of meta_fit that clone() carries to new estimators (see
@@ -43,6 +43,18 @@ _META_ATTRIBUTES = (
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
 )
+
+
+def _label_accuracy(codes, posterior):
+    """Label counts and mean posterior probability of the labels, per annotator."""
+    rows, cols = np.nonzero(codes >= 0)
+    n_labels = np.bincount(cols, minlength=codes.shape[1])
+    right = np.bincount(
+        cols, weights=posterior[rows, codes[rows, cols]], minlength=codes.shape[1]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n_labels > 0, right / np.maximum(n_labels, 1), np.nan)
+    return n_labels, accuracy
 
 
 class MetaLearningWarning(UserWarning):
@@ -196,6 +208,15 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
         Inferred true-label distribution of each training example.
     n_annotators_ : int
         Number of annotators (columns of ``Y``).
+    annotators_ : ndarray of shape (n_annotators,)
+        Annotator ids: the ``annotator_ids`` of a :class:`CrowdLabelMatrix`,
+        the column names of a DataFrame, else ``0 .. n_annotators - 1``.
+    annotator_n_labels_ : ndarray of shape (n_annotators,)
+        Number of labels each annotator gave in ``fit``.
+    annotator_accuracy_ : ndarray of shape (n_annotators,)
+        Estimated fraction of each annotator's labels that are right: the mean
+        posterior probability (``sample_posterior_``) of the labels given (NaN
+        for an annotator without labels). See :meth:`annotator_report`.
     n_features_in_ : int
         Number of features of ``X``.
     representation_ : str
@@ -650,6 +671,7 @@ sparse matrix or CrowdLabelMatrix
         array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
+        Y_given = Y
         codes, classes = check_crowd_labels(Y, X.shape[0])
         mode = self.representation
         if mode == "auto":
@@ -690,7 +712,66 @@ sparse matrix or CrowdLabelMatrix
         self.annotator_confusion_ = res.log_A[0].exp().numpy()
         self.sample_posterior_ = res.lam[0].numpy()
         self.n_annotators_ = codes.shape[1]
+        self.annotators_ = annotator_ids(Y_given, codes.shape[1])
+        self.annotator_n_labels_, self.annotator_accuracy_ = _label_accuracy(
+            codes, self.sample_posterior_
+        )
         return self
+
+    def annotator_report(self):
+        """One row per annotator: estimated accuracy, label count, per-class recall.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_annotators, 3 + n_classes)
+            Indexed by annotator id (``annotators_``), with the columns
+
+            - ``accuracy``: estimated fraction of the annotator's labels in
+              ``fit`` that are right (``annotator_accuracy_``: the mean, over
+              the examples the annotator labelled, of the posterior probability
+              of the label given; NaN for an annotator without labels);
+            - ``prior_weighted_accuracy``: the probability that the annotator is
+              right on a new example drawn from the estimated class prior,
+              ``sum_k class_prior_[k] * annotator_confusion_[r, k, k]``. Rows of
+              classes the annotator never labelled stay near the Dirichlet prior
+              ``c``, so with few labels this is shrunk towards it;
+            - ``n_labels``: labels the annotator gave in ``fit``;
+            - ``recall_<class>`` for each class: the diagonal of the annotator's
+              confusion matrix, ``p(says k | true class k)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2], [0.1], [3.1]])
+        >>> Y = [["cat", "cat"], ["cat", "dog"], ["dog", "dog"], ["dog", None],
+        ...      ["cat", "dog"], ["dog", "cat"]]
+        >>> report = MetaAnnotatorClassifier().fit(X, Y).annotator_report()
+        >>> list(report.columns)  # doctest: +NORMALIZE_WHITESPACE
+        ['accuracy', 'prior_weighted_accuracy', 'n_labels', 'recall_cat',
+         'recall_dog']
+        >>> report["n_labels"].tolist()
+        [6, 5]
+        >>> bool(report.loc[0, "accuracy"] > report.loc[1, "accuracy"])
+        True
+        """
+        check_is_fitted(self)
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is a dependency
+            raise ImportError(
+                "annotator_report needs pandas: pip install pandas"
+            ) from exc
+        diagonal = np.diagonal(self.annotator_confusion_, axis1=1, axis2=2)
+        columns = {
+            "accuracy": self.annotator_accuracy_,
+            "prior_weighted_accuracy": diagonal @ self.class_prior_,
+            "n_labels": self.annotator_n_labels_,
+        }
+        for k, label in enumerate(self.classes_):
+            columns[f"recall_{label}"] = diagonal[:, k]
+        index = pd.Index(self.annotators_, name="annotator")
+        return pd.DataFrame(columns, index=index)
 
     def predict_log_proba(self, X):
         """Log class probabilities (paper Eq. 8).

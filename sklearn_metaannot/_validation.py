@@ -97,3 +97,38 @@ sparse matrix or CrowdLabelMatrix
         # integer labels stored as floats only to hold np.nan: give ints back
         classes = classes.astype(np.int64)
     return codes, classes
+
+
+def annotator_ids(Y, n_annotators):
+    """Identifiers of the annotators (columns) of ``Y``.
+
+    The ``annotator_ids`` of a :class:`CrowdLabelMatrix`, the column names of a
+    pandas DataFrame, else ``0 .. n_annotators - 1``.
+
+    Parameters
+    ----------
+    Y : object
+        Labels as given to ``fit``.
+    n_annotators : int
+        Number of annotators found by :func:`check_crowd_labels`.
+
+    Returns
+    -------
+    ndarray of shape (n_annotators,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._validation import annotator_ids
+    >>> annotator_ids(np.zeros((4, 3)), 3)
+    array([0, 1, 2])
+    """
+    if isinstance(Y, CrowdLabelMatrix):
+        ids = np.asarray(Y.annotator_ids)
+    elif hasattr(Y, "columns") and getattr(Y, "ndim", 0) == 2:
+        ids = np.asarray(list(Y.columns))
+    else:
+        ids = np.arange(n_annotators)
+    if len(ids) != n_annotators:  # pragma: no cover - defensive
+        ids = np.arange(n_annotators)
+    return ids
