@@ -19,16 +19,16 @@ def source():
 
 
 def _clf(**params):
-    kw = dict(
-        n_way=3,
-        embedding_dim=8,
-        hidden_layer_sizes=(16,),
-        n_episodes=30,
-        episodes_per_epoch=10,
-        n_val_episodes=5,
-        n_threads=1,
-        random_state=0,
-    )
+    kw = {
+        "n_way": 3,
+        "embedding_dim": 8,
+        "hidden_layer_sizes": (16,),
+        "n_episodes": 30,
+        "episodes_per_epoch": 10,
+        "n_val_episodes": 5,
+        "n_threads": 1,
+        "random_state": 0,
+    }
     return MetaAnnotatorClassifier(**{**kw, **params})
 
 
