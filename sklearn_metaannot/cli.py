@@ -300,7 +300,7 @@ def read_crowd(path, tasks, *, features_path="the features file"):
 # -- commands ---------------------------------------------------------------------
 
 
-def meta_fit_command(args):
+def _meta_fit_command(args):
     """``meta-fit``: meta-learn on a CSV with clean labels and save the model."""
     import pandas as pd
 
@@ -370,7 +370,7 @@ def _model_for(args, columns, X):
     return clone(model), X
 
 
-def fit_predict_command(args):
+def _fit_predict_command(args):
     """``fit-predict``: infer the true label of every task and write them."""
     import pandas as pd
 
@@ -437,7 +437,7 @@ def build_parser():
     meta.add_argument("--n-threads", type=int, default=1, help="torch threads")
     meta.add_argument("--random-state", type=int, default=0, help="seed")
     meta.add_argument("--quiet", action="store_true", help="no progress bar")
-    meta.set_defaults(run=meta_fit_command)
+    meta.set_defaults(run=_meta_fit_command)
 
     fp = sub.add_parser(
         "fit-predict",
@@ -458,7 +458,7 @@ def build_parser():
         "--annotators", help="also write each worker's estimated accuracy here"
     )
     fp.add_argument("--quiet", action="store_true", help="no summary line")
-    fp.set_defaults(run=fit_predict_command)
+    fp.set_defaults(run=_fit_predict_command)
     return parser
 
 
