@@ -62,12 +62,12 @@ def test_demo_default_output_fits_on_one_screen(capsys):
 def test_demo_verbose_prints_epoch_tables(capsys):
     out, err = _demo_output(capsys, "--verbose")
     # one epoch table per meta-training (skorch's PrintLog header)
-    assert (out + err).count("train_loss") == 2
+    assert len(re.findall(r"epoch\s+grad_norm_max\s+train_loss", out + err)) == 2
     assert "majority vote + logistic regression" in out
 
 
 def test_demo_quiet_prints_only_the_table(capsys):
     out, err = _demo_output(capsys, "--quiet")
     assert err == ""
-    assert "train_loss" not in out and "meta-training" not in out
+    assert "train_loss" not in out and "meta-training 'ours'" not in out
     assert "majority vote + logistic regression" in out
