@@ -30,7 +30,12 @@ from ._meta import (
     no_meta_accuracy,
     torch_threads,
 )
-from ._validation import annotator_ids, check_crowd_labels, flatten_samples
+from ._validation import (
+    annotator_ids,
+    check_crowd_labels,
+    check_gold_labels,
+    flatten_samples,
+)
 from .episodes import EpisodeSampler
 
 # Fitted state of meta_fit that clone() carries to new estimators (see
@@ -641,7 +646,7 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y):
+    def fit(self, X, Y, y_gold=None):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -652,6 +657,12 @@ class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
 sparse matrix or CrowdLabelMatrix
             Labels of each annotator, ``np.nan`` (or ``None``) where an annotator
             gave none. A 1-D array is one annotator.
+        y_gold : array-like of shape (n_samples,), default=None
+            Known true labels of some examples (``np.nan`` or ``None``
+            elsewhere), e.g. a few gold items checked by an expert. Their class
+            posteriors are fixed to their labels in every EM step, which pins
+            the prototypes and the confusion matrices. Labels must be among the
+            crowd's classes.
 
         Returns
         -------
@@ -673,6 +684,7 @@ sparse matrix or CrowdLabelMatrix
         X = self._check_X(X, reset=True)
         Y_given = Y
         codes, classes = check_crowd_labels(Y, X.shape[0])
+        gold = check_gold_labels(y_gold, classes, X.shape[0])
         mode = self.representation
         if mode == "auto":
             mode = getattr(self, "meta_selected_", "input")
@@ -705,6 +717,9 @@ sparse matrix or CrowdLabelMatrix
                 tau=self.tau,
                 b=self.b,
                 c=self._em_prior_c(),
+                gold=None
+                if gold is None
+                else tuple(torch.from_numpy(a)[None] for a in gold),
             )
         self.classes_ = classes
         self.prototypes_ = res.mu[0].numpy()
