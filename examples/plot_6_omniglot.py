@@ -134,7 +134,7 @@ if folder is not None:
 # networks; on 28x28 images its embedding has the 64 dimensions of the paper's
 # Omniglot setting. Images can be passed as ``(n, height, width)`` arrays. The
 # validation alphabet is passed explicitly as ``X_val, y_val``; ``verbose=1``
-# would show skorch's progress bar.
+# would show a progress bar over the episodes.
 
 if folder is not None:
     clf = MetaAnnotatorClassifier(

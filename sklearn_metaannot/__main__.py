@@ -1,4 +1,4 @@
-"""Command line: ``python -m sklearn_metaannot {demo,benchmark} ...``."""
+"""Command line: ``python -m sklearn_metaannot COMMAND ...`` (see its --help)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
+CLI_COMMANDS = ("meta-fit", "fit-predict")  # in .cli, imported on demand
 BENCHMARKS = (
     "omniglot",
     "omniglot_clipping",
@@ -32,18 +33,24 @@ def main(argv=None):
         prog="python -m sklearn_metaannot",
         description=(
             "Meta-learned representations for learning from multiple noisy "
-            "annotators. 'demo' runs the whole job on scikit-learn's digits; "
+            "annotators. 'meta-fit' meta-learns on a CSV with clean labels and "
+            "saves the model; 'fit-predict' infers the true labels of a crowd "
+            "file (task,worker,label) from the labels and task features. "
+            "'demo' runs the whole job on scikit-learn's digits; "
             "'benchmark NAME' runs a benchmark of a source checkout "
             f"({', '.join(BENCHMARKS)}). Options after the command go to it: "
             "'python -m sklearn_metaannot demo --help'."
         ),
     )
-    parser.add_argument("command", choices=("demo", "benchmark"))
+    commands = ("demo", "benchmark", *CLI_COMMANDS)
+    parser.add_argument("command", choices=commands)
     parser.add_argument("args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(
-        argv[:1] if argv and argv[0] in ("demo", "benchmark") else argv
-    )
+    ns = parser.parse_args(argv[:1] if argv and argv[0] in commands else argv)
     rest = argv[1:]
+    if ns.command in CLI_COMMANDS:
+        from .cli import main as cli_main
+
+        return cli_main(argv)
     if ns.command == "demo":
         from .demo import main as demo_main
 

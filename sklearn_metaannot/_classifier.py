@@ -26,11 +26,17 @@ from ._meta import (
     EpisodeDataset,
     EpisodicEM,
     FittedEncoder,
+    check_callbacks,
     make_net,
     no_meta_accuracy,
     torch_threads,
 )
-from ._validation import check_crowd_labels, flatten_samples
+from ._validation import (
+    annotator_ids,
+    check_crowd_labels,
+    check_gold_labels,
+    flatten_samples,
+)
 from .episodes import EpisodeSampler
 
 # Fitted state of meta_fit that clone() carries to new estimators (see
@@ -44,6 +50,18 @@ _META_ATTRIBUTES = (
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
 )
+
+
+def _label_accuracy(codes, posterior):
+    """Label counts and mean posterior probability of the labels, per annotator."""
+    rows, cols = np.nonzero(codes >= 0)
+    n_labels = np.bincount(cols, minlength=codes.shape[1])
+    right = np.bincount(
+        cols, weights=posterior[rows, codes[rows, cols]], minlength=codes.shape[1]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n_labels > 0, right / np.maximum(n_labels, 1), np.nan)
+    return n_labels, accuracy
 
 
 class MetaLearningWarning(UserWarning):
@@ -216,8 +234,19 @@ or torch.nn.Module, default="mlp"
         always on a busy machine. ``fit`` and ``predict`` always use 1.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
+    callbacks : list of skorch callbacks or (str, callback) pairs, default=None
+        Extra skorch callbacks of ``meta_fit``, e.g.
+        ``skorch.callbacks.TensorBoard`` or an MLflow logger. They run after the
+        package's own callbacks, so at ``on_epoch_end`` the history row holds
+        ``train_loss``, ``valid_loss``, ``valid_acc`` and ``grad_norm_max``.
+        They are passed to the skorch net as given, not copied: what a callback
+        records stays on your object, and skorch re-initialises it at every
+        ``meta_fit``. ``clone`` (hence ``GridSearchCV``) deep-copies them, as
+        every parameter.
     verbose : int, default=0
-        Progress bar and epoch log of ``meta_fit`` when > 0.
+        What ``meta_fit`` prints: 0 nothing; 1 one progress bar over the
+        episodes, with the validation accuracy of the last epoch; 2 skorch's
+        per-batch progress bar and a table of every epoch.
 
     Attributes
     ----------
@@ -234,6 +263,15 @@ or torch.nn.Module, default="mlp"
         Inferred true-label distribution of each training example.
     n_annotators_ : int
         Number of annotators (columns of ``Y``).
+    annotators_ : ndarray of shape (n_annotators,)
+        Annotator ids: the ``annotator_ids`` of a :class:`CrowdLabelMatrix`,
+        the column names of a DataFrame, else ``0 .. n_annotators - 1``.
+    annotator_n_labels_ : ndarray of shape (n_annotators,)
+        Number of labels each annotator gave in ``fit``.
+    annotator_accuracy_ : ndarray of shape (n_annotators,)
+        Estimated fraction of each annotator's labels that are right: the mean
+        posterior probability (``sample_posterior_``) of the labels given (NaN
+        for an annotator without labels). See :meth:`annotator_report`.
     n_features_in_ : int
         Number of features of ``X``.
     representation_ : str
@@ -323,6 +361,7 @@ or torch.nn.Module, default="mlp"
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "callbacks": [list, None],
         "verbose": ["verbose"],
     }
 
@@ -359,6 +398,7 @@ or torch.nn.Module, default="mlp"
         device="cpu",
         n_threads=None,
         random_state=None,
+        callbacks=None,
         verbose=0,
     ):
         self.encoder = encoder
@@ -391,6 +431,7 @@ or torch.nn.Module, default="mlp"
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
+        self.callbacks = callbacks
         self.verbose = verbose
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -684,6 +725,7 @@ or torch.nn.Module, default="mlp"
         train_way = min(self.n_way, n_classes_train)
 
         c = self._em_prior_c()
+        extra_callbacks = check_callbacks(self.callbacks)
         episode_kw = {
             "n_shot": self.n_shot,
             "n_query": self.n_query,
@@ -742,6 +784,8 @@ or torch.nn.Module, default="mlp"
                 device=self.device,
                 verbose=self.verbose,
                 fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
+                n_train_episodes=epochs * self.episodes_per_epoch,
+                extra_callbacks=extra_callbacks,
             )
             fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
 
@@ -812,7 +856,7 @@ or torch.nn.Module, default="mlp"
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, classes=None):
+    def fit(self, X, Y, classes=None, y_gold=None):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -830,6 +874,12 @@ sparse matrix or CrowdLabelMatrix
             a label of ``Y`` outside ``classes`` raises a ValueError. By default
             the sorted labels found in ``Y`` (with a :class:`MissingClassWarning`
             after ``meta_fit`` when they are fewer than ``n_way``).
+        y_gold : array-like of shape (n_samples,), default=None
+            Known true labels of some examples (``np.nan`` or ``None``
+            elsewhere), e.g. a few gold items checked by an expert. Their class
+            posteriors are fixed to their labels in every EM step, which pins
+            the prototypes and the confusion matrices. Labels must be among the
+            crowd's classes.
 
         Returns
         -------
@@ -849,10 +899,12 @@ sparse matrix or CrowdLabelMatrix
         array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
+        Y_given = Y
         explicit = classes is not None
         codes, classes = check_crowd_labels(Y, X.shape[0], classes=classes)
         if not explicit:
             self._warn_missing_classes(classes)
+        gold = check_gold_labels(y_gold, classes, X.shape[0])
         mode = self.representation
         if mode == "meta" or (mode == "auto" and hasattr(self, "meta_encoder_")):
             self._check_meta_encoder(X)
@@ -873,6 +925,9 @@ sparse matrix or CrowdLabelMatrix
                 tau=self.tau,
                 b=self.b,
                 c=self._em_prior_c(),
+                gold=None
+                if gold is None
+                else tuple(torch.from_numpy(a)[None] for a in gold),
             )
         self.classes_ = classes
         self.prototypes_ = res.mu[0].numpy()
@@ -880,7 +935,66 @@ sparse matrix or CrowdLabelMatrix
         self.annotator_confusion_ = res.log_A[0].exp().numpy()
         self.sample_posterior_ = res.lam[0].numpy()
         self.n_annotators_ = codes.shape[1]
+        self.annotators_ = annotator_ids(Y_given, codes.shape[1])
+        self.annotator_n_labels_, self.annotator_accuracy_ = _label_accuracy(
+            codes, self.sample_posterior_
+        )
         return self
+
+    def annotator_report(self):
+        """One row per annotator: estimated accuracy, label count, per-class recall.
+
+        Returns
+        -------
+        pandas.DataFrame of shape (n_annotators, 3 + n_classes)
+            Indexed by annotator id (``annotators_``), with the columns
+
+            - ``accuracy``: estimated fraction of the annotator's labels in
+              ``fit`` that are right (``annotator_accuracy_``: the mean, over
+              the examples the annotator labelled, of the posterior probability
+              of the label given; NaN for an annotator without labels);
+            - ``prior_weighted_accuracy``: the probability that the annotator is
+              right on a new example drawn from the estimated class prior,
+              ``sum_k class_prior_[k] * annotator_confusion_[r, k, k]``. Rows of
+              classes the annotator never labelled stay near the Dirichlet prior
+              ``c``, so with few labels this is shrunk towards it;
+            - ``n_labels``: labels the annotator gave in ``fit``;
+            - ``recall_<class>`` for each class: the diagonal of the annotator's
+              confusion matrix, ``p(says k | true class k)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2], [0.1], [3.1]])
+        >>> Y = [["cat", "cat"], ["cat", "dog"], ["dog", "dog"], ["dog", None],
+        ...      ["cat", "dog"], ["dog", "cat"]]
+        >>> report = MetaAnnotatorClassifier().fit(X, Y).annotator_report()
+        >>> list(report.columns)  # doctest: +NORMALIZE_WHITESPACE
+        ['accuracy', 'prior_weighted_accuracy', 'n_labels', 'recall_cat',
+         'recall_dog']
+        >>> report["n_labels"].tolist()
+        [6, 5]
+        >>> bool(report.loc[0, "accuracy"] > report.loc[1, "accuracy"])
+        True
+        """
+        check_is_fitted(self)
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is a dependency
+            raise ImportError(
+                "annotator_report needs pandas: pip install pandas"
+            ) from exc
+        diagonal = np.diagonal(self.annotator_confusion_, axis1=1, axis2=2)
+        columns = {
+            "accuracy": self.annotator_accuracy_,
+            "prior_weighted_accuracy": diagonal @ self.class_prior_,
+            "n_labels": self.annotator_n_labels_,
+        }
+        for k, label in enumerate(self.classes_):
+            columns[f"recall_{label}"] = diagonal[:, k]
+        index = pd.Index(self.annotators_, name="annotator")
+        return pd.DataFrame(columns, index=index)
 
     def predict_log_proba(self, X):
         """Log class probabilities (paper Eq. 8).

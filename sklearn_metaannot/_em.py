@@ -205,6 +205,7 @@ def run_em(
     c=1.0,
     w: torch.Tensor | None = None,
     lam_init: torch.Tensor | None = None,
+    gold: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> EMResult:
     """Majority-vote initialisation, ``n_iter`` (M-step, E-step) rounds, final M-step.
 
@@ -223,15 +224,26 @@ def run_em(
         Sample mask.
     lam_init : Tensor of shape (T, N, K), optional
         Initial responsibilities; soft majority vote by default.
+    gold : (Tensor of shape (T, N), Tensor of shape (T, N, K)), optional
+        ``(mask, lam_gold)``: the responsibilities of the examples where the
+        boolean ``mask`` is true are fixed to ``lam_gold`` (one-hot true labels)
+        at the initialisation and after every E-step.
 
     Returns
     -------
     EMResult
     """
-    lam = majority_vote_init(Y, w) if lam_init is None else lam_init
+
+    def pin(lam):
+        if gold is None:
+            return lam
+        mask, lam_gold = gold
+        return torch.where(mask.unsqueeze(-1), lam_gold.to(lam.dtype), lam)
+
+    lam = pin(majority_vote_init(Y, w) if lam_init is None else lam_init)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
-        lam = e_step(U, Y, mu, log_pi, log_A, w=w)
+        lam = pin(e_step(U, Y, mu, log_pi, log_A, w=w))
     mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
     return EMResult(mu, log_pi, log_A, lam)
 

@@ -239,6 +239,52 @@ def episode_accuracy(net, dataset) -> float:
     return correct / total
 
 
+class EpisodeProgressBar(Callback):
+    """One tqdm bar over all meta-training episodes, validation accuracy in the postfix.
+
+    The quiet alternative to skorch's per-batch ``ProgressBar`` and epoch table
+    (``verbose=1`` of :meth:`MetaAnnotatorClassifier.meta_fit`). The bar is
+    written to standard error and closed at the end of training.
+
+    Parameters
+    ----------
+    total : int
+        Number of training episodes (the bar's length).
+    desc : str, default="meta-training"
+        Text before the bar.
+    """
+
+    def __init__(self, total, desc="meta-training"):
+        self.total = total
+        self.desc = desc
+
+    def initialize(self):
+        self.bar_ = None
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        from tqdm.auto import tqdm
+
+        self.bar_ = tqdm(total=self.total, desc=self.desc, unit="episode")
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training and self.bar_ is not None:
+            self.bar_.update(int(net.history[-1, "batches", -1]["train_batch_size"]))
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {"loss": f"{row['train_loss']:.3f}"} if "train_loss" in row else {}
+        if row.get("valid_acc") is not None:
+            postfix["valid_acc"] = f"{row['valid_acc']:.3f}"
+        if self.bar_ is not None:
+            self.bar_.set_postfix(postfix, refresh=True)
+
+    def on_train_end(self, net, **kwargs):
+        if self.bar_ is not None:
+            self.bar_.close()
+            self.bar_ = None
+
+
 class _KeepBestEncoder(Callback):
     """Keeps, in memory, the encoder weights of the best ``valid_acc`` epoch.
 
@@ -321,12 +367,19 @@ def make_net(
     verbose,
     max_grad_norm=None,
     fingerprint=None,
+    n_train_episodes=None,
+    extra_callbacks=(),
 ):
     """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`).
 
     With ``checkpoint_dir``, a :class:`ResumeCheckpoint` (the net's
     ``"resume"`` callback) saves the whole state at every epoch end under the
-    configuration ``fingerprint``.
+    configuration ``fingerprint``. ``verbose=1`` shows one
+    :class:`EpisodeProgressBar` over the ``n_train_episodes`` episodes;
+    ``verbose>=2`` skorch's per-batch ``ProgressBar`` and epoch table.
+    ``extra_callbacks`` (checked by :func:`check_callbacks`) run after the
+    package's own, so they see the ``valid_acc`` and ``grad_norm_max`` of the
+    epoch.
     """
     keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
@@ -365,8 +418,11 @@ def make_net(
             os.path.join(checkpoint_dir, CHECKPOINT_NAME), fingerprint, max_epochs
         )
         callbacks.append(("resume", resume))
-    if verbose:
+    callbacks.extend(extra_callbacks)
+    if verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
+    elif verbose == 1 and n_train_episodes:
+        callbacks.append(("episode_bar", EpisodeProgressBar(n_train_episodes)))
     net = EpisodicNet(
         module,
         criterion=nn.NLLLoss,
@@ -378,9 +434,93 @@ def make_net(
         train_split=None if valid_dataset is None else predefined_split(valid_dataset),
         callbacks=callbacks,
         device=device,
-        verbose=verbose,
+        verbose=int(verbose >= 2),  # skorch's epoch table (PrintLog)
     )
     return net, keep_best
+
+
+# names of the callbacks make_net adds itself (and skorch's defaults)
+RESERVED_CALLBACK_NAMES = frozenset(
+    {
+        "episodes",
+        "grad_norm",
+        "valid_acc",
+        "keep_best",
+        "early_stopping",
+        "checkpoint",
+        "progress_bar",
+        "episode_bar",
+        "epoch_timer",
+        "train_loss",
+        "valid_loss",
+        "print_log",
+    }
+)
+
+
+def check_callbacks(callbacks, name="callbacks"):
+    """Validate user skorch callbacks; return them as a list of (name, callback).
+
+    Parameters
+    ----------
+    callbacks : list of Callback or (str, Callback), or None
+        Unnamed callbacks are named after their class, as skorch does.
+    name : str, default="callbacks"
+        Argument name used in error messages.
+
+    Returns
+    -------
+    list of (str, Callback)
+        The same callback objects (not copies).
+
+    Examples
+    --------
+    >>> from skorch.callbacks import EpochScoring
+    >>> from sklearn_metaannot._meta import check_callbacks
+    >>> check_callbacks([("acc", EpochScoring("accuracy"))])[0][0]
+    'acc'
+    >>> check_callbacks(None)
+    []
+    """
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (Callback, tuple, str)) or not hasattr(
+        callbacks, "__iter__"
+    ):
+        raise TypeError(
+            f"{name} must be a list of skorch callbacks or (name, callback) pairs, "
+            f"got {type(callbacks).__name__}"
+        )
+    named = []
+    for item in callbacks:
+        if isinstance(item, Callback):
+            named.append((type(item).__name__, item))
+        elif (
+            isinstance(item, tuple)
+            and len(item) == 2
+            and isinstance(item[0], str)
+            and isinstance(item[1], Callback)
+        ):
+            named.append(item)
+        else:
+            raise TypeError(
+                f"{name} must hold skorch.callbacks.Callback instances or "
+                f"(name, Callback) pairs, got {item!r}"
+            )
+    names = [n for n, _ in named]
+    clash = sorted(set(names) & RESERVED_CALLBACK_NAMES)
+    if clash:
+        raise ValueError(
+            f"{name}: the names {clash} are used by meta_fit's own callbacks; give "
+            "yours other names with (name, callback) pairs"
+        )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"{name}: several callbacks are named {duplicates}; name them with "
+            "(name, callback) pairs"
+        )
+    return named
 
 
 class FittedEncoder:

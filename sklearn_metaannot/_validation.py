@@ -136,3 +136,90 @@ sparse matrix or CrowdLabelMatrix
         # integer labels stored as floats only to hold np.nan: give ints back
         classes = classes.astype(np.int64)
     return codes, classes
+
+
+def annotator_ids(Y, n_annotators):
+    """Identifiers of the annotators (columns) of ``Y``.
+
+    The ``annotator_ids`` of a :class:`CrowdLabelMatrix`, the column names of a
+    pandas DataFrame, else ``0 .. n_annotators - 1``.
+
+    Parameters
+    ----------
+    Y : object
+        Labels as given to ``fit``.
+    n_annotators : int
+        Number of annotators found by :func:`check_crowd_labels`.
+
+    Returns
+    -------
+    ndarray of shape (n_annotators,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._validation import annotator_ids
+    >>> annotator_ids(np.zeros((4, 3)), 3)
+    array([0, 1, 2])
+    """
+    if isinstance(Y, CrowdLabelMatrix):
+        ids = np.asarray(Y.annotator_ids)
+    elif hasattr(Y, "columns") and getattr(Y, "ndim", 0) == 2:
+        ids = np.asarray(list(Y.columns))
+    else:
+        ids = np.arange(n_annotators)
+    if len(ids) != n_annotators:  # pragma: no cover - defensive
+        ids = np.arange(n_annotators)
+    return ids
+
+
+def check_gold_labels(y_gold, classes, n_samples, *, name="y_gold"):
+    """Known true labels of some examples, as a mask and one-hot rows.
+
+    Parameters
+    ----------
+    y_gold : array-like of shape (n_samples,) or None
+        True label of each example, ``np.nan`` or ``None`` where unknown.
+    classes : ndarray of shape (n_classes,)
+        The classes of the crowd labels; gold labels must be among them.
+    n_samples : int
+        Number of rows of X.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    gold : tuple of 2 ndarrays, or None
+        ``(mask, one_hot)``: a boolean mask of shape (n_samples,) of the
+        examples with a known label, and their one-hot labels of shape
+        (n_samples, n_classes). None when ``y_gold`` is None or holds no label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._validation import check_gold_labels
+    >>> mask, one_hot = check_gold_labels([np.nan, 1, 0], np.array([0, 1]), 3)
+    >>> mask.tolist(), one_hot.tolist()
+    ([False, True, True], [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    """
+    if y_gold is None:
+        return None
+    arr = np.asarray(y_gold, dtype=object)
+    if arr.ndim != 1 or len(arr) != n_samples:
+        raise ValueError(
+            f"{name} must be 1-D with one entry per row of X ({n_samples}), np.nan "
+            f"or None where the true label is unknown; got shape {arr.shape}"
+        )
+    missing = np.array([v is None or (isinstance(v, float) and v != v) for v in arr])
+    index = {v: k for k, v in enumerate(np.asarray(classes).tolist())}
+    mask = ~missing
+    one_hot = np.zeros((n_samples, len(index)))
+    for i in np.flatnonzero(mask):
+        value = arr[i].item() if hasattr(arr[i], "item") else arr[i]
+        if value not in index:
+            raise ValueError(
+                f"{name}[{i}] = {arr[i]!r} is not among the classes of the crowd "
+                f"labels {np.asarray(classes).tolist()}"
+            )
+        one_hot[i, index[value]] = 1.0
+    return (mask, one_hot) if mask.any() else None

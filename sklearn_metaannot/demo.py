@@ -151,7 +151,9 @@ def run_demo(
     random_state : int, default=0
         Seed of everything.
     verbose : int, default=1
-        Progress bars and the result table when > 0.
+        0 prints nothing; 1 one progress bar per meta-training (episodes done,
+        validation accuracy in the postfix), a line on each kept encoder and
+        the result table; 2 also skorch's per-batch bars and epoch tables.
 
     Returns
     -------
@@ -308,8 +310,14 @@ def main(argv=None):
     parser.add_argument("--n-annotators", type=int, default=5)
     parser.add_argument("--n-tasks", type=int, default=30)
     parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument(
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument(
         "--quiet", action="store_true", help="no progress bars, only the result table"
+    )
+    output.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also skorch's per-batch progress bars and a table of every epoch",
     )
     args = parser.parse_args(argv)
     summary = run_demo(
@@ -318,7 +326,7 @@ def main(argv=None):
         n_annotators=args.n_annotators,
         n_tasks=args.n_tasks,
         random_state=args.random_state,
-        verbose=0 if args.quiet else 1,
+        verbose=0 if args.quiet else 2 if args.verbose else 1,
     )
     if args.quiet:
         print(format_summary(summary))

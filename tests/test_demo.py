@@ -1,6 +1,8 @@
 """The demo and the command line run end to end (with small settings)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+import re
+
 import pytest
 
 from sklearn_metaannot.__main__ import main
@@ -31,3 +33,41 @@ def test_command_line_help(capsys):
     assert "demo" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["benchmark", "nonsense"])
+
+
+def _demo_output(capsys, *flags):
+    from sklearn_metaannot.demo import main as demo_main
+
+    demo_main(["--n-episodes", "40", "--n-tasks", "2", *flags])
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_demo_default_output_fits_on_one_screen(capsys):
+    out, err = _demo_output(capsys)
+    # what a terminal shows: a progress bar redraws its line with "\r"
+    lines = [line.rsplit("\r", 1)[-1] for line in (out + err).splitlines(True)]
+    lines = [line for line in "".join(lines).split("\n") if line]
+    assert len(lines) <= 25, "\n".join(lines)
+    # one progress bar per meta-training, finished, with the validation accuracy ...
+    bars = [line for line in lines if "episode/s" in line]
+    assert len(bars) == 2
+    assert all(re.search(r" (\d+)/\1 ", bar) for bar in bars), bars
+    assert all("valid_acc=" in bar for bar in bars), bars
+    # ... no epoch table, and the result table
+    assert "train_loss" not in out + err
+    assert "majority vote + logistic regression" in out
+
+
+def test_demo_verbose_prints_epoch_tables(capsys):
+    out, err = _demo_output(capsys, "--verbose")
+    # one epoch table per meta-training (skorch's PrintLog header)
+    assert len(re.findall(r"epoch\s+grad_norm_max\s+train_loss", out + err)) == 2
+    assert "majority vote + logistic regression" in out
+
+
+def test_demo_quiet_prints_only_the_table(capsys):
+    out, err = _demo_output(capsys, "--quiet")
+    assert err == ""
+    assert "train_loss" not in out and "meta-training 'ours'" not in out
+    assert "majority vote + logistic regression" in out

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "sklearn_metaannot.baselines",
     "sklearn_metaannot.datasets",
     "sklearn_metaannot.demo",
+    "sklearn_metaannot.cli",
     "sklearn_metaannot.episodes",
 ]
 
