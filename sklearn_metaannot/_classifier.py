@@ -44,6 +44,31 @@ _META_ATTRIBUTES = (
 )
 
 
+def _fit_em(U, labels, n_classes, n_annotators, **em_params):
+    """MAP-EM of a target task on its observed labels (float64, on the CPU).
+
+    Parameters
+    ----------
+    U : ndarray of shape (n_samples, n_dims)
+        Embeddings (or standardised features) of the examples.
+    labels : tuple of three int arrays of shape (n_labels,)
+        Row (example), column (annotator) and class code of each annotation.
+    n_classes, n_annotators : int
+        Number of classes and of annotators (columns, labelled or not).
+    **em_params
+        ``n_iter``, ``tau``, ``b`` and ``c`` of :func:`_em.run_em_sparse`.
+
+    Returns
+    -------
+    EMResult
+        ``mu`` (K, M), ``log_pi`` (K,), ``log_A`` (R, K, K), ``lam`` (N, K).
+    """
+    U = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float64))
+    # copies: the arrays of a CrowdLabelMatrix are read-only
+    rows, cols, codes = (torch.tensor(np.asarray(a), dtype=torch.int64) for a in labels)
+    return _em.run_em_sparse(U, rows, cols, codes, n_classes, n_annotators, **em_params)
+
+
 class MetaLearningWarning(UserWarning):
     """Meta-learning did not help, or could not be checked, on validation tasks.
 
@@ -632,7 +657,7 @@ sparse matrix or CrowdLabelMatrix
         array([0, 0, 1, 1])
         """
         X = self._check_X(X, reset=True)
-        codes, classes = check_crowd_labels(Y, X.shape[0])
+        labels, classes = check_crowd_labels(Y, X.shape[0], sparse=True)
         mode = self.representation
         if mode == "auto":
             mode = getattr(self, "meta_selected_", "input")
@@ -656,22 +681,22 @@ sparse matrix or CrowdLabelMatrix
         self.representation_ = mode
 
         with torch_threads(1):
-            U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
-            Y = _em.one_hot_annotations(torch.from_numpy(codes)[None], len(classes))
-            res = _em.run_em(
-                U,
-                Y.double(),
+            res = _fit_em(
+                self._embed(X),
+                (labels.rows, labels.cols, labels.codes),
+                len(classes),
+                labels.n_annotators,
                 n_iter=self.n_em_iter,
                 tau=self.tau,
                 b=self.b,
                 c=self._em_prior_c(),
             )
         self.classes_ = classes
-        self.prototypes_ = res.mu[0].numpy()
-        self.class_prior_ = res.log_pi[0].exp().numpy()
-        self.annotator_confusion_ = res.log_A[0].exp().numpy()
-        self.sample_posterior_ = res.lam[0].numpy()
-        self.n_annotators_ = codes.shape[1]
+        self.prototypes_ = res.mu.numpy()
+        self.class_prior_ = res.log_pi.exp().numpy()
+        self.annotator_confusion_ = res.log_A.exp().numpy()
+        self.sample_posterior_ = res.lam.numpy()
+        self.n_annotators_ = labels.n_annotators
         return self
 
     def predict_log_proba(self, X):

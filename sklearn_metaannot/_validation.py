@@ -24,7 +24,7 @@ def flatten_samples(X):
     return X, None
 
 
-def check_crowd_labels(Y, n_samples, *, name="Y"):
+def check_crowd_labels(Y, n_samples, *, name="Y", sparse=False):
     """Validate annotations for ``n_samples`` examples.
 
     Parameters
@@ -36,11 +36,16 @@ sparse matrix or CrowdLabelMatrix
         Number of rows of X.
     name : str
         Argument name used in error messages.
+    sparse : bool, default=False
+        If True, return the labels as a :class:`CrowdLabelMatrix` (label
+        triplets ``rows``, ``cols``, ``codes``) instead of a dense code matrix:
+        memory O(n_labels), whatever ``n_samples * n_annotators``.
 
     Returns
     -------
-    codes : ndarray of shape (n_samples, n_annotators)
-        Label codes, ``-1`` for missing.
+    codes : ndarray of shape (n_samples, n_annotators) or CrowdLabelMatrix
+        Label codes, ``-1`` for missing; with ``sparse=True`` the checked
+        CrowdLabelMatrix, whose ``codes`` index the returned ``classes``.
     classes : ndarray of shape (n_classes,)
         Label values; code k means ``classes[k]``.
     """
@@ -78,8 +83,7 @@ sparse matrix or CrowdLabelMatrix
             f"{name} has {labels.n_samples} samples but X has {n_samples}; they must "
             "describe the same examples, in the same order"
         )
-    codes = labels.to_codes()
-    seen = np.unique(codes[codes >= 0])
+    seen = np.flatnonzero(np.bincount(labels.codes, minlength=labels.n_classes))
     if seen.size == 0:
         raise ValueError(f"{name} has no label at all: every entry is missing")
     if seen.size < 2:
@@ -96,4 +100,6 @@ sparse matrix or CrowdLabelMatrix
     ):
         # integer labels stored as floats only to hold np.nan: give ints back
         classes = classes.astype(np.int64)
-    return codes, classes
+    if sparse:
+        return labels, classes
+    return labels.to_codes(), classes
