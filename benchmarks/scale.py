@@ -55,7 +55,7 @@ if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
 import _common  # noqa: E402
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, rst_csv_table  # noqa: E402
 
 REPO = _HERE.parent
 
@@ -267,9 +267,21 @@ def _fmt(row, key, spec):
     return format(row[key], spec) if key in row else row.get("error", "-")
 
 
-def markdown(results) -> str:
-    rows = results["rows"]
-    by = {(r["crowd"], r["method"]): r for r in rows}
+HEADER = [
+    "labels",
+    "method",
+    "time (s)",
+    "time / DawidSkene (ours)",
+    "peak RSS (MB)",
+    "RSS after building the crowd (MB)",
+    "accuracy",
+    "EM iterations",
+]
+
+
+def table_rows(results) -> list[list]:
+    """One row per (crowd, method), in the order of the configuration."""
+    by = {(r["crowd"], r["method"]): r for r in results["rows"]}
     table = []
     for crowd in results["config"]["crowds"]:
         ds = by.get((crowd, "ours_ds"), {})
@@ -282,6 +294,7 @@ def markdown(results) -> str:
                 if "seconds" in r and "seconds" in ds
                 else "-"
             )
+            n_iter = r.get("n_iter") if "seconds" in r else None
             table.append(
                 [
                     crowd,
@@ -291,28 +304,35 @@ def markdown(results) -> str:
                     _fmt(r, "peak_rss_mb", ".0f"),
                     _fmt(r, "data_rss_mb", ".0f"),
                     _fmt(r, "accuracy", ".4f"),
-                    r.get("n_iter", "-") if "seconds" in r else "-",
+                    "-" if n_iter is None else n_iter,
                 ]
             )
-    header = [
-        "labels",
-        "method",
-        "time (s)",
-        "time / DawidSkene (ours)",
-        "peak RSS (MB)",
-        "RSS after building the crowd (MB)",
-        "accuracy",
-        "EM iterations",
-    ]
+    return table
+
+
+def markdown(results) -> str:
     env = results["environment"]
     return (
         f"# Scale benchmark ({results['date']})\n\n"
         f"`python benchmarks/scale.py` — {env['cpu']}, {env['cpu_count']} cores, "
         f"torch {env['torch']}, one thread per child process.\n\n"
-        + markdown_table(header, table)
+        + markdown_table(HEADER, table_rows(results))
         + "\n\nPeak RSS is the whole child process (Python, torch, the synthetic "
         "crowd and the method); the column after it is the same process before "
         "the timed call.\n"
+    )
+
+
+def write_outputs(results, out) -> None:
+    """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst`` in ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = results["config"]["name"]
+    _common.write_json(results, out / f"{name}.json")
+    (out / f"{name}.md").write_text(markdown(results))
+    title = f"Time and peak memory ({results['date']})"
+    (out / f"{name}_tables.rst").write_text(
+        rst_csv_table(title, HEADER, table_rows(results)) + "\n"
     )
 
 
@@ -323,6 +343,9 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", choices=list(METHODS))
     parser.add_argument("--crowdkit-skip", nargs="*", default=None)
     parser.add_argument("--out", default=str(_HERE / "results"))
+    parser.add_argument(
+        "--render", metavar="JSON", help="rewrite the tables of a results file"
+    )
     parser.add_argument("--child", nargs=2, metavar=("CROWD", "METHOD"))
     parser.add_argument("--config-json", default="{}")
     args = parser.parse_args(argv)
@@ -337,12 +360,8 @@ def main(argv=None):
         config["methods"] = args.methods
     if args.crowdkit_skip is not None:
         config["crowdkit_skip"] = args.crowdkit_skip
-    results = run(config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = results["config"]["name"]
-    _common.write_json(results, out / f"{name}.json")
-    (out / f"{name}.md").write_text(markdown(results))
+    results = json.loads(Path(args.render).read_text()) if args.render else run(config)
+    write_outputs(results, args.out)
     print(markdown(results))
 
 

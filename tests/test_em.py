@@ -161,7 +161,7 @@ def test_sparse_em_chunks_give_the_same_result(monkeypatch):
     U, Y = _random_task(T=1, N=50, R=6, K=3, M=4, missing=0.4, seed=7)
     args = (U[0], *_triplets(Y[0]), 3, 6)
     whole = _em.run_em_sparse(*args, n_iter=4, b=5.0)
-    monkeypatch.setattr(_em, "_CHUNK", 7)  # items and labels in many chunks
+    monkeypatch.setattr(_em, "_CHUNK", 7)  # labels in many chunks
     chunked = _em.run_em_sparse(*args, n_iter=4, b=5.0)
     for d, s in zip(whole, chunked):
         torch.testing.assert_close(s, d, atol=1e-12, rtol=0)
