@@ -52,16 +52,47 @@ _META_ATTRIBUTES = (
 )
 
 
-def _label_accuracy(codes, posterior):
+def _label_accuracy(labels, posterior):
     """Label counts and mean posterior probability of the labels, per annotator."""
-    rows, cols = np.nonzero(codes >= 0)
-    n_labels = np.bincount(cols, minlength=codes.shape[1])
+    R = labels.n_annotators
+    n_labels = np.bincount(labels.cols, minlength=R)
     right = np.bincount(
-        cols, weights=posterior[rows, codes[rows, cols]], minlength=codes.shape[1]
+        labels.cols, weights=posterior[labels.rows, labels.codes], minlength=R
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(n_labels > 0, right / np.maximum(n_labels, 1), np.nan)
     return n_labels, accuracy
+
+
+def _fit_em(U, labels, n_classes, n_annotators, gold=None, **em_params):
+    """MAP-EM of a target task on its observed labels (float64, on the CPU).
+
+    Parameters
+    ----------
+    U : ndarray of shape (n_samples, n_dims)
+        Embeddings (or standardised features) of the examples.
+    labels : tuple of three int arrays of shape (n_labels,)
+        Row (example), column (annotator) and class code of each annotation.
+    n_classes, n_annotators : int
+        Number of classes and of annotators (columns, labelled or not).
+    gold : (ndarray of shape (n_samples,), ndarray of shape (n_samples, K)), optional
+        Mask and one-hot labels of the examples with a known true label.
+    **em_params
+        ``n_iter``, ``tau``, ``b`` and ``c`` of :func:`_em.run_em_sparse`.
+
+    Returns
+    -------
+    EMResult
+        ``mu`` (K, M), ``log_pi`` (K,), ``log_A`` (R, K, K), ``lam`` (N, K).
+    """
+    U = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float64))
+    # copies: the arrays of a CrowdLabelMatrix are read-only
+    rows, cols, codes = (torch.tensor(np.asarray(a), dtype=torch.int64) for a in labels)
+    if gold is not None:
+        gold = tuple(torch.from_numpy(np.asarray(a)) for a in gold)
+    return _em.run_em_sparse(
+        U, rows, cols, codes, n_classes, n_annotators, gold=gold, **em_params
+    )
 
 
 class MetaLearningWarning(UserWarning):
@@ -540,7 +571,7 @@ or torch.nn.Module, default="mlp"
             "scaled": (float(X.mean(dtype=np.float64)), global_scale),
         }
 
-    def _choose_representation(self, X, codes, n_classes):
+    def _choose_representation(self, X, labels, n_classes):
         """``representation="auto"``: choose a latent space from the crowd labels.
 
         The default is what ``meta_fit`` found best on validation tasks
@@ -553,7 +584,7 @@ or torch.nn.Module, default="mlp"
         if hasattr(self, "meta_encoder_"):
             candidates.append("meta")
         default = getattr(self, "meta_selected_", "input")
-        n_labelled = int((codes >= 0).any(axis=1).sum())
+        n_labelled = int(np.unique(labels.rows).size)
         self.representation_scores_ = dict.fromkeys(candidates, float("nan"))
         if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
             return default
@@ -565,7 +596,7 @@ or torch.nn.Module, default="mlp"
             for name in candidates:
                 scores[name] = _selection.held_out_agreement(
                     self._embed(X, name),
-                    codes,
+                    (labels.rows, labels.cols, labels.codes),
                     n_classes,
                     n_folds=_selection.N_FOLDS,
                     random_state=seed,
@@ -901,7 +932,9 @@ sparse matrix or CrowdLabelMatrix
         X = self._check_X(X, reset=True)
         Y_given = Y
         explicit = classes is not None
-        codes, classes = check_crowd_labels(Y, X.shape[0], classes=classes)
+        labels, classes = check_crowd_labels(
+            Y, X.shape[0], classes=classes, sparse=True
+        )
         if not explicit:
             self._warn_missing_classes(classes)
         gold = check_gold_labels(y_gold, classes, X.shape[0])
@@ -910,34 +943,32 @@ sparse matrix or CrowdLabelMatrix
             self._check_meta_encoder(X)
         self._set_input_scaling(X)
         if mode == "auto":
-            mode = self._choose_representation(X, codes, len(classes))
+            mode = self._choose_representation(X, labels, len(classes))
         else:
             self.representation_scores_ = {}
         self.representation_ = mode
 
         with torch_threads(1):
-            U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
-            Y = _em.one_hot_annotations(torch.from_numpy(codes)[None], len(classes))
-            res = _em.run_em(
-                U,
-                Y.double(),
+            res = _fit_em(
+                self._embed(X),
+                (labels.rows, labels.cols, labels.codes),
+                len(classes),
+                labels.n_annotators,
                 n_iter=self.n_em_iter,
                 tau=self.tau,
                 b=self.b,
                 c=self._em_prior_c(),
-                gold=None
-                if gold is None
-                else tuple(torch.from_numpy(a)[None] for a in gold),
+                gold=gold,
             )
         self.classes_ = classes
-        self.prototypes_ = res.mu[0].numpy()
-        self.class_prior_ = res.log_pi[0].exp().numpy()
-        self.annotator_confusion_ = res.log_A[0].exp().numpy()
-        self.sample_posterior_ = res.lam[0].numpy()
-        self.n_annotators_ = codes.shape[1]
-        self.annotators_ = annotator_ids(Y_given, codes.shape[1])
+        self.prototypes_ = res.mu.numpy()
+        self.class_prior_ = res.log_pi.exp().numpy()
+        self.annotator_confusion_ = res.log_A.exp().numpy()
+        self.sample_posterior_ = res.lam.numpy()
+        self.n_annotators_ = labels.n_annotators
+        self.annotators_ = annotator_ids(Y_given, labels.n_annotators)
         self.annotator_n_labels_, self.annotator_accuracy_ = _label_accuracy(
-            codes, self.sample_posterior_
+            labels, self.sample_posterior_
         )
         return self
 

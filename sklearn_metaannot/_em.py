@@ -195,6 +195,14 @@ def e_step(
     return lam
 
 
+def _pin(lam, gold):
+    """Responsibilities with those of the gold examples fixed to their labels."""
+    if gold is None:
+        return lam
+    mask, lam_gold = gold
+    return torch.where(mask.unsqueeze(-1), lam_gold.to(lam.dtype), lam)
+
+
 def run_em(
     U: torch.Tensor,
     Y: torch.Tensor,
@@ -234,16 +242,10 @@ def run_em(
     EMResult
     """
 
-    def pin(lam):
-        if gold is None:
-            return lam
-        mask, lam_gold = gold
-        return torch.where(mask.unsqueeze(-1), lam_gold.to(lam.dtype), lam)
-
-    lam = pin(majority_vote_init(Y, w) if lam_init is None else lam_init)
+    lam = _pin(majority_vote_init(Y, w) if lam_init is None else lam_init, gold)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
-        lam = pin(e_step(U, Y, mu, log_pi, log_A, w=w))
+        lam = _pin(e_step(U, Y, mu, log_pi, log_A, w=w), gold)
     mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
     return EMResult(mu, log_pi, log_A, lam)
 
@@ -311,3 +313,192 @@ def map_objective(
     conc = _prior_pseudo_counts(c, K, U) + 1.0
     log_prior_A = _log_dirichlet(log_A, conc).sum(dim=(-1, -2))
     return loglik + log_prior_mu + log_prior_pi + log_prior_A
+
+
+# -- EM on the list of observed labels ------------------------------------------
+# The functions below work on one task given as label triplets: label j says that
+# annotator ``annotator[j]`` gave label ``label[j]`` to item ``item[j]``. Every sum
+# over annotations is an ``index_add_`` over the labels, so time and memory grow
+# with the number of labels (and items x classes), not with items x annotators.
+# Shapes: U (N, M), lam (N, K), mu (K, M), log_pi (K,), log_A (R, K, K).
+
+#: Labels handled at once: bounds the (chunk, K) temporaries of the sparse EM.
+_CHUNK = 1 << 16
+
+
+def _check_triplets(item, annotator, label, n_items, n_classes, n_annotators):
+    """The three index vectors as int64 tensors of one length, values in range."""
+    out = []
+    for name, values, bound in (
+        ("item", item, n_items),
+        ("annotator", annotator, n_annotators),
+        ("label", label, n_classes),
+    ):
+        t = torch.as_tensor(values)
+        if t.dim() != 1 or (t.numel() and t.dtype.is_floating_point):
+            raise ValueError(f"{name} must be a 1-D integer tensor, got {t.dtype}")
+        t = t.to(torch.int64)
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= bound):
+            raise ValueError(
+                f"{name} indices must lie in [0, {bound}), got values in "
+                f"[{int(t.min())}, {int(t.max())}]"
+            )
+        out.append(t)
+    if not out[0].numel() == out[1].numel() == out[2].numel():
+        raise ValueError(
+            "item, annotator and label must have the same length, got "
+            f"{out[0].numel()}, {out[1].numel()} and {out[2].numel()}"
+        )
+    return out
+
+
+def majority_vote_init_sparse(
+    item: torch.Tensor, label: torch.Tensor, n_items: int, n_classes: int, *, like
+) -> torch.Tensor:
+    """Soft majority vote (as :func:`majority_vote_init`) from label triplets.
+
+    Returns
+    -------
+    lam : Tensor of shape (N, K), dtype and device of ``like``
+    """
+    votes = like.new_zeros(n_items * n_classes)
+    votes.index_add_(0, item * n_classes + label, like.new_ones(item.numel()))
+    votes = votes.view(n_items, n_classes)
+    total = votes.sum(dim=-1, keepdim=True)
+    return torch.where(
+        total > 0, votes / total.clamp_min(EPS), votes.new_full((), 1 / n_classes)
+    )
+
+
+def _normalise_counts(counts: torch.Tensor, c, K: int, like) -> torch.Tensor:
+    """Log confusion matrices from soft counts (R, K, K) plus the Dirichlet prior."""
+    counts = counts + _prior_pseudo_counts(c, K, like)
+    row = counts.sum(dim=-1, keepdim=True)
+    A = torch.where(row > EPS, counts / row.clamp_min(EPS), counts.new_full((), 1 / K))
+    return torch.log(A.clamp_min(EPS))
+
+
+def m_step_sparse(
+    U: torch.Tensor,
+    item: torch.Tensor,
+    annotator: torch.Tensor,
+    label: torch.Tensor,
+    lam: torch.Tensor,
+    n_annotators: int,
+    *,
+    tau: float = 0.0,
+    b: float = 1.0,
+    c=1.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The MAP M-step of :func:`m_step` on label triplets (one task, no padding).
+
+    Returns
+    -------
+    mu : Tensor of shape (K, M)
+    log_pi : Tensor of shape (K,)
+    log_A : Tensor of shape (R, K, K)
+    """
+    N, K = lam.shape
+    Nk = lam.sum(dim=0)
+    mu = (lam.T @ U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)
+    pi = (Nk + (b - 1.0)) / U.new_tensor(N + K * (b - 1.0)).clamp_min(EPS)
+    log_pi = torch.log(pi.clamp_min(EPS))
+    # counts[r, l, k] = sum over the labels (n, r, l) of lam[n, k]
+    counts = lam.new_zeros(n_annotators * K, K)
+    slot = annotator * K + label
+    for start in range(0, item.numel(), _CHUNK):
+        stop = start + _CHUNK
+        counts.index_add_(0, slot[start:stop], lam[item[start:stop]])
+    counts = counts.view(n_annotators, K, K).transpose(1, 2)
+    return mu, log_pi, _normalise_counts(counts, c, K, U)
+
+
+def e_step_sparse(
+    U: torch.Tensor,
+    item: torch.Tensor,
+    annotator: torch.Tensor,
+    label: torch.Tensor,
+    mu: torch.Tensor,
+    log_pi: torch.Tensor,
+    log_A: torch.Tensor,
+) -> torch.Tensor:
+    """The E-step of :func:`e_step` on label triplets.
+
+    Returns
+    -------
+    lam : Tensor of shape (N, K)
+    """
+    R, K, _ = log_A.shape
+    # ||u - mu||^2 = ||u||^2 - 2 u.mu + ||mu||^2: a matrix product instead of the
+    # (N, K, M) differences of sq_distances (float64, standardised or embedded
+    # inputs: the cancellation error is far below the tests' 1e-10)
+    sq_u = (U * U).sum(dim=-1, keepdim=True)
+    logits = sq_u - 2.0 * (U @ mu.T) + (mu * mu).sum(dim=-1)
+    logits = log_pi - 0.5 * logits.clamp_min(0.0)
+    # row (r, l) of log_At holds log p(y^r = l | t = k) for every k
+    log_At = log_A.transpose(1, 2).reshape(R * K, K)
+    slot = annotator * K + label
+    for start in range(0, item.numel(), _CHUNK):
+        stop = start + _CHUNK
+        logits.index_add_(0, item[start:stop], log_At[slot[start:stop]])
+    return torch.softmax(logits, dim=-1)
+
+
+def run_em_sparse(
+    U: torch.Tensor,
+    item,
+    annotator,
+    label,
+    n_classes: int,
+    n_annotators: int,
+    *,
+    n_iter: int = 3,
+    tau: float = 0.0,
+    b: float = 1.0,
+    c=1.0,
+    gold: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> EMResult:
+    """:func:`run_em` for one task given as label triplets.
+
+    Same initialisation (soft majority vote), ``n_iter`` (M-step, E-step)
+    rounds and final M-step as :func:`run_em`, but every sum over annotations
+    runs over the observed labels, so time and memory are
+    O(n_labels * K + N * K * M + R * K * K) instead of O(N * R * K).
+
+    Parameters
+    ----------
+    U : Tensor of shape (N, M)
+        Embeddings of the items (float64 for fitting).
+    item, annotator, label : int tensors or arrays of shape (n_labels,)
+        Item index, annotator index and label code of each annotation.
+    n_classes : int
+        Number of classes K.
+    n_annotators : int
+        Number of annotators R.
+    n_iter, tau, b, c : see :func:`run_em`.
+    gold : (Tensor of shape (N,), Tensor of shape (N, K)), optional
+        ``(mask, lam_gold)``, as in :func:`run_em` without the task dimension.
+
+    Returns
+    -------
+    EMResult
+        Without the task dimension: ``mu`` (K, M), ``log_pi`` (K,), ``log_A``
+        (R, K, K) and ``lam`` (N, K).
+    """
+    if U.dim() != 2:
+        raise ValueError(f"U must have shape (N, M), got {tuple(U.shape)}")
+    N = U.shape[0]
+    item, annotator, label = (
+        t.to(U.device)
+        for t in _check_triplets(item, annotator, label, N, n_classes, n_annotators)
+    )
+    lam = _pin(majority_vote_init_sparse(item, label, N, n_classes, like=U), gold)
+    for _ in range(n_iter):
+        mu, log_pi, log_A = m_step_sparse(
+            U, item, annotator, label, lam, n_annotators, tau=tau, b=b, c=c
+        )
+        lam = _pin(e_step_sparse(U, item, annotator, label, mu, log_pi, log_A), gold)
+    mu, log_pi, log_A = m_step_sparse(
+        U, item, annotator, label, lam, n_annotators, tau=tau, b=b, c=c
+    )
+    return EMResult(mu, log_pi, log_A, lam)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._em import one_hot_annotations, predict_log_proba, run_em
+from ._em import predict_log_proba, run_em_sparse
 
 #: Folds of the held-out agreement in ``fit(representation="auto")``.
 N_FOLDS = 5
@@ -24,40 +24,8 @@ MIN_ITEMS_PER_CLASS = 2
 MIN_Z = 1.0
 
 
-def annotation_agreement(log_proba, codes):
-    """Mean probability that the predicted class equals each annotation.
-
-    Parameters
-    ----------
-    log_proba : ndarray of shape (n_samples, n_classes)
-        Log class probabilities predicted from the features alone.
-    codes : ndarray of shape (n_samples, n_annotators)
-        Label codes of the same samples, ``-1`` where an annotator gave none.
-
-    Returns
-    -------
-    float
-        ``mean over the annotations (n, r) of p(t_n = y_n^r | x_n)``; NaN when
-        there is no annotation.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_metaannot._selection import annotation_agreement
-    >>> log_proba = np.log([[0.9, 0.1], [0.2, 0.8]])
-    >>> codes = np.array([[0, 0], [1, -1]])
-    >>> round(annotation_agreement(log_proba, codes), 3)  # (0.9 + 0.9 + 0.8) / 3
-    0.867
-    """
-    codes = np.asarray(codes)
-    n, r = np.nonzero(codes >= 0)
-    if n.size == 0:
-        return float("nan")
-    return float(np.exp(np.asarray(log_proba)[n, codes[n, r]]).mean())
-
-
 def held_out_agreement(
-    U, codes, n_classes, *, n_folds=5, random_state=None, **em_params
+    U, labels, n_classes, *, n_folds=5, random_state=None, **em_params
 ) -> np.ndarray:
     """Cross-validated agreement of feature-only predictions with the crowd.
 
@@ -65,30 +33,34 @@ def held_out_agreement(
     is fitted on every other item (its labels and embeddings), the fold's
     items are classified from their embeddings alone, and each of the fold's
     hidden annotations ``y_n^r`` is scored by ``p(t_n = y_n^r | x_n)``. Gold
-    labels are never used.
+    labels are never used. Time and memory grow with the number of labels
+    (:func:`~sklearn_metaannot._em.run_em_sparse`), not items x annotators.
 
     Parameters
     ----------
     U : ndarray of shape (n_samples, M)
         Embeddings of the task's items in one candidate latent space.
-    codes : ndarray of shape (n_samples, n_annotators)
-        Label codes, ``-1`` for missing.
+    labels : (rows, cols, codes) int arrays of shape (n_labels,), or ndarray \
+of shape (n_samples, n_annotators)
+        The annotations as triplets (item, annotator, label code), or a dense
+        code matrix with ``-1`` for missing labels.
     n_classes : int
         Number of classes K.
     n_folds : int, default=5
         Folds (at most the number of labelled items: leave-one-out then).
     random_state : int, Generator or None, default=None
         Seeds a random fold assignment; None assigns the labelled items to the
-        folds in turn (deterministic, and classes sorted in ``codes`` still
-        spread over the folds). Use the same value for every candidate space,
-        so that their scores are paired.
+        folds in turn (deterministic, and classes sorted by item still spread
+        over the folds). Use the same value for every candidate space, so that
+        their scores are paired.
     **em_params
-        ``n_iter``, ``tau``, ``b``, ``c`` of :func:`sklearn_metaannot._em.run_em`.
+        ``n_iter``, ``tau``, ``b``, ``c`` of
+        :func:`sklearn_metaannot._em.run_em_sparse`.
 
     Returns
     -------
-    ndarray of shape (n_annotations,)
-        One score per annotation, in an order that depends only on ``codes``
+    ndarray of shape (n_labels,)
+        One score per annotation, in an order that depends only on ``labels``
         and ``random_state`` (empty with fewer than two labelled items).
 
     Examples
@@ -106,8 +78,12 @@ def held_out_agreement(
     >>> good.shape, bool(good.mean() > bad.mean())
     ((60,), True)
     """
-    codes = np.asarray(codes)
-    labelled = np.flatnonzero((codes >= 0).any(axis=1))
+    if isinstance(labels, np.ndarray) and labels.ndim == 2:
+        rows, cols = np.nonzero(labels >= 0)
+        labels = (rows, cols, labels[rows, cols])
+    rows, cols, codes = (np.asarray(a, dtype=np.int64) for a in labels)
+    n_annotators = int(cols.max()) + 1 if cols.size else 0
+    labelled = np.unique(rows)
     if labelled.size < 2:
         return np.empty(0)
     n_folds = min(n_folds, labelled.size)
@@ -117,15 +93,27 @@ def held_out_agreement(
         order = np.random.default_rng(random_state).permutation(labelled)
         folds = np.array_split(order, n_folds)
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
-    Y = one_hot_annotations(torch.from_numpy(codes), n_classes).double()
+    N = U.shape[0]
     scores = []
     for fold in folds:
-        train = np.setdiff1d(np.arange(len(codes)), fold)
-        res = run_em(U[train][None], Y[train][None], **em_params)
-        log_proba = predict_log_proba(U[fold][None], res.mu, res.log_pi)[0]
-        c = codes[fold]
-        n, r = np.nonzero(c >= 0)
-        scores.append(np.exp(log_proba.numpy()[n, c[n, r]]))
+        hidden = np.zeros(N, dtype=bool)
+        hidden[fold] = True
+        train = np.flatnonzero(~hidden)
+        new_index = np.cumsum(~hidden) - 1  # item -> row in the training task
+        kept = ~hidden[rows]
+        res = run_em_sparse(
+            U[train],
+            torch.from_numpy(new_index[rows[kept]]),
+            torch.from_numpy(cols[kept]),
+            torch.from_numpy(codes[kept]),
+            n_classes,
+            n_annotators,
+            **em_params,
+        )
+        log_proba = predict_log_proba(U[fold][None], res.mu[None], res.log_pi[None])
+        position = np.full(N, -1)
+        position[fold] = np.arange(len(fold))
+        scores.append(np.exp(log_proba[0].numpy()[position[rows[~kept]], codes[~kept]]))
     return np.concatenate(scores)
 
 

@@ -43,13 +43,20 @@ def check_classes(classes, *, name="classes"):
     return arr
 
 
-def _codes_in_classes(labels, codes, classes, name):
-    """Re-express ``codes`` (into ``labels.classes``) as codes into ``classes``."""
+def _in_classes(labels, classes, name):
+    """``labels`` with codes into ``classes`` instead of ``labels.classes``."""
     remap = _lookup(labels.classes, classes, name, "classes")
-    return np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+    return CrowdLabelMatrix(
+        labels.rows,
+        labels.cols,
+        remap[labels.codes],
+        sample_ids=labels.sample_ids,
+        annotator_ids=labels.annotator_ids,
+        classes=classes,
+    )
 
 
-def check_crowd_labels(Y, n_samples, *, name="Y", classes=None):
+def check_crowd_labels(Y, n_samples, *, name="Y", classes=None, sparse=False):
     """Validate annotations for ``n_samples`` examples.
 
     Parameters
@@ -65,11 +72,16 @@ sparse matrix or CrowdLabelMatrix
         Explicit class labels, in code order; a label of ``Y`` outside them
         raises a ValueError naming ``classes``. Classes nobody named are kept.
         By default the sorted labels found in ``Y``.
+    sparse : bool, default=False
+        If True, return the labels as a :class:`CrowdLabelMatrix` (label
+        triplets ``rows``, ``cols``, ``codes``) instead of a dense code matrix:
+        memory O(n_labels), whatever ``n_samples * n_annotators``.
 
     Returns
     -------
-    codes : ndarray of shape (n_samples, n_annotators)
-        Label codes, ``-1`` for missing.
+    codes : ndarray of shape (n_samples, n_annotators) or CrowdLabelMatrix
+        Label codes, ``-1`` for missing; with ``sparse=True`` the checked
+        CrowdLabelMatrix, whose ``codes`` index the returned ``classes``.
     classes : ndarray of shape (n_classes,)
         Label values; code k means ``classes[k]``.
     """
@@ -114,13 +126,13 @@ sparse matrix or CrowdLabelMatrix
             f"{name} has {labels.n_samples} samples but X has {n_samples}; they must "
             "describe the same examples, in the same order"
         )
-    codes = labels.to_codes()
-    seen = np.unique(codes[codes >= 0])
+    seen = np.flatnonzero(np.bincount(labels.codes, minlength=labels.n_classes))
     if seen.size == 0:
         raise ValueError(f"{name} has no label at all: every entry is missing")
     if classes is not None:
         classes = check_classes(classes)
-        return _codes_in_classes(labels, codes, classes, name), classes
+        labels = _in_classes(labels, classes, name)
+        return (labels if sparse else labels.to_codes()), classes
     if seen.size < 2:
         raise ValueError(
             f"{name} holds labels of one class only ({labels.classes[seen[0]]!r}); "
@@ -135,7 +147,9 @@ sparse matrix or CrowdLabelMatrix
     ):
         # integer labels stored as floats only to hold np.nan: give ints back
         classes = classes.astype(np.int64)
-    return codes, classes
+    if sparse:
+        return labels, classes
+    return labels.to_codes(), classes
 
 
 def annotator_ids(Y, n_annotators):

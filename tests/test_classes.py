@@ -58,7 +58,9 @@ def test_empty_class_with_tau_zero_is_finite(c):
     if c != 1.0:
         np.testing.assert_allclose(clf.prototypes_[3], 0.0, atol=1e-8)
         # the origin of the latent space is nearest to the empty class
-        assert clf.predict(clf.input_mean_[None])[0] == 3
+        offset, _ = clf.input_scaling_[clf.representation_]
+        origin = np.broadcast_to(offset, (1, X.shape[1]))  # embeds to the origin
+        assert clf.predict(origin)[0] == 3
     assert clf.class_prior_[3] > 0
     for attr in ("prototypes_", "class_prior_", "annotator_confusion_"):
         assert np.isfinite(getattr(clf, attr)).all(), attr

@@ -16,6 +16,7 @@ from sklearn_metaannot import (
     CrowdLabelMatrix,
     MetaAnnotatorClassifier,
     MetaLearningWarning,
+    _em,
     simulate_annotators,
 )
 
@@ -107,6 +108,60 @@ def test_string_labels_missing_entries_and_crowd_label_matrix_input():
     assert clf.score(X, names[y]) > 0.9
     clf2 = MetaAnnotatorClassifier().fit(X, CrowdLabelMatrix.from_dense(Y))
     np.testing.assert_allclose(clf.predict_proba(X), clf2.predict_proba(X))
+
+
+def test_fit_matches_dense_em_on_the_standardised_features():
+    # fit runs EM on the observed labels; the dense items x annotators x classes
+    # EM of meta-training gives the same fitted parameters
+    X, y = _blobs(3, 30, seed=3)
+    Y, _, _ = simulate_annotators(y, 7, annotation_rate=0.5, random_state=3)
+    Y[0] = np.nan  # an example nobody labelled
+    clf = MetaAnnotatorClassifier(n_em_iter=6, tau=0.5, representation="input")
+    clf.fit(X, Y)
+    U = (X - X.mean(axis=0)) / X.std(axis=0)
+    codes = CrowdLabelMatrix.from_dense(Y).to_codes()
+    dense = _em.run_em(
+        torch.from_numpy(U)[None],
+        _em.one_hot_annotations(torch.from_numpy(codes)[None], 3).double(),
+        n_iter=6,
+        tau=0.5,
+        b=clf.b,
+        c=clf.c,
+    )
+    np.testing.assert_allclose(clf.prototypes_, dense.mu[0], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        clf.class_prior_, dense.log_pi[0].exp(), rtol=0, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        clf.annotator_confusion_, dense.log_A[0].exp(), rtol=0, atol=1e-10
+    )
+    np.testing.assert_allclose(clf.sample_posterior_, dense.lam[0], rtol=0, atol=1e-10)
+
+
+def test_fit_never_builds_items_by_annotators_arrays():
+    # 100 000 items x 100 000 annotators: a dense code matrix alone would take
+    # 80 GB, but the 300 000 labels fit in a few MB
+    rng = np.random.default_rng(0)
+    n, R, K = 100_000, 100_000, 3
+    y = rng.integers(0, K, size=n)
+    X = y[:, None] * 3.0 + rng.normal(size=(n, 2))
+    rows = np.repeat(np.arange(n), 3)
+    cols = (rows * 7 + np.tile([0, 1, 2], n) * 33_333) % R
+    codes = np.where(
+        rng.random(3 * n) < 0.8, np.repeat(y, 3), rng.integers(0, K, 3 * n)
+    )
+    Y = CrowdLabelMatrix(
+        rows,
+        cols,
+        codes,
+        sample_ids=np.arange(n),
+        annotator_ids=np.arange(R),
+        classes=np.arange(K),
+    )
+    clf = MetaAnnotatorClassifier().fit(X, Y)  # "auto": held-out checks stay sparse
+    assert clf.n_annotators_ == R
+    assert clf.annotator_confusion_.shape == (R, K, K)
+    assert (clf.sample_posterior_.argmax(1) == y).mean() > 0.95
 
 
 def test_one_dimensional_y_is_one_annotator():

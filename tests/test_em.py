@@ -125,3 +125,55 @@ def test_no_nan_with_flat_confusion_prior_and_empty_classes():
     assert torch.allclose(
         res.log_A[:, -1].exp(), torch.full_like(res.log_A[:, -1], 1 / 3)
     )
+
+
+def _triplets(Y):
+    """(item, annotator, label) index vectors of a one-hot (N, R, K) tensor."""
+    item, annotator, label = torch.nonzero(Y > 0, as_tuple=True)
+    return item, annotator, label
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"n_iter": 0},
+        {"n_iter": 5, "tau": 0.5, "b": 10.0, "c": (2.0, 1.0)},
+        {"tau": 1.0, "b": 2.0, "c": 3.0},
+    ],
+)
+def test_sparse_em_equals_dense_em(seed, params):
+    # random tasks with many missing labels, an item nobody labelled, an annotator
+    # who labelled nothing and one who labelled a single item
+    U, Y = _random_task(T=1, N=40, R=9, K=4, M=6, missing=0.7, seed=seed)
+    Y[0, :, -2] = 0
+    Y[0, 5, -2, 1] = 1
+    dense = _em.run_em(U, Y, **params)
+    sparse = _em.run_em_sparse(U[0], *_triplets(Y[0]), 4, 9, **params)
+    for name, d, s in zip(dense._fields, dense, sparse):
+        assert s.shape == d.shape[1:], name
+        assert s.dtype == torch.float64, name
+        torch.testing.assert_close(s, d[0], atol=1e-10, rtol=0, msg=name)
+
+
+def test_sparse_em_chunks_give_the_same_result(monkeypatch):
+    U, Y = _random_task(T=1, N=50, R=6, K=3, M=4, missing=0.4, seed=7)
+    args = (U[0], *_triplets(Y[0]), 3, 6)
+    whole = _em.run_em_sparse(*args, n_iter=4, b=5.0)
+    monkeypatch.setattr(_em, "_CHUNK", 7)  # labels in many chunks
+    chunked = _em.run_em_sparse(*args, n_iter=4, b=5.0)
+    for d, s in zip(whole, chunked):
+        torch.testing.assert_close(s, d, atol=1e-12, rtol=0)
+
+
+def test_sparse_em_rejects_bad_triplets():
+    U = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"annotator indices must lie in \[0, 2\)"):
+        _em.run_em_sparse(U, [0, 1], [0, 2], [0, 1], 2, 2)
+    with pytest.raises(ValueError, match="same length"):
+        _em.run_em_sparse(U, [0, 1], [0], [0, 1], 2, 2)
+    with pytest.raises(ValueError, match="item must be a 1-D integer tensor"):
+        _em.run_em_sparse(U, [0.0, 1.0], [0, 1], [0, 1], 2, 2)
+    with pytest.raises(ValueError, match=r"U must have shape \(N, M\)"):
+        _em.run_em_sparse(U[None], [0], [0], [0], 2, 2)

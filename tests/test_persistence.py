@@ -68,11 +68,28 @@ def _assert_same_state(a, b):
             np.testing.assert_array_equal(value.offset, other.offset)
             np.testing.assert_array_equal(value.scale, other.scale)
             assert value.n_features_in == other.n_features_in
-        elif isinstance(value, float) and np.isnan(value):
-            assert np.isnan(other), name
         else:
-            assert type(value) is type(other), name
-            assert value == other, name
+            _assert_same_value(value, other, name)
+
+
+def _assert_same_value(value, other, name):
+    """Equal, recursively through dicts, lists and tuples (arrays: exactly)."""
+    assert type(value) is type(other), name
+    if isinstance(value, np.ndarray):
+        assert value.dtype == other.dtype, name
+        np.testing.assert_array_equal(value, other)
+    elif isinstance(value, dict):
+        assert value.keys() == other.keys(), name
+        for key in value:
+            _assert_same_value(value[key], other[key], f"{name}[{key!r}]")
+    elif isinstance(value, list | tuple):
+        assert len(value) == len(other), name
+        for i, (v, o) in enumerate(zip(value, other)):
+            _assert_same_value(v, o, f"{name}[{i}]")
+    elif isinstance(value, float) and np.isnan(value):
+        assert np.isnan(other), name
+    else:
+        assert value == other, name
 
 
 @pytest.mark.parametrize(

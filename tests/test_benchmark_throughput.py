@@ -1,0 +1,25 @@
+"""Smoke test of the throughput benchmark harness (benchmarks/throughput.py)."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HARNESS = REPO / "benchmarks" / "throughput.py"
+
+
+def test_throughput_harness_measures_both_loops():
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = module.run(
+        {"meta_batches": [2], "steps": 2, "rounds": 1, "hidden_layer_sizes": [16]}
+    )
+    (row,) = results["rows"]
+    assert row["episodes"] == 4
+    assert row["ours_episodes_per_s"] > 0 and row["plain_episodes_per_s"] > 0
+    assert (
+        abs(row["ratio"] - row["plain_episodes_per_s"] / row["ours_episodes_per_s"])
+        < 1e-12
+    )
+    assert "| 2 | 4 |" in module.markdown(results)
