@@ -147,6 +147,19 @@ def _meta_fit(cfg, X, y, seed):
     return model, info
 
 
+def _row(data, n_source, partition, source, target, info, shots):
+    """The results of one partition (or LabelMe split)."""
+    return {
+        "data": data,
+        "n_source": n_source,
+        "partition": partition,
+        "source": np.asarray(source).tolist(),
+        "target": np.asarray(target).tolist(),
+        "meta_fit": info,
+        "shots": shots,
+    }
+
+
 def digits_partitions(cfg):
     """Meta-fit and evaluate on the digits partitions."""
     X, y = load_digits(return_X_y=True)
@@ -178,17 +191,7 @@ def digits_partitions(cfg):
                 return X[pool[t.support]], t.Y, X[pool[t.query]], t.query_y, t.seed
 
             res = _evaluate(model, tasks_by_shot, get_task)
-            results.append(
-                {
-                    "data": "digits",
-                    "n_source": n_source,
-                    "partition": p,
-                    "source": source.tolist(),
-                    "target": target.tolist(),
-                    "meta_fit": info,
-                    "shots": res,
-                }
-            )
+            results.append(_row("digits", n_source, p, source, target, info, res))
             _log(cfg, results[-1])
     return results
 
@@ -220,17 +223,7 @@ def labelme_splits(cfg):
             return data.X_train[t["support"]], t["Y"], Xq, yq, t["seed"]
 
         res = _evaluate(model, tasks_by_shot, get_task)
-        results.append(
-            {
-                "data": "labelme",
-                "n_source": 4,
-                "partition": si,
-                "source": source.tolist(),
-                "target": target.tolist(),
-                "meta_fit": info,
-                "shots": res,
-            }
-        )
+        results.append(_row("labelme", 4, si, source, target, info, res))
         _log(cfg, results[-1])
     return results
 

@@ -744,6 +744,7 @@ or torch.nn.Module, default="mlp"
         simulator = AnnotatorSimulator(
             self.annotator_mixture, annotation_rate=self.annotation_rate
         )
+        X_val_given = X_val is not None
         X_train, y_train, X_val, y_val = self._split_validation(X, y, X_val, y_val)
         offset, scale = self._input_scaling(X_train)
         n_classes_train = len(np.unique(y_train))
@@ -752,8 +753,16 @@ or torch.nn.Module, default="mlp"
                 f"meta_fit needs at least 2 source classes for training, got "
                 f"{n_classes_train}"
             )
-        # fewer source classes than n_way: smaller episodes (see _split_validation)
+        # fewer source classes than n_way: smaller episodes
         train_way = min(self.n_way, n_classes_train)
+        if train_way < self.n_way and (X_val_given or X_val is None):
+            # (_split_validation has said so when it held classes out)
+            warnings.warn(
+                f"{n_classes_train} source classes for training: meta_fit uses "
+                f"{train_way}-way training episodes instead of n_way={self.n_way}",
+                MetaLearningWarning,
+                stacklevel=3,
+            )
 
         c = self._em_prior_c()
         extra_callbacks = check_callbacks(self.callbacks)

@@ -4,8 +4,13 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
-from sklearn_metaannot import CrowdLabelMatrix, MetaAnnotatorClassifier
+from sklearn_metaannot import (
+    CrowdLabelMatrix,
+    MetaAnnotatorClassifier,
+    MetaLearningWarning,
+)
 
 
 @pytest.fixture
@@ -104,11 +109,16 @@ def test_feature_count_differs_from_meta_fit(data):
 
 
 def test_n_way_larger_than_source_classes():
+    # fewer source classes than n_way: smaller training episodes, with a warning
     Xs, ys = _source(n_classes=3)
-    clf = MetaAnnotatorClassifier(n_way=4, validation_classes=0.0)
-    with pytest.raises(ValueError, match="n_way=4 is larger than the number of source"):
-        with pytest.warns(UserWarning):
-            clf.meta_fit(Xs, ys)
+    clf = MetaAnnotatorClassifier(
+        n_way=4, validation_classes=0.0, n_episodes=10, episodes_per_epoch=10
+    )
+    with pytest.warns(MetaLearningWarning, match="3-way training episodes"):
+        clf.meta_fit(Xs, ys)
+    assert len(clf.meta_history_) == 1
+    with pytest.raises(ValueError, match="at least 2 source classes"):
+        clone(clf).meta_fit(Xs[ys == ys[0]], ys[ys == ys[0]])
 
 
 def test_source_class_too_small():
