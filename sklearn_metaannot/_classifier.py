@@ -1152,6 +1152,8 @@ CrowdLabelMatrix
         from sklearn.metrics import accuracy_score
 
         y_arr = y if isinstance(y, CrowdLabelMatrix) else np.asarray(y, dtype=object)
+        if sample_weight is not None:
+            sample_weight = _check_score_weights(sample_weight, len(y_arr))
         if isinstance(y, CrowdLabelMatrix) or y_arr.ndim == 2:
             labels = CrowdLabelMatrix.from_any(y)
             counts = labels.vote_counts()
@@ -1172,3 +1174,22 @@ CrowdLabelMatrix
         )
         pred_codes = np.argmax(self.predict_log_proba(X), axis=1)
         return accuracy_score(ref_codes, pred_codes, sample_weight=sample_weight)
+
+
+def _check_score_weights(sample_weight, n_samples):
+    """``sample_weight`` of :meth:`MetaAnnotatorClassifier.score` as a checked array."""
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("sample_weight must be an array of numbers") from None
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), one weight per "
+            f"sample of y, got shape {w.shape}"
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError(
+            "sample_weight must be finite, non-negative and not all zero"
+        )
+    return w
+

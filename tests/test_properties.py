@@ -263,3 +263,35 @@ def test_zero_samples_and_bad_shapes_name_the_argument(n_features, n_annotators)
         clf = MetaAnnotatorClassifier().fit(X + np.arange(6)[:, None], np.arange(6) % 2)
     with pytest.raises(ValueError, match="X has .* features"):
         clf.predict(np.ones((2, X.shape[1] + 1)))
+
+
+@SETTINGS
+@given(tasks(), st.data())
+def test_bad_weights_are_rejected_naming_the_argument(task, data):
+    X, Y, _, _, _ = task
+    clf = MetaAnnotatorClassifier().fit(X, Y)
+    n = len(X)
+    y = np.arange(n) % 2
+    kind = data.draw(st.sampled_from(["negative", "length", "nonfinite", "zero"]))
+    w = np.ones(n)
+    if kind == "negative":
+        w[data.draw(st.integers(0, n - 1))] = -data.draw(st.floats(1e-6, 1e6))
+    elif kind == "length":
+        w = np.ones(n + data.draw(st.sampled_from([-1, 1])))
+    elif kind == "nonfinite":
+        bad = data.draw(st.sampled_from([np.nan, np.inf]))
+        w[data.draw(st.integers(0, n - 1))] = bad
+    else:
+        w = np.zeros(n)
+    for reference in (y, Y):  # true labels, and a crowd's majority vote
+        with pytest.raises(ValueError, match="sample_weight must"):
+            clf.score(X, reference, sample_weight=w)
+    mixture = data.draw(
+        st.lists(st.floats(-1.0, 1.0), min_size=3, max_size=3).filter(
+            lambda m: min(m) < 0
+        )
+    )
+    with pytest.raises(ValueError, match="annotator_mixture"):
+        MetaAnnotatorClassifier(n_way=2, annotator_mixture=tuple(mixture)).meta_fit(
+            X, np.arange(n) % 3
+        )
