@@ -1188,8 +1188,5 @@ def _check_score_weights(sample_weight, n_samples):
             f"sample of y, got shape {w.shape}"
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-        raise ValueError(
-            "sample_weight must be finite, non-negative and not all zero"
-        )
+        raise ValueError("sample_weight must be finite, non-negative and not all zero")
     return w
-
