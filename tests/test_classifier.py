@@ -226,8 +226,11 @@ def test_no_validation_classes_warns():
     with pytest.warns(MetaLearningWarning, match="no validation tasks"):
         clf.meta_fit(X, y)
     assert np.isnan(clf.meta_val_accuracy_)
-    # the unvalidated encoder is not the default of fit(representation="auto")
-    assert clf.meta_selected_ == "input"
+    # the unvalidated encoder is not the default of fit(representation="auto"):
+    # the better input space on episodes of the source classes is
+    assert clf.meta_selected_ in ("input", "scaled")
+    scores = clf.meta_input_scores_
+    assert clf.meta_selected_ == max(("input", "scaled"), key=scores.get)
 
 
 @pytest.mark.parametrize("n_classes, train_way, val_way", [(4, 2, 2), (6, 4, 2)])
@@ -247,8 +250,9 @@ def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, v
             clf.meta_fit(X, y)
     assert np.isfinite(clf.meta_val_accuracy_)
     assert set(clf.meta_val_scores_) == {"meta", "input", "scaled"}
-    # smaller validation episodes cannot validate the encoder, only the input spaces
-    scores = clf.meta_val_scores_
+    # smaller validation episodes cannot validate the encoder; the input spaces
+    # are compared on n_way-way episodes of all source classes
+    scores = clf.meta_input_scores_
     assert clf.meta_selected_ == max(("input", "scaled"), key=scores.get)
     assert all(0 <= v <= 1 for v in clf.meta_val_scores_.values())
     # the encoder adapts to 4-way target tasks all the same
@@ -407,3 +411,40 @@ def test_checkpoint_dir_and_early_stopping(tmp_path):
     assert any(clf.meta_history_[:, "valid_acc_best"])
     assert (tmp_path / "params.pt").exists()
     assert (tmp_path / "history.json").exists()
+
+
+def _scales_task(informative_scale, noise_scale, n_classes=4, n=30, seed=0):
+    """Classes apart in 4 features of one scale, 40 noise features of another."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n)
+    informative = 2.0 * np.eye(n_classes, 4)[y] + 0.5 * rng.normal(size=(len(y), 4))
+    noise = rng.normal(size=(len(y), 40))
+    return np.hstack([informative_scale * informative, noise_scale * noise]), y
+
+
+@pytest.mark.parametrize(
+    "informative_scale, noise_scale, expected",
+    # standardising blows the small noise features up to the informative ones'
+    # scale: one global scale is better; the other way round, standardising
+    # shrinks the loud noise features and wins
+    [(1.0, 0.05, "scaled"), (0.05, 1.0, "input")],
+)
+def test_few_source_classes_choose_the_better_input_space(
+    informative_scale, noise_scale, expected
+):
+    X, y = _scales_task(informative_scale, noise_scale)
+    clf = MetaAnnotatorClassifier(
+        n_way=4, n_shot=(1, 3), n_query=5, n_episodes=10, episodes_per_epoch=10,
+        n_val_episodes=30, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(X, y)  # 4 source classes: 2-way validation episodes
+    assert clf.meta_selected_ == expected
+    scores = clf.meta_input_scores_
+    other = "input" if expected == "scaled" else "scaled"
+    assert scores[expected] > scores[other] + 0.1
+    # fit(representation="auto") keeps it on a 1-shot target task (too small for
+    # held-out crowd labels to overrule it)
+    Xt, yt = _scales_task(informative_scale, noise_scale, n=1, seed=5)
+    assert clf.fit(Xt, yt).representation_ == expected
