@@ -434,8 +434,13 @@ def test_few_source_classes_choose_the_better_input_space(
 ):
     X, y = _scales_task(informative_scale, noise_scale)
     clf = MetaAnnotatorClassifier(
-        n_way=4, n_shot=(1, 3), n_query=5, n_episodes=10, episodes_per_epoch=10,
-        n_val_episodes=30, random_state=0,
+        n_way=4,
+        n_shot=(1, 3),
+        n_query=5,
+        n_episodes=10,
+        episodes_per_epoch=10,
+        n_val_episodes=30,
+        random_state=0,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
@@ -448,3 +453,25 @@ def test_few_source_classes_choose_the_better_input_space(
     # held-out crowd labels to overrule it)
     Xt, yt = _scales_task(informative_scale, noise_scale, n=1, seed=5)
     assert clf.fit(Xt, yt).representation_ == expected
+
+
+def test_validation_data_of_source_classes_chooses_the_epoch_not_the_space():
+    X, y = _scales_task(1.0, 0.05, n=40)
+    held = np.arange(len(y)) % 4 == 0  # images of the same classes
+    clf = MetaAnnotatorClassifier(
+        n_way=4,
+        n_shot=(1, 3),
+        n_query=5,
+        n_episodes=20,
+        episodes_per_epoch=10,
+        n_val_episodes=20,
+        random_state=0,
+    )
+    with pytest.warns(MetaLearningWarning, match="X_val shares 4 classes"):
+        clf.meta_fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
+    assert clf.meta_best_epoch_ is not None  # the epoch is still chosen on them
+    assert set(clf.meta_val_scores_) == {"meta", "input", "scaled"}
+    assert clf.meta_selected_ == "scaled"
+    assert clf.meta_input_scores_ == {
+        k: clf.meta_val_scores_[k] for k in ("input", "scaled")
+    }
