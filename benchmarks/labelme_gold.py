@@ -127,15 +127,18 @@ def crowd_matrix(data, items, target):
     codes, _ = labelme.crowd_labels(data.answers[items], target)
     workers = np.flatnonzero(np.isin(data.answers[items], target).any(axis=0))
     keep = (codes >= 0).any(axis=1)
-    codes = codes[keep]
-    rows, cols = np.nonzero(codes >= 0)
+    dense = codes[keep].astype(float)
+    dense[dense < 0] = np.nan
+    # built as make_tasks builds it (the order of the labels matters to the
+    # held-out folds of representation="auto"), then named by worker
+    plain = CrowdLabelMatrix.from_dense(dense, classes=np.arange(len(target)))
     Y = CrowdLabelMatrix(
-        rows,
-        cols,
-        codes[rows, cols],
-        sample_ids=np.arange(len(codes)),
+        plain.rows,
+        plain.cols,
+        plain.codes,
+        sample_ids=plain.sample_ids,
         annotator_ids=np.asarray(data.annotator_ids)[workers],
-        classes=np.arange(len(target)),
+        classes=plain.classes,
     )
     return Y, np.asarray(items)[keep]
 

@@ -36,6 +36,11 @@ def test_crowd_matrix_names_columns_by_worker(study):
     target = [4, 5, 6, 7]
     items = np.flatnonzero(np.isin(data.y_train, target))[:30]
     Y, kept = study.crowd_matrix(data, items, target)
+    # the matrices of the LabelMe benchmark's tasks, label by label
+    task = study.labelme.make_tasks(data, target, 3, 1, 0, 0)[0][0]
+    same, _ = study.crowd_matrix(data, task["support"], target)
+    for name in ("rows", "cols", "codes"):
+        np.testing.assert_array_equal(getattr(same, name), getattr(task["Y"], name))
     dense = Y.to_dense(missing=-1)
     for j, worker in enumerate(Y.annotator_ids):
         col = data.answers[kept, list(data.annotator_ids).index(worker)]
