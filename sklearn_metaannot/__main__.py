@@ -15,6 +15,7 @@ BENCHMARKS = (
     "omniglot_variants",
     "omniglot_seeds",
     "labelme",
+    "labelme_gold",
     "small_source",
     "aggregation",
 )

@@ -33,6 +33,7 @@ from ._meta import (
 )
 from ._validation import (
     annotator_ids,
+    check_annotator_prior,
     check_crowd_labels,
     check_gold_labels,
     flatten_samples,
@@ -53,6 +54,18 @@ _META_ATTRIBUTES = (
 )
 
 
+def _expected_counts(labels, posterior):
+    """Expected confusion counts ``sum_n lam_nk [y_n^r = l]`` of shape (R, K, K).
+
+    The sufficient statistics of the M-step of the confusion matrices (spec
+    3.2, paper Eq. 7) at the responsibilities ``posterior``; rows: true class.
+    """
+    R, K = labels.n_annotators, posterior.shape[1]
+    counts = np.zeros((R * K, K))
+    np.add.at(counts, labels.cols * K + labels.codes, posterior[labels.rows])
+    return counts.reshape(R, K, K).transpose(0, 2, 1).copy()
+
+
 def _label_accuracy(labels, posterior):
     """Label counts and mean posterior probability of the labels, per annotator."""
     R = labels.n_annotators
@@ -65,7 +78,9 @@ def _label_accuracy(labels, posterior):
     return n_labels, accuracy
 
 
-def _fit_em(U, labels, n_classes, n_annotators, gold=None, **em_params):
+def _fit_em(
+    U, labels, n_classes, n_annotators, gold=None, prior_counts=None, **em_params
+):
     """MAP-EM of a target task on its observed labels (float64, on the CPU).
 
     Parameters
@@ -78,6 +93,8 @@ def _fit_em(U, labels, n_classes, n_annotators, gold=None, **em_params):
         Number of classes and of annotators (columns, labelled or not).
     gold : (ndarray of shape (n_samples,), ndarray of shape (n_samples, K)), optional
         Mask and one-hot labels of the examples with a known true label.
+    prior_counts : ndarray of shape (n_annotators, K, K), optional
+        Per-annotator history pseudo-counts added to the Dirichlet prior ``c``.
     **em_params
         ``n_iter``, ``tau``, ``b`` and ``c`` of :func:`_em.run_em_sparse`.
 
@@ -91,6 +108,8 @@ def _fit_em(U, labels, n_classes, n_annotators, gold=None, **em_params):
     rows, cols, codes = (torch.tensor(np.asarray(a), dtype=torch.int64) for a in labels)
     if gold is not None:
         gold = tuple(torch.from_numpy(np.asarray(a)) for a in gold)
+    if prior_counts is not None:
+        em_params["prior_counts"] = torch.from_numpy(np.asarray(prior_counts))
     return _em.run_em_sparse(
         U, rows, cols, codes, n_classes, n_annotators, gold=gold, **em_params
     )
@@ -250,6 +269,14 @@ or torch.nn.Module, default="mlp"
     c : float or (float, float), default=(2.0, 1.0)
         Dirichlet concentration of the rows of the confusion matrices: a scalar,
         or (diagonal, off-diagonal); values >= 1. The paper's value is not known.
+    history_weight : float, default=1.0
+        Weight of the annotator history given to ``fit(...,
+        annotator_prior=...)``: an annotator seen before gets the Dirichlet
+        concentration ``c + history_weight * counts``, where ``counts`` are the
+        expected confusion counts of the earlier task(s). 1 counts an earlier
+        label as much as one of this task (the sequential Bayesian update);
+        smaller values discount old tasks, e.g. when annotators drift; 0
+        ignores the history.
     representation : {"auto", "meta", "input", "scaled"}, default="auto"
         Latent space used by ``fit``: "meta" the meta-learned encoder, "input"
         input features standardised per feature, "scaled" input features scaled
@@ -304,6 +331,17 @@ or torch.nn.Module, default="mlp"
         Estimated fraction of each annotator's labels that are right: the mean
         posterior probability (``sample_posterior_``) of the labels given (NaN
         for an annotator without labels). See :meth:`annotator_report`.
+    annotator_counts_ : ndarray of shape (n_annotators, n_classes, n_classes)
+        Expected confusion counts of this task, ``[r, k, l] = sum_n
+        sample_posterior_[n, k] * [annotator r said l for example n]``: the
+        sufficient statistics of the confusion matrices, which a later task's
+        ``fit(..., annotator_prior=this_model)`` adds to its Dirichlet prior.
+    annotator_prior_counts_ : ndarray of shape (n_annotators, n_classes, n_classes)
+        The history pseudo-counts that entered this fit
+        (``history_weight`` times the counts from ``annotator_prior``; zero
+        without history).
+    annotator_has_history_ : ndarray of shape (n_annotators,) of bool
+        Which annotators were found in ``annotator_prior``.
     n_features_in_ : int
         Number of features of ``X``.
     representation_ : str
@@ -396,6 +434,7 @@ or torch.nn.Module, default="mlp"
         "tau": [Interval(Real, 0, None, closed="left")],
         "b": [Interval(Real, 1, None, closed="left")],
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
+        "history_weight": [Interval(Real, 0, None, closed="left")],
         "representation": [StrOptions({"auto", "meta", "input", "scaled"})],
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -433,6 +472,7 @@ or torch.nn.Module, default="mlp"
         tau=0.0,
         b=10.0,
         c=(2.0, 1.0),
+        history_weight=1.0,
         representation="auto",
         device="cpu",
         n_threads=None,
@@ -466,6 +506,7 @@ or torch.nn.Module, default="mlp"
         self.tau = tau
         self.b = b
         self.c = c
+        self.history_weight = history_weight
         self.representation = representation
         self.device = device
         self.n_threads = n_threads
@@ -514,7 +555,13 @@ or torch.nn.Module, default="mlp"
         """Identifies a meta_fit run: a checkpoint resumes only the same one."""
         if self.checkpoint_dir is None:
             return None
-        skip = {"checkpoint_dir", "verbose", "n_threads", "representation"}
+        skip = {
+            "checkpoint_dir",
+            "verbose",
+            "n_threads",
+            "representation",
+            "history_weight",
+        }
         params = {k: v for k, v in self.get_params().items() if k not in skip}
         if isinstance(self.encoder, torch.nn.Module):
             params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
@@ -961,7 +1008,7 @@ or torch.nn.Module, default="mlp"
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, classes=None, y_gold=None):
+    def fit(self, X, Y, classes=None, y_gold=None, annotator_prior=None):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -985,6 +1032,20 @@ sparse matrix or CrowdLabelMatrix
             posteriors are fixed to their labels in every EM step, which pins
             the prototypes and the confusion matrices. Labels must be among the
             crowd's classes.
+        annotator_prior : MetaAnnotatorClassifier or mapping, default=None
+            Annotator history from earlier tasks, matched by annotator id
+            (``annotators_``): an annotator found there gets the Dirichlet
+            concentration ``c + history_weight * counts`` for its confusion
+            matrix, the others the ordinary ``c``. Either a model fitted on an
+            earlier task, whose pseudo-counts ``annotator_counts_ +
+            annotator_prior_counts_`` are matched to this task's classes by
+            label value (classes missing on either side get no history), or a
+            mapping ``{annotator id: (n_classes, n_classes) array}`` of
+            non-negative pseudo-counts in the order of ``classes_`` (rows: true
+            class, columns: label given). Annotator ids of plain arrays are
+            column positions: use a DataFrame or a :class:`CrowdLabelMatrix`
+            with worker ids. ``representation="auto"`` chooses the latent
+            space without the history.
 
         Returns
         -------
@@ -1002,6 +1063,19 @@ sparse matrix or CrowdLabelMatrix
         ('input', array([0, 1]), (3, 2, 2))
         >>> clf.sample_posterior_.argmax(axis=1)
         array([0, 0, 1, 1])
+
+        Annotator history: the next task's annotators start from what this one
+        learnt about them (here annotator 2 of the first task is annotator 0).
+
+        >>> Y_next = np.array([[0, 0], [0, 0], [1, 1], [1, np.nan]])
+        >>> ids = {0: 2, 1: 0}  # column of Y_next -> annotator id
+        >>> import pandas as pd
+        >>> nxt = MetaAnnotatorClassifier().fit(
+        ...     X, pd.DataFrame(Y_next).rename(columns=ids), annotator_prior=clf)
+        >>> nxt.annotators_.tolist(), nxt.annotator_has_history_.tolist()
+        ([2, 0], [True, True])
+        >>> np.allclose(nxt.annotator_prior_counts_[0], clf.annotator_counts_[2])
+        True
         """
         X = self._check_X(X, reset=True)
         Y_given = Y
@@ -1012,6 +1086,12 @@ sparse matrix or CrowdLabelMatrix
         if not explicit:
             self._warn_missing_classes(classes)
         gold = check_gold_labels(y_gold, classes, X.shape[0])
+        annotators = annotator_ids(Y_given, labels.n_annotators)
+        history, has_history = check_annotator_prior(
+            annotator_prior, annotators, classes
+        )
+        if history is not None:
+            history = float(self.history_weight) * history
         mode = self.representation
         if mode == "meta" or (mode == "auto" and hasattr(self, "meta_encoder_")):
             self._check_meta_encoder(X)
@@ -1033,6 +1113,7 @@ sparse matrix or CrowdLabelMatrix
                 b=self.b,
                 c=self._em_prior_c(),
                 gold=gold,
+                prior_counts=history,
             )
         self.classes_ = classes
         self.prototypes_ = res.mu.numpy()
@@ -1040,9 +1121,19 @@ sparse matrix or CrowdLabelMatrix
         self.annotator_confusion_ = res.log_A.exp().numpy()
         self.sample_posterior_ = res.lam.numpy()
         self.n_annotators_ = labels.n_annotators
-        self.annotators_ = annotator_ids(Y_given, labels.n_annotators)
+        self.annotators_ = annotators
         self.annotator_n_labels_, self.annotator_accuracy_ = _label_accuracy(
             labels, self.sample_posterior_
+        )
+        self.annotator_counts_ = _expected_counts(labels, self.sample_posterior_)
+        K = len(classes)
+        self.annotator_prior_counts_ = (
+            np.zeros((labels.n_annotators, K, K)) if history is None else history
+        )
+        self.annotator_has_history_ = (
+            np.zeros(labels.n_annotators, dtype=bool)
+            if has_history is None
+            else has_history
         )
         return self
 

@@ -119,6 +119,7 @@ def m_step(
     b: float = 1.0,
     c=1.0,
     w: torch.Tensor | None = None,
+    prior_counts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Closed-form MAP M-step (spec 3.2, paper Eq. 7).
 
@@ -136,6 +137,10 @@ def m_step(
         ``(c_diag, c_off)`` pair, or a full matrix (rows: true class). ``c >= 1``.
     w : Tensor of shape (T, N), optional
         Sample mask for padded support sets.
+    prior_counts : Tensor of shape (R, K, K) or (T, R, K, K), optional
+        Extra Dirichlet pseudo-counts per annotator (annotator history, rows:
+        true class), added to ``c - 1``: annotator r's rows have the
+        concentration ``c + prior_counts[r]``. None adds nothing.
 
     Returns
     -------
@@ -158,6 +163,8 @@ def m_step(
     # a row with no mass (c = 1, annotator never labelled class k) falls back to
     # the uniform distribution.
     counts = torch.einsum("tnk,tnrl->trkl", lam, Y) + _prior_pseudo_counts(c, K, U)
+    if prior_counts is not None:  # history: concentration c + prior_counts[r]
+        counts = counts + prior_counts.to(counts)
     row = counts.sum(dim=-1, keepdim=True)
     A = torch.where(row > EPS, counts / row.clamp_min(EPS), counts.new_full((), 1 / K))
     log_A = torch.log(A.clamp_min(EPS))
@@ -214,6 +221,7 @@ def run_em(
     w: torch.Tensor | None = None,
     lam_init: torch.Tensor | None = None,
     gold: tuple[torch.Tensor, torch.Tensor] | None = None,
+    prior_counts: torch.Tensor | None = None,
 ) -> EMResult:
     """Majority-vote initialisation, ``n_iter`` (M-step, E-step) rounds, final M-step.
 
@@ -236,6 +244,9 @@ def run_em(
         ``(mask, lam_gold)``: the responsibilities of the examples where the
         boolean ``mask`` is true are fixed to ``lam_gold`` (one-hot true labels)
         at the initialisation and after every E-step.
+    prior_counts : Tensor of shape (R, K, K) or (T, R, K, K), optional
+        Per-annotator Dirichlet pseudo-counts added to ``c - 1`` (annotator
+        history), see :func:`m_step`.
 
     Returns
     -------
@@ -243,10 +254,11 @@ def run_em(
     """
 
     lam = _pin(majority_vote_init(Y, w) if lam_init is None else lam_init, gold)
+    prior = {} if prior_counts is None else {"prior_counts": prior_counts}
     for _ in range(n_iter):
-        mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
+        mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
         lam = _pin(e_step(U, Y, mu, log_pi, log_A, w=w), gold)
-    mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w)
+    mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
     return EMResult(mu, log_pi, log_A, lam)
 
 
@@ -370,9 +382,13 @@ def majority_vote_init_sparse(
     )
 
 
-def _normalise_counts(counts: torch.Tensor, c, K: int, like) -> torch.Tensor:
+def _normalise_counts(
+    counts: torch.Tensor, c, K: int, like, prior_counts=None
+) -> torch.Tensor:
     """Log confusion matrices from soft counts (R, K, K) plus the Dirichlet prior."""
     counts = counts + _prior_pseudo_counts(c, K, like)
+    if prior_counts is not None:  # history: concentration c + prior_counts[r]
+        counts = counts + prior_counts.to(counts)
     row = counts.sum(dim=-1, keepdim=True)
     A = torch.where(row > EPS, counts / row.clamp_min(EPS), counts.new_full((), 1 / K))
     return torch.log(A.clamp_min(EPS))
@@ -389,8 +405,12 @@ def m_step_sparse(
     tau: float = 0.0,
     b: float = 1.0,
     c=1.0,
+    prior_counts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The MAP M-step of :func:`m_step` on label triplets (one task, no padding).
+
+    ``prior_counts`` (R, K, K), optional: per-annotator pseudo-counts added to
+    ``c - 1``, as in :func:`m_step`.
 
     Returns
     -------
@@ -410,7 +430,7 @@ def m_step_sparse(
         stop = start + _CHUNK
         counts.index_add_(0, slot[start:stop], lam[item[start:stop]])
     counts = counts.view(n_annotators, K, K).transpose(1, 2)
-    return mu, log_pi, _normalise_counts(counts, c, K, U)
+    return mu, log_pi, _normalise_counts(counts, c, K, U, prior_counts)
 
 
 def e_step_sparse(
@@ -457,6 +477,7 @@ def run_em_sparse(
     b: float = 1.0,
     c=1.0,
     gold: tuple[torch.Tensor, torch.Tensor] | None = None,
+    prior_counts: torch.Tensor | None = None,
 ) -> EMResult:
     """:func:`run_em` for one task given as label triplets.
 
@@ -478,6 +499,10 @@ def run_em_sparse(
     n_iter, tau, b, c : see :func:`run_em`.
     gold : (Tensor of shape (N,), Tensor of shape (N, K)), optional
         ``(mask, lam_gold)``, as in :func:`run_em` without the task dimension.
+    prior_counts : Tensor of shape (R, K, K), optional
+        Per-annotator Dirichlet pseudo-counts added to ``c - 1`` (annotator
+        history: annotator r's rows have the concentration
+        ``c + prior_counts[r]``, spec 3.2, M-step of the confusion matrices).
 
     Returns
     -------
@@ -492,13 +517,21 @@ def run_em_sparse(
         t.to(U.device)
         for t in _check_triplets(item, annotator, label, N, n_classes, n_annotators)
     )
+    if prior_counts is not None:
+        prior_counts = torch.as_tensor(prior_counts).to(U)
+        if prior_counts.shape != (n_annotators, n_classes, n_classes):
+            raise ValueError(
+                f"prior_counts must have shape {(n_annotators, n_classes, n_classes)}"
+                f", got {tuple(prior_counts.shape)}"
+            )
+    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
     lam = _pin(majority_vote_init_sparse(item, label, N, n_classes, like=U), gold)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step_sparse(
-            U, item, annotator, label, lam, n_annotators, tau=tau, b=b, c=c
+            U, item, annotator, label, lam, n_annotators, **em
         )
         lam = _pin(e_step_sparse(U, item, annotator, label, mu, log_pi, log_A), gold)
     mu, log_pi, log_A = m_step_sparse(
-        U, item, annotator, label, lam, n_annotators, tau=tau, b=b, c=c
+        U, item, annotator, label, lam, n_annotators, **em
     )
     return EMResult(mu, log_pi, log_A, lam)

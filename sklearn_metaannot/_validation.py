@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets
@@ -237,3 +239,140 @@ def check_gold_labels(y_gold, classes, n_samples, *, name="y_gold"):
             )
         one_hot[i, index[value]] = 1.0
     return (mask, one_hot) if mask.any() else None
+
+
+def _history_counts(value, n_classes, key, name):
+    """One annotator's history pseudo-counts as a finite, non-negative (K, K) array."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"{name}[{key!r}] must be a ({n_classes}, {n_classes}) array of "
+            f"pseudo-counts, got {type(value).__name__}"
+        ) from None
+    if arr.shape != (n_classes, n_classes):
+        raise ValueError(
+            f"{name}[{key!r}] must have shape ({n_classes}, {n_classes}) (rows: true "
+            "class, columns: label given, both in the order of the task's classes), "
+            f"got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}[{key!r}] holds non-finite pseudo-counts")
+    if (arr < 0).any():
+        raise ValueError(
+            f"{name}[{key!r}] holds negative pseudo-counts (min {arr.min():g})"
+        )
+    return arr
+
+
+def check_annotator_prior(
+    annotator_prior, annotators, classes, *, name="annotator_prior"
+):
+    """History pseudo-counts of the annotators of a task, matched by id and class.
+
+    Parameters
+    ----------
+    annotator_prior : fitted MetaAnnotatorClassifier, mapping or None
+        A fitted estimator (its ``annotators_``, ``classes_``, and the
+        pseudo-counts ``annotator_counts_ + annotator_prior_counts_``, matched
+        to ``classes`` by label value: classes missing on either side get no
+        history), or a mapping ``{annotator id: (K, K) array}`` whose arrays
+        are in the order of ``classes`` (rows: true class, columns: label
+        given).
+    annotators : ndarray of shape (n_annotators,)
+        Ids of the task's annotators.
+    classes : ndarray of shape (n_classes,)
+        The task's classes.
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    counts : ndarray of shape (n_annotators, n_classes, n_classes) or None
+        Unweighted history pseudo-counts (zero for annotators without history);
+        None when ``annotator_prior`` is None.
+    has_history : ndarray of shape (n_annotators,) of bool or None
+        Which annotators were found in ``annotator_prior``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._validation import check_annotator_prior
+    >>> counts, found = check_annotator_prior(
+    ...     {"ann": [[3, 1], [0, 4]]}, np.array(["bob", "ann"]), np.array([0, 1]))
+    >>> counts[1].tolist(), found.tolist()
+    ([[3.0, 1.0], [0.0, 4.0]], [False, True])
+    """
+    if annotator_prior is None:
+        return None, None
+    classes = np.asarray(classes)
+    K, R = len(classes), len(annotators)
+    if hasattr(annotator_prior, "columns") and hasattr(annotator_prior, "index"):
+        raise TypeError(
+            f"{name} got a DataFrame: annotator_report() holds accuracies, not the "
+            "confusion counts; pass the fitted estimator itself "
+            "(fit(..., annotator_prior=previous)) or a mapping {annotator id: "
+            f"({K}, {K}) array of pseudo-counts}}"
+        )
+    if hasattr(annotator_prior, "get_params") and hasattr(annotator_prior, "fit"):
+        source = annotator_prior
+        missing = [
+            a
+            for a in ("annotators_", "classes_", "annotator_counts_")
+            if not hasattr(source, a)
+        ]
+        if missing:
+            raise ValueError(
+                f"{name} must be a fitted MetaAnnotatorClassifier (fit on the "
+                f"earlier task; models fitted before annotator_prior existed must "
+                f"be refitted); {type(source).__name__} lacks {missing}"
+            )
+        old = np.asarray(source.annotator_counts_, dtype=np.float64)
+        old = old + np.asarray(
+            getattr(source, "annotator_prior_counts_", 0.0), dtype=np.float64
+        )
+        new_index = {v: k for k, v in enumerate(classes.tolist())}
+        pairs = [
+            (new_index[v], j)
+            for j, v in enumerate(np.asarray(source.classes_).tolist())
+            if v in new_index
+        ]
+        if not pairs:
+            warnings.warn(
+                f"{name}: the earlier task's classes "
+                f"{np.asarray(source.classes_).tolist()[:10]} share none with this "
+                f"task's {classes.tolist()[:10]}; no annotator gets history",
+                UserWarning,
+                stacklevel=4,
+            )
+        mapping = {}
+        new_k = np.array([p[0] for p in pairs], dtype=np.int64)
+        old_k = np.array([p[1] for p in pairs], dtype=np.int64)
+        for r, ident in enumerate(np.asarray(source.annotators_).tolist()):
+            m = np.zeros((K, K))
+            if pairs:
+                m[np.ix_(new_k, new_k)] = old[r][np.ix_(old_k, old_k)]
+            mapping[ident] = m
+    elif hasattr(annotator_prior, "items") and hasattr(annotator_prior, "keys"):
+        mapping = annotator_prior
+    else:
+        raise TypeError(
+            f"{name} must be a fitted MetaAnnotatorClassifier or a mapping "
+            f"{{annotator id: ({K}, {K}) array of pseudo-counts}}, got "
+            f"{type(annotator_prior).__name__}"
+        )
+    counts = np.zeros((R, K, K))
+    has_history = np.zeros(R, dtype=bool)
+    for r, ident in enumerate(np.asarray(annotators).tolist()):
+        try:
+            value = mapping[ident] if ident in mapping else None
+        except TypeError:  # an unhashable id
+            value = None
+        if value is not None:
+            counts[r] = _history_counts(value, K, ident, name)
+            has_history[r] = True
+    # entries for annotators of other tasks are not used, but still checked
+    if mapping is annotator_prior:
+        for key, value in mapping.items():
+            _history_counts(value, K, key, name)
+    return counts, has_history
