@@ -21,6 +21,13 @@ from . import _em, _selection
 from ._annotators import AnnotatorSimulator
 from ._checkpoint import config_fingerprint, fit_or_resume
 from ._crowd_labels import CrowdLabelMatrix
+from ._distributed import (
+    ShardedEpisodeDataset,
+    SynchronizeProcesses,
+    adopt_main_result,
+    check_divisible,
+    process_group,
+)
 from ._encoders import build_encoder
 from ._meta import (
     EpisodeDataset,
@@ -49,6 +56,7 @@ _META_ATTRIBUTES = (
     "meta_val_accuracy_",
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
+    "meta_world_size_",
 )
 
 
@@ -216,7 +224,12 @@ or torch.nn.Module, default="mlp"
     episodes_per_epoch : int, default=200
         Episodes between two validations (one skorch epoch).
     meta_batch_size : int, default=4
-        Episodes per gradient step.
+        Episodes per gradient step. Under ``accelerate launch --num_processes
+        N`` this is the global meta-batch, the sum over the processes: each
+        draws ``meta_batch_size // N`` episodes of every step (a multiple of N
+        is required, and so is ``episodes_per_epoch``; ``n_episodes`` and
+        ``episodes_per_epoch`` count global episodes too). See
+        :doc:`/distributed`.
     validation_classes : float, default=0.2
         Fraction of the source classes held out for validation tasks when
         ``X_val`` is not given (at least ``n_way`` classes); 0 disables validation.
@@ -332,6 +345,10 @@ or torch.nn.Module, default="mlp"
     meta_best_epoch_ : int or None
         Epoch of the kept encoder; 0 means the encoder before training was
         never beaten on validation tasks.
+    meta_world_size_ : int
+        Number of processes that ran ``meta_fit`` data-parallel (1 without a
+        launcher such as ``accelerate launch``); they all end with the same
+        fitted attributes.
 
     See Also
     --------
@@ -773,7 +790,19 @@ or torch.nn.Module, default="mlp"
             "simulator": simulator,
         }
         rng = check_random_state(self.random_state)
-        seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
+        seeds = rng.randint(2**31 - 1, size=3)
+        # data-parallel under a launcher (accelerate launch): None for one process
+        group = process_group(self.device)
+        world_size = 1 if group is None else group.world_size
+        if group is not None:
+            check_divisible(
+                world_size,
+                meta_batch_size=self.meta_batch_size,
+                episodes_per_epoch=self.episodes_per_epoch,
+            )
+            seeds = group.broadcast(seeds)  # random_state=None: rank 0's seeds
+        sync = [] if group is None else [("distributed", SynchronizeProcesses(group))]
+        seed_train, seed_val, seed_torch = seeds
         scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
         train_sampler = EpisodeSampler(
             scale_inputs(X_train),
@@ -784,6 +813,10 @@ or torch.nn.Module, default="mlp"
         )
         epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
         train_ds = EpisodeDataset(train_sampler, self.episodes_per_epoch, seed_train)
+        if group is not None:
+            train_ds = ShardedEpisodeDataset(
+                train_ds, self.meta_batch_size, group.rank, world_size
+            )
         val_ds = None
         if X_val is not None:
             # validation tasks always carry simulated annotators: they stand for
@@ -817,17 +850,21 @@ or torch.nn.Module, default="mlp"
                 lr=self.lr,
                 max_grad_norm=self.max_grad_norm,
                 max_epochs=epochs,
-                batch_size=self.meta_batch_size,
+                batch_size=self.meta_batch_size // world_size,
                 valid_dataset=val_ds,
                 patience=self.patience,
                 checkpoint_dir=self.checkpoint_dir,
-                device=self.device,
-                verbose=self.verbose,
+                device=self.device if group is None else group.device,
+                verbose=self.verbose if group is None or group.is_main else 0,
                 fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
                 n_train_episodes=epochs * self.episodes_per_epoch,
                 extra_callbacks=extra_callbacks,
+                first_callbacks=sync,
+                main_process=group is None or group.is_main,
             )
             fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
+            if group is not None:
+                adopt_main_result(group, net, keep_best)
 
         history = net.history
         self.meta_best_epoch_ = keep_best.best_epoch_
@@ -891,6 +928,7 @@ or torch.nn.Module, default="mlp"
             self.meta_selected_ = "input"
         self.meta_encoder_ = FittedEncoder(module, offset, scale, X.shape[1])
         self.meta_history_ = history
+        self.meta_world_size_ = world_size
         return self
 
     # -- adaptation and prediction --------------------------------------------
