@@ -662,7 +662,16 @@ or torch.nn.Module, default="mlp"
                     f"device={self.device!r}: there are only {n_gpus} CUDA device(s)"
                 )
 
-    def _split_validation(self, X, y, X_val, y_val):
+    def _meta_random_state(self, group):
+        """``check_random_state(random_state)``; rank 0's under a launcher.
+
+        With ``random_state=None`` or a ``RandomState`` every process would
+        draw differently; a copy of rank 0's generator gives them all its draws.
+        """
+        rng = check_random_state(self.random_state)
+        return rng if group is None else group.broadcast(rng)
+
+    def _split_validation(self, X, y, X_val, y_val, rng):
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together")
@@ -703,7 +712,6 @@ or torch.nn.Module, default="mlp"
                 MetaLearningWarning,
                 stacklevel=4,
             )
-        rng = check_random_state(self.random_state)
         val_classes = rng.choice(classes, size=n_val, replace=False)
         is_val = np.isin(y, val_classes)
         return X[~is_val], y[~is_val], X[is_val], y[is_val]
@@ -755,6 +763,15 @@ or torch.nn.Module, default="mlp"
             )
         check_classification_targets(y)
         self._check_device()
+        # data-parallel under a launcher (accelerate launch): None for one process
+        group = process_group(self.device)
+        world_size = 1 if group is None else group.world_size
+        if group is not None:
+            check_divisible(
+                world_size,
+                meta_batch_size=self.meta_batch_size,
+                episodes_per_epoch=self.episodes_per_epoch,
+            )
         image_shape = self.image_shape
         if image_shape is None and sample_shape is not None:
             image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
@@ -762,7 +779,9 @@ or torch.nn.Module, default="mlp"
             self.annotator_mixture, annotation_rate=self.annotation_rate
         )
         X_val_given = X_val is not None
-        X_train, y_train, X_val, y_val = self._split_validation(X, y, X_val, y_val)
+        X_train, y_train, X_val, y_val = self._split_validation(
+            X, y, X_val, y_val, self._meta_random_state(group)
+        )
         offset, scale = self._input_scaling(X_train)
         n_classes_train = len(np.unique(y_train))
         if n_classes_train < 2:
@@ -789,20 +808,9 @@ or torch.nn.Module, default="mlp"
             "n_annotators": self.n_annotators,
             "simulator": simulator,
         }
-        rng = check_random_state(self.random_state)
-        seeds = rng.randint(2**31 - 1, size=3)
-        # data-parallel under a launcher (accelerate launch): None for one process
-        group = process_group(self.device)
-        world_size = 1 if group is None else group.world_size
-        if group is not None:
-            check_divisible(
-                world_size,
-                meta_batch_size=self.meta_batch_size,
-                episodes_per_epoch=self.episodes_per_epoch,
-            )
-            seeds = group.broadcast(seeds)  # random_state=None: rank 0's seeds
+        rng = self._meta_random_state(group)
+        seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
         sync = [] if group is None else [("distributed", SynchronizeProcesses(group))]
-        seed_train, seed_val, seed_torch = seeds
         scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
         train_sampler = EpisodeSampler(
             scale_inputs(X_train),
