@@ -1,4 +1,4 @@
-"""Data-parallel meta_fit on the CPU: the example of docs/distributed.rst.
+r"""Data-parallel meta_fit on the CPU: the example of docs/distributed.rst.
 
 Meta-learns an encoder on the handwritten digits 0-5 and adapts it to a
 crowd-labelled 4-way task on the digits 6-9. Run it with one process::
@@ -7,7 +7,8 @@ crowd-labelled 4-way task on the digits 6-9. Run it with one process::
 
 or with two, data-parallel::
 
-    accelerate launch --multi_gpu --num_processes 2 scripts/distributed_meta_fit.py OUT_DIR
+    CUDA_VISIBLE_DEVICES= accelerate launch --multi_gpu --num_processes 2 \
+        scripts/distributed_meta_fit.py OUT_DIR
 
 Every process writes ``rank<r>.pt`` (its encoder's parameters) and
 ``rank<r>.json`` (the number of processes, the target-task accuracy, the

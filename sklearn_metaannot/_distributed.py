@@ -253,9 +253,10 @@ class SynchronizeProcesses(Callback):
     recorded and early stopping reads it.
 
     - ``on_train_begin``: rank 0's parameters and buffers on every process;
-    - ``on_grad_computed``: the mean gradient over the processes;
-    - ``on_batch_end`` (training): the mean floating-point buffers (batch-norm
-      running statistics), and the batch's ``train_loss`` and
+    - ``on_grad_computed``: the mean gradient over the processes, with the
+      mean floating-point buffers (batch-norm running statistics) and the mean
+      loss, in one collective operation per step;
+    - ``on_batch_end`` (training): the batch's ``train_loss`` and
       ``train_batch_size`` of the global meta-batch in the history;
     - ``on_epoch_end``: rank 0's validation counts.
 
@@ -277,21 +278,17 @@ class SynchronizeProcesses(Callback):
             if p.grad is None:  # every process must send the same tensors
                 p.grad = torch.zeros_like(p)
             grads.append(p.grad)
-        self.group.mean_(grads)
+        loss = net.last_train_loss_.detach().reshape(1).clone()
+        self.group.mean_([*grads, *_buffers(net), loss])
+        self.loss_ = float(loss)
 
     def on_batch_end(self, net, training=None, **kwargs):
         if not training:
             return
-        self.group.mean_(_buffers(net))
+        # every process has a share of the same size
         batch = net.history[-1, "batches", -1]
-        stats = torch.tensor(
-            [float(batch["train_loss"]), float(batch["train_batch_size"])],
-            dtype=torch.float64,
-            device=self.group.device,
-        )
-        self.group.mean_([stats])
-        net.history.record_batch("train_loss", float(stats[0]))
-        batch_size = round(float(stats[1]) * self.group.world_size)
+        batch_size = int(batch["train_batch_size"]) * self.group.world_size
+        net.history.record_batch("train_loss", self.loss_)
         net.history.record_batch("train_batch_size", batch_size)
 
     def on_epoch_end(self, net, **kwargs):

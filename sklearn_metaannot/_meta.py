@@ -153,12 +153,14 @@ class EpisodicNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Cross-entropy of the clean query labels (spec 4.1), averaged over tasks.
 
-        In training, plus the encoder's penalty toward the identity map.
+        In training, plus the encoder's penalty toward the identity map; the
+        value is kept as ``last_train_loss_`` for the callbacks.
         """
         y_true = to_tensor(y_true, device=self.device)
         loss = self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
         if training:
             loss = loss + self.module_.penalty()
+            self.last_train_loss_ = loss.detach()
         return loss
 
     def validation_step(self, batch, **fit_params):
