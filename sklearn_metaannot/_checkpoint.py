@@ -107,15 +107,21 @@ class ResumeCheckpoint(Callback):
         Identifies the configuration; a checkpoint with another one is not resumed.
     max_epochs : int
         Epochs of the whole run (to tell a finished run from an interrupted one).
+    write : bool, default=True
+        False only reads the checkpoint (when resuming) and writes nothing:
+        the processes of data-parallel meta-training other than rank 0.
     """
 
-    def __init__(self, path, fingerprint, max_epochs):
+    def __init__(self, path, fingerprint, max_epochs, write=True):
         self.path = path
         self.fingerprint = fingerprint
         self.max_epochs = max_epochs
+        self.write = write
         self.pending = None
 
     def _save(self, net, finished):
+        if not self.write:
+            return
         path = pathlib.Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {

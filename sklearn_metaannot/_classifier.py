@@ -21,6 +21,13 @@ from . import _em, _selection
 from ._annotators import AnnotatorSimulator
 from ._checkpoint import config_fingerprint, fit_or_resume
 from ._crowd_labels import CrowdLabelMatrix
+from ._distributed import (
+    ShardedEpisodeDataset,
+    SynchronizeProcesses,
+    adopt_main_result,
+    check_divisible,
+    process_group,
+)
 from ._encoders import build_encoder
 from ._meta import (
     EpisodeDataset,
@@ -51,6 +58,7 @@ _META_ATTRIBUTES = (
     "meta_val_accuracy_",
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
+    "meta_world_size_",
 )
 
 
@@ -236,7 +244,12 @@ or torch.nn.Module, default="mlp"
     episodes_per_epoch : int, default=200
         Episodes between two validations (one skorch epoch).
     meta_batch_size : int, default=4
-        Episodes per gradient step.
+        Episodes per gradient step. Under ``accelerate launch --num_processes
+        N`` this is the global meta-batch, the sum over the processes: each
+        draws ``meta_batch_size // N`` episodes of every step (a multiple of N
+        is required, and so is ``episodes_per_epoch``; ``n_episodes`` and
+        ``episodes_per_epoch`` count global episodes too). See
+        :doc:`/distributed`.
     validation_classes : float, default=0.2
         Fraction of the source classes held out for validation tasks when
         ``X_val`` is not given (at least ``n_way`` classes); 0 disables validation.
@@ -378,6 +391,10 @@ or torch.nn.Module, default="mlp"
     meta_best_epoch_ : int or None
         Epoch of the kept encoder; 0 means the encoder before training was
         never beaten on validation tasks.
+    meta_world_size_ : int
+        Number of processes that ran ``meta_fit`` data-parallel (1 without a
+        launcher such as ``accelerate launch``); they all end with the same
+        fitted attributes.
 
     See Also
     --------
@@ -700,7 +717,16 @@ or torch.nn.Module, default="mlp"
                     f"device={self.device!r}: there are only {n_gpus} CUDA device(s)"
                 )
 
-    def _split_validation(self, X, y, X_val, y_val):
+    def _meta_random_state(self, group):
+        """``check_random_state(random_state)``; rank 0's under a launcher.
+
+        With ``random_state=None`` or a ``RandomState`` every process would
+        draw differently; a copy of rank 0's generator gives them all its draws.
+        """
+        rng = check_random_state(self.random_state)
+        return rng if group is None else group.broadcast(rng)
+
+    def _split_validation(self, X, y, X_val, y_val, rng):
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("X_val and y_val must be given together")
@@ -741,7 +767,6 @@ or torch.nn.Module, default="mlp"
                 MetaLearningWarning,
                 stacklevel=4,
             )
-        rng = check_random_state(self.random_state)
         val_classes = rng.choice(classes, size=n_val, replace=False)
         is_val = np.isin(y, val_classes)
         return X[~is_val], y[~is_val], X[is_val], y[is_val]
@@ -819,6 +844,15 @@ or torch.nn.Module, default="mlp"
             )
         check_classification_targets(y)
         self._check_device()
+        # data-parallel under a launcher (accelerate launch): None for one process
+        group = process_group(self.device)
+        world_size = 1 if group is None else group.world_size
+        if group is not None:
+            check_divisible(
+                world_size,
+                meta_batch_size=self.meta_batch_size,
+                episodes_per_epoch=self.episodes_per_epoch,
+            )
         image_shape = self.image_shape
         if image_shape is None and sample_shape is not None:
             image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
@@ -826,7 +860,9 @@ or torch.nn.Module, default="mlp"
             self.annotator_mixture, annotation_rate=self.annotation_rate
         )
         X_val_given = X_val is not None
-        X_train, y_train, X_val, y_val = self._split_validation(X, y, X_val, y_val)
+        X_train, y_train, X_val, y_val = self._split_validation(
+            X, y, X_val, y_val, self._meta_random_state(group)
+        )
         offset, scale = self._input_scaling(X_train)
         n_classes_train = len(np.unique(y_train))
         if n_classes_train < 2:
@@ -853,8 +889,9 @@ or torch.nn.Module, default="mlp"
             "n_annotators": self.n_annotators,
             "simulator": simulator,
         }
-        rng = check_random_state(self.random_state)
+        rng = self._meta_random_state(group)
         seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
+        sync = [] if group is None else [("distributed", SynchronizeProcesses(group))]
         scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
         train_sampler = EpisodeSampler(
             scale_inputs(X_train),
@@ -865,6 +902,10 @@ or torch.nn.Module, default="mlp"
         )
         epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
         train_ds = EpisodeDataset(train_sampler, self.episodes_per_epoch, seed_train)
+        if group is not None:
+            train_ds = ShardedEpisodeDataset(
+                train_ds, self.meta_batch_size, group.rank, world_size
+            )
         val_ds = None
         if X_val is not None:
             # validation tasks always carry simulated annotators: they stand for
@@ -898,17 +939,21 @@ or torch.nn.Module, default="mlp"
                 lr=self.lr,
                 max_grad_norm=self.max_grad_norm,
                 max_epochs=epochs,
-                batch_size=self.meta_batch_size,
+                batch_size=self.meta_batch_size // world_size,
                 valid_dataset=val_ds,
                 patience=self.patience,
                 checkpoint_dir=self.checkpoint_dir,
-                device=self.device,
-                verbose=self.verbose,
+                device=self.device if group is None else group.device,
+                verbose=self.verbose if group is None or group.is_main else 0,
                 fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
                 n_train_episodes=epochs * self.episodes_per_epoch,
                 extra_callbacks=extra_callbacks,
+                first_callbacks=sync,
+                main_process=group is None or group.is_main,
             )
             fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
+            if group is not None:
+                adopt_main_result(group, net, keep_best)
 
         history = net.history
         self.meta_best_epoch_ = keep_best.best_epoch_
@@ -1003,6 +1048,7 @@ or torch.nn.Module, default="mlp"
             self.meta_selected_ = max(input_scores, key=input_scores.get)
         self.meta_encoder_ = FittedEncoder(module, offset, scale, X.shape[1])
         self.meta_history_ = history
+        self.meta_world_size_ = world_size
         return self
 
     # -- adaptation and prediction --------------------------------------------

@@ -153,12 +153,14 @@ class EpisodicNet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Cross-entropy of the clean query labels (spec 4.1), averaged over tasks.
 
-        In training, plus the encoder's penalty toward the identity map.
+        In training, plus the encoder's penalty toward the identity map; the
+        value is kept as ``last_train_loss_`` for the callbacks.
         """
         y_true = to_tensor(y_true, device=self.device)
         loss = self.criterion_(y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1))
         if training:
             loss = loss + self.module_.penalty()
+            self.last_train_loss_ = loss.detach()
         return loss
 
     def validation_step(self, batch, **fit_params):
@@ -369,6 +371,8 @@ def make_net(
     fingerprint=None,
     n_train_episodes=None,
     extra_callbacks=(),
+    first_callbacks=(),
+    main_process=True,
 ):
     """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`).
 
@@ -379,10 +383,14 @@ def make_net(
     ``verbose>=2`` skorch's per-batch ``ProgressBar`` and epoch table.
     ``extra_callbacks`` (checked by :func:`check_callbacks`) run after the
     package's own, so they see the ``valid_acc`` and ``grad_norm_max`` of the
-    epoch.
+    epoch. ``first_callbacks`` run before the package's own (the
+    synchronisation of data-parallel meta-training); with
+    ``main_process=False`` (every process but rank 0 of a data-parallel run)
+    no file is written.
     """
     keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
+        *first_callbacks,
         ("episodes", _EpisodeCounter()),
         ("grad_norm", _GradientNorm(gradient_clip_value=max_grad_norm)),
         ("valid_acc", _ValidationAccuracy()),
@@ -397,7 +405,7 @@ def make_net(
                 ),
             )
         )
-    if valid_dataset is not None and checkpoint_dir is not None:
+    if valid_dataset is not None and checkpoint_dir is not None and main_process:
         callbacks.append(
             (
                 "checkpoint",
@@ -415,7 +423,10 @@ def make_net(
     if checkpoint_dir is not None:
         # after early stopping: its on_train_begin resets what this one restores
         resume = ResumeCheckpoint(
-            os.path.join(checkpoint_dir, CHECKPOINT_NAME), fingerprint, max_epochs
+            os.path.join(checkpoint_dir, CHECKPOINT_NAME),
+            fingerprint,
+            max_epochs,
+            write=main_process,
         )
         callbacks.append(("resume", resume))
     callbacks.extend(extra_callbacks)
@@ -442,6 +453,7 @@ def make_net(
 # names of the callbacks make_net adds itself (and skorch's defaults)
 RESERVED_CALLBACK_NAMES = frozenset(
     {
+        "distributed",
         "episodes",
         "grad_norm",
         "valid_acc",
