@@ -108,3 +108,32 @@ def test_verbose_2_shows_the_epoch_table(source, capsys):
 def test_verbose_0_is_silent(source, capsys):
     _clf(verbose=0).meta_fit(*source)
     assert capsys.readouterr() == ("", "")
+
+
+class _Writer:
+    """Stands in for ``torch.utils.tensorboard.SummaryWriter`` (no tensorboard)."""
+
+    def __init__(self):
+        self.scalars, self.closed = [], False
+
+    def add_scalar(self, tag, scalar_value, global_step=None):
+        self.scalars.append((tag, float(scalar_value), global_step))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_skorch_tensorboard_logs_loss_validation_accuracy_and_gradient_norm(source):
+    # the user guide's example, with skorch's own TensorBoard callback
+    from skorch.callbacks import TensorBoard
+
+    writer = _Writer()
+    clf = _clf(callbacks=[("tensorboard", TensorBoard(writer))]).meta_fit(*source)
+    tags = {tag for tag, _, _ in writer.scalars}
+    assert {"Loss/train_loss", "Loss/valid_acc", "grad_norm_max"} <= tags, tags
+    logged = [v for tag, v, _ in writer.scalars if tag == "Loss/valid_acc"]
+    assert logged == [row["valid_acc"] for row in clf.meta_history_]
+    assert writer.closed
