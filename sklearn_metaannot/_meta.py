@@ -25,7 +25,7 @@ from torch import nn
 from ._checkpoint import CHECKPOINT_NAME, ResumeCheckpoint
 from ._em import one_hot_annotations, predict_log_proba, run_em
 from ._throughput import GradScalerMixin, encoder_autocast, episode_iterator
-from .episodes import EpisodeSampler, pad_episode
+from .episodes import EpisodeSampler, collate_episodes, pad_episode
 
 
 @contextmanager
@@ -480,6 +480,7 @@ def make_net(
         batch_size=batch_size,
         iterator_train__shuffle=False,
         iterator_train__num_workers=num_workers,
+        iterator_train__collate_fn=collate_episodes,
         iterator_train__pin_memory=pin_memory and torch.device(device).type == "cuda",
         iterator_valid=episode_iterator,
         iterator_valid__device=device,

@@ -22,7 +22,8 @@ import contextlib
 import torch
 from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
-from torch.utils.data._utils.collate import default_collate
+
+from .episodes import collate_episodes
 
 #: accepted values of ``mixed_precision`` and the autocast dtype of each
 MIXED_PRECISION = {False: None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -81,13 +82,12 @@ def episode_iterator(dataset, batch_size, shuffle=False, device=None, **kwargs):
             batches = []
             for start in range(0, n, batch_size):
                 items = [dataset[i] for i in range(start, min(start + batch_size, n))]
-                batch = default_collate(items)
+                batch = collate_episodes(items)
                 if device is not None:
                     batch = _to_device(batch, device)
                 batches.append(batch)
             cache[key] = batches
         return cache[key]
-    kwargs.pop("device", None)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **kwargs)
 
 

@@ -13,7 +13,13 @@ def test_throughput_harness_measures_both_loops():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     results = module.run(
-        {"meta_batches": [2], "steps": 2, "rounds": 1, "hidden_layer_sizes": [16]}
+        {
+            "meta_batches": [2],
+            "steps": 2,
+            "min_episodes": 0,
+            "rounds": 1,
+            "hidden_layer_sizes": [16],
+        }
     )
     (row,) = results["rows"]
     assert row["episodes"] == 4
@@ -22,4 +28,7 @@ def test_throughput_harness_measures_both_loops():
         abs(row["ratio"] - row["plain_episodes_per_s"] / row["ours_episodes_per_s"])
         < 1e-12
     )
+    assert row["ours_em0_episodes_per_s"] > 0
+    assert row["em_iterations_share"] < 1
     assert "| 2 | 4 |" in module.markdown(results)
+    assert module.n_steps(4, {"steps": 25, "min_episodes": 400}) == 100
