@@ -25,6 +25,16 @@
 # - the two alternate ``rounds`` times and the best round of each is kept;
 #   ratio = plain episodes/s divided by ours (1.0: no overhead; the issue's
 #   target is at most 1.10). Torch threads: ``--threads`` (default 1).
+#
+# Validation cost (``validation`` in the results): a short meta_fit with
+# validation (digits classes 0-6 for training, 7-9 for 3-way validation tasks;
+# 400 training episodes, 2 epochs, 100 validation tasks, hence 3 validation
+# passes and the two no-meta references), timed three ways in the same run:
+# without validation, with the current validation, and with the former one
+# (validation tasks sampled, padded and collated again at every pass, batches
+# of meta_batch_size tasks, the no-meta EM one task at a time), restored by
+# patching the package for the run. The validation time is the difference to
+# the run without validation.
 
 from __future__ import annotations
 
@@ -205,11 +215,144 @@ def run(config=None) -> dict:
             }
         )
         print(rows[-1], flush=True)
+    validation = validation_cost(X, y, cfg) if cfg.get("validation", True) else None
+    print(validation, flush=True)
     return {
         "config": cfg,
         "environment": _common.environment(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rows": rows,
+        "validation": validation,
+    }
+
+
+VALIDATION_CONFIG = {
+    "n_way": 3,
+    "n_episodes": 400,
+    "episodes_per_epoch": 200,
+    "n_val_episodes": 100,
+    "meta_batch": 4,
+}
+
+
+class _Resampled(torch.utils.data.Dataset):
+    """The former validation dataset: every access samples and pads again."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        from sklearn_metaannot.episodes import pad_episode
+
+        ds = self.dataset
+        ep = ds.sampler.sample(np.random.default_rng([ds.seed, 0, i]))
+        s = ds.sampler
+        return pad_episode(ep, s.max_support_size, s.max_annotators), ep.query_y
+
+
+def _former_validation():
+    """Patches restoring the former validation passes (see the header)."""
+    from torch.utils.data import DataLoader, default_collate
+
+    import sklearn_metaannot._classifier as classifier
+    import sklearn_metaannot._meta as meta
+    from sklearn_metaannot._em import one_hot_annotations, predict_log_proba, run_em
+
+    def iterator(dataset, batch_size, shuffle=False, device=None, **kwargs):
+        return DataLoader(
+            _Resampled(dataset), batch_size=batch_size, collate_fn=default_collate
+        )
+
+    def no_meta(dataset, *, n_em_iter, tau, b, c, scaling="input"):
+        correct = total = 0
+        K = dataset.sampler.n_way
+        for i in range(len(dataset)):
+            ep = dataset.sampler.sample(np.random.default_rng([dataset.seed, 0, i]))
+            xs, xq = meta._scaled_task(ep, scaling)
+            U, Uq = torch.from_numpy(xs)[None], torch.from_numpy(xq)[None]
+            codes = torch.from_numpy(ep.support_codes)[None]
+            Y = one_hot_annotations(codes, K).double()
+            res = run_em(U, Y, n_iter=n_em_iter, tau=tau, b=b, c=c)
+            pred = predict_log_proba(Uq, res.mu, res.log_pi)[0].argmax(-1).numpy()
+            correct += int((pred == ep.query_y).sum())
+            total += len(ep.query_y)
+        return correct / total
+
+    return [
+        (meta, "episode_iterator", iterator),
+        (classifier, "no_meta_accuracy", no_meta),
+        (classifier, "validation_batch_size", lambda meta_batch, n: meta_batch),
+    ]
+
+
+def _validation_fit(X, y, cfg, mode):
+    """Seconds of the short meta_fit of the validation section, and the estimator."""
+    v = VALIDATION_CONFIG
+    train, val = y < 7, y >= 7
+    clf = MetaAnnotatorClassifier(
+        encoder="mlp",
+        embedding_dim=cfg["embedding_dim"],
+        hidden_layer_sizes=tuple(cfg["hidden_layer_sizes"]),
+        n_way=v["n_way"],
+        n_shot=tuple(cfg["n_shot"]),
+        n_query=cfg["n_query"],
+        n_annotators=tuple(cfg["n_annotators"]),
+        n_episodes=v["n_episodes"],
+        episodes_per_epoch=v["episodes_per_epoch"],
+        n_val_episodes=v["n_val_episodes"],
+        meta_batch_size=v["meta_batch"],
+        validation_classes=0.0,
+        lr=cfg["lr"],
+        device=cfg["device"],
+        n_threads=cfg["threads"],
+        random_state=cfg["seed"],
+    )
+    kw = {} if mode == "none" else {"X_val": X[val], "y_val": y[val]}
+    patches = _former_validation() if mode == "former" else []
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
+    for mod, name, value in patches:
+        setattr(mod, name, value)
+    try:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MetaLearningWarning)
+            clf.meta_fit(X[train], y[train], **kw)
+        seconds = time.perf_counter() - start
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
+    return seconds, clf
+
+
+def validation_cost(X, y, cfg) -> dict:
+    """Seconds of the validation passes of a short run, current and former."""
+    times = {"none": [], "current": [], "former": []}
+    scores = {}
+    _validation_fit(X, y, cfg, "current")  # warm-up
+    for _ in range(cfg["rounds"]):
+        for mode in times:
+            seconds, clf = _validation_fit(X, y, cfg, mode)
+            times[mode].append(seconds)
+            if mode != "none":
+                scores[mode] = (
+                    [row["valid_acc"] for row in clf.meta_history_],
+                    clf.meta_val_scores_,
+                )
+    best = {mode: min(t) for mode, t in times.items()}
+    return {
+        **VALIDATION_CONFIG,
+        "seconds": times,
+        "train_only_s": best["none"],
+        "validation_current_s": best["current"] - best["none"],
+        "validation_former_s": best["former"] - best["none"],
+        "validation_share_current": 1 - best["none"] / best["current"],
+        "validation_share_former": 1 - best["none"] / best["former"],
+        "same_scores": scores["current"] == scores["former"],
+        "valid_acc": scores["current"][0],
+        "val_scores": scores["current"][1],
     }
 
 
@@ -247,6 +390,35 @@ def markdown(results) -> str:
         "ours with n_em_iter=0 (the EM cut down to one M-step on the majority "
         "vote). At least "
         f"{cfg.get('min_episodes', 0)} episodes per measurement (steady state).\n"
+        + _validation_markdown(results.get("validation"))
+    )
+
+
+def _validation_markdown(v) -> str:
+    if not v:
+        return ""
+    return (
+        f"\n## Validation cost\n\nShort meta_fit: {v['n_episodes']} training "
+        f"episodes in {v['n_episodes'] // v['episodes_per_epoch']} epochs, "
+        f"{v['n_val_episodes']} {v['n_way']}-way validation tasks (3 passes and "
+        f"the no-meta references), meta-batch {v['meta_batch']}.\n\n"
+        + markdown_table(
+            ["validation", "seconds", "share of the run"],
+            [
+                [
+                    "current",
+                    f"{v['validation_current_s']:.2f}",
+                    f"{100 * v['validation_share_current']:.0f} %",
+                ],
+                [
+                    "former",
+                    f"{v['validation_former_s']:.2f}",
+                    f"{100 * v['validation_share_former']:.0f} %",
+                ],
+            ],
+        )
+        + f"\n\nTraining alone: {v['train_only_s']:.2f} s. Same validation "
+        f"accuracies (every epoch, and the no-meta references): {v['same_scores']}.\n"
     )
 
 

@@ -19,6 +19,7 @@ def test_throughput_harness_measures_both_loops():
             "min_episodes": 0,
             "rounds": 1,
             "hidden_layer_sizes": [16],
+            "validation": False,
         }
     )
     (row,) = results["rows"]
