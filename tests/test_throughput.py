@@ -184,3 +184,15 @@ def test_no_meta_accuracy_batched_matches_one_task_at_a_time():
             correct += int((pred == ep.query_y).sum())
             total += len(ep.query_y)
         assert no_meta_accuracy(ds, scaling=scaling, **em) == correct / total
+
+
+def test_fp16_checkpoint_keeps_the_loss_scale(tmp_path):
+    from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+    a = _meta_fit(mixed_precision="fp16", checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert state["grad_scaler"]["scale"] > 0
+    # a finished run is not repeated: the same encoder comes back
+    b = _meta_fit(mixed_precision="fp16", checkpoint_dir=tmp_path)
+    for wa, wb in zip(_weights(a), _weights(b)):
+        np.testing.assert_array_equal(wa, wb)
