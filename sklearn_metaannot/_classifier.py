@@ -279,9 +279,9 @@ or torch.nn.Module, default="mlp"
         Run the encoder of ``meta_fit`` under ``torch.autocast`` in bfloat16 or
         float16 (on the CPU as on CUDA); the embeddings are cast to float32
         before the EM, which stays in float32 log space. "fp16" adds loss
-        scaling (``torch.amp.GradScaler``); bfloat16 needs none. Usually a
-        speed-up only on GPUs with tensor cores; on the CPU it is mostly
-        slower. ``fit`` and ``predict`` always run in float64.
+        scaling (``torch.amp.GradScaler``); bfloat16 needs none. Meant for
+        GPUs with tensor cores; on the CPU it works but is not benchmarked as
+        a speed-up. ``fit`` and ``predict`` always run in float64.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
     callbacks : list of skorch callbacks or (str, callback) pairs, default=None
