@@ -137,6 +137,8 @@ class ResumeCheckpoint(Callback):
             "callbacks": _callback_states(net, skip=self),
             "torch_rng": torch.get_rng_state(),
         }
+        if hasattr(net, "grad_scaler_"):  # mixed_precision="fp16": the loss scale
+            state["grad_scaler"] = net.grad_scaler_.state_dict()
         tmp = path.with_name(path.name + ".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)  # atomic: a crash never leaves half a checkpoint
@@ -228,6 +230,8 @@ def fit_or_resume(net, dataset, checkpoint):
     try:
         net.module_.load_state_dict(state["module"])
         net.optimizer_.load_state_dict(state["optimizer"])
+        if "grad_scaler" in state and hasattr(net, "grad_scaler_"):
+            net.grad_scaler_.load_state_dict(state["grad_scaler"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise ValueError(
             f"the meta_fit checkpoint {path} does not match the encoder: {exc}"

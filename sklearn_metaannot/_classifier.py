@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -38,6 +38,7 @@ from ._meta import (
     no_meta_accuracy,
     torch_threads,
 )
+from ._throughput import check_mixed_precision, validation_batch_size
 from ._validation import (
     annotator_ids,
     check_annotator_prior,
@@ -304,6 +305,24 @@ or torch.nn.Module, default="mlp"
         Torch intra-op threads during ``meta_fit`` on the CPU; None keeps torch's
         setting. Episodes are small: 1 is often fastest for MLP encoders, and
         always on a busy machine. ``fit`` and ``predict`` always use 1.
+    num_workers : int, default=0
+        ``DataLoader`` worker processes that sample and collate the training
+        episodes of ``meta_fit`` while the main process trains (0: in the main
+        process). Episode i of epoch e is seeded by (random_state, e, i), so the
+        encoder does not depend on ``num_workers``. Workers are started at
+        every epoch; they pay off when the encoder step is slower than
+        sampling, e.g. on a GPU. The fixed validation tasks are sampled and
+        collated once, in the main process.
+    pin_memory : bool, default=False
+        Page-locked host memory for the training batches, for faster copies to
+        a CUDA ``device`` (ignored on the CPU).
+    mixed_precision : {False, "bf16", "fp16"}, default=False
+        Run the encoder of ``meta_fit`` under ``torch.autocast`` in bfloat16 or
+        float16 (on the CPU as on CUDA); the embeddings are cast to float32
+        before the EM, which stays in float32 log space. "fp16" adds loss
+        scaling (``torch.amp.GradScaler``); bfloat16 needs none. Meant for
+        GPUs with tensor cores; on the CPU it works but is not benchmarked as
+        a speed-up. ``fit`` and ``predict`` always run in float64.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
     callbacks : list of skorch callbacks or (str, callback) pairs, default=None
@@ -455,6 +474,9 @@ or torch.nn.Module, default="mlp"
         "representation": [StrOptions({"auto", "meta", "input", "scaled"})],
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "pin_memory": ["boolean"],
+        "mixed_precision": [StrOptions({"bf16", "fp16"}), Options(bool, {False})],
         "random_state": ["random_state"],
         "callbacks": [list, None],
         "verbose": ["verbose"],
@@ -493,6 +515,9 @@ or torch.nn.Module, default="mlp"
         representation="auto",
         device="cpu",
         n_threads=None,
+        num_workers=0,
+        pin_memory=False,
+        mixed_precision=False,
         random_state=None,
         callbacks=None,
         verbose=0,
@@ -527,6 +552,9 @@ or torch.nn.Module, default="mlp"
         self.representation = representation
         self.device = device
         self.n_threads = n_threads
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.mixed_precision = mixed_precision
         self.random_state = random_state
         self.callbacks = callbacks
         self.verbose = verbose
@@ -578,6 +606,8 @@ or torch.nn.Module, default="mlp"
             "n_threads",
             "representation",
             "history_weight",
+            "num_workers",
+            "pin_memory",
         }
         params = {k: v for k, v in self.get_params().items() if k not in skip}
         if isinstance(self.encoder, torch.nn.Module):
@@ -933,6 +963,7 @@ or torch.nn.Module, default="mlp"
                 b=self.b,
                 c=c,
                 encoder_alpha=self.encoder_alpha,
+                autocast_dtype=check_mixed_precision(self.mixed_precision),
             )
             net, keep_best = make_net(
                 episodic,
@@ -950,6 +981,12 @@ or torch.nn.Module, default="mlp"
                 extra_callbacks=extra_callbacks,
                 first_callbacks=sync,
                 main_process=group is None or group.is_main,
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                valid_batch_size=validation_batch_size(
+                    self.meta_batch_size, self.n_val_episodes
+                ),
+                grad_scaling=self.mixed_precision == "fp16",
             )
             fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
             if group is not None:

@@ -97,17 +97,20 @@ def majority_vote_init(Y: torch.Tensor, w: torch.Tensor | None = None) -> torch.
     return lam
 
 
-def _prior_pseudo_counts(c, K: int, like: torch.Tensor) -> torch.Tensor:
-    """Dirichlet pseudo-counts ``c_kl - 1`` as a (K, K) tensor (rows: true class)."""
+def _concentrations(c, K: int, like: torch.Tensor) -> torch.Tensor:
+    """Dirichlet concentrations ``c_kl`` as a (K, K) tensor (rows: true class)."""
     if isinstance(c, torch.Tensor) and c.dim() == 2:
-        cm = c.to(like)
-    elif isinstance(c, tuple | list):
+        return c.to(like)
+    if isinstance(c, tuple | list):
         c_diag, c_off = float(c[0]), float(c[1])
         eye = torch.eye(K, dtype=like.dtype, device=like.device)
-        cm = c_diag * eye + c_off * (1 - eye)
-    else:
-        cm = torch.full((K, K), float(c), dtype=like.dtype, device=like.device)
-    return cm - 1.0
+        return c_diag * eye + c_off * (1 - eye)
+    return torch.full((K, K), float(c), dtype=like.dtype, device=like.device)
+
+
+def _prior_pseudo_counts(c, K: int, like: torch.Tensor) -> torch.Tensor:
+    """Dirichlet pseudo-counts ``c_kl - 1`` as a (K, K) tensor (rows: true class)."""
+    return _concentrations(c, K, like) - 1.0
 
 
 def m_step(
@@ -174,7 +177,9 @@ def m_step(
 def sq_distances(U: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Squared Euclidean distances ``||u_n - mu_k||^2`` of shape (T, N, K)."""
     diff = U.unsqueeze(-2) - mu.unsqueeze(-3)
-    return (diff * diff).sum(dim=-1)
+    # square() rather than diff * diff: the same values and gradients (bit for
+    # bit), one backward node instead of two
+    return diff.square().sum(dim=-1)
 
 
 def e_step(
@@ -255,6 +260,8 @@ def run_em(
 
     lam = _pin(majority_vote_init(Y, w) if lam_init is None else lam_init, gold)
     prior = {} if prior_counts is None else {"prior_counts": prior_counts}
+    # the (K, K) Dirichlet concentrations, built once for all the M-steps
+    c = _concentrations(c, Y.shape[-1], U)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
         lam = _pin(e_step(U, Y, mu, log_pi, log_A, w=w), gold)

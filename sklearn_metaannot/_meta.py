@@ -24,7 +24,8 @@ from torch import nn
 
 from ._checkpoint import CHECKPOINT_NAME, ResumeCheckpoint
 from ._em import one_hot_annotations, predict_log_proba, run_em
-from .episodes import EpisodeSampler, pad_episode
+from ._throughput import GradScalerMixin, encoder_autocast, episode_iterator
+from .episodes import EpisodeSampler, collate_episodes, pad_episode
 
 
 @contextmanager
@@ -57,6 +58,9 @@ class EpisodicEM(nn.Module):
     encoder_alpha : float, default=0.0
         Weight of the encoder's ``penalty()`` (its distance from the identity
         map, for the encoders that define one) in the training loss.
+    autocast_dtype : torch.dtype, default=None
+        Run the encoder under ``torch.autocast`` with this dtype (bfloat16 or
+        float16); its embeddings are cast to float32 for the EM.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class EpisodicEM(nn.Module):
         b=10.0,
         c=(2.0, 1.0),
         encoder_alpha=0.0,
+        autocast_dtype=None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -75,6 +80,7 @@ class EpisodicEM(nn.Module):
         self.n_em_iter = n_em_iter
         self.tau, self.b, self.c = tau, b, c
         self.encoder_alpha = encoder_alpha
+        self.autocast_dtype = autocast_dtype
 
     def penalty(self):
         """``encoder_alpha`` times the encoder's distance from the identity (or 0)."""
@@ -99,7 +105,13 @@ class EpisodicEM(nn.Module):
         xq = query_X.reshape(T * Q, *query_X.shape[2:])
         # support and query go through the encoder together (one batch-norm batch);
         # padding rows are never embedded.
-        Z = self.encoder(torch.cat([xs, xq]))
+        X_all = torch.cat([xs, xq])
+        if self.autocast_dtype is None:
+            Z = self.encoder(X_all)
+        else:  # the EM stays in float32 (log space)
+            with encoder_autocast(X_all.device.type, self.autocast_dtype):
+                Z = self.encoder(X_all)
+            Z = Z.float()
         n_real = xs.shape[0]
         U = Z.new_zeros(T * N, Z.shape[1]).index_put(
             (real.nonzero().squeeze(1),), Z[:n_real]
@@ -122,7 +134,8 @@ class EpisodicEM(nn.Module):
 class EpisodeDataset(torch.utils.data.Dataset):
     """``n_episodes`` padded episodes; episode i of epoch e is seeded by (seed, e, i).
 
-    With ``fixed=True`` the same episodes come back every epoch (validation).
+    With ``fixed=True`` the same episodes come back every epoch (validation);
+    they are sampled once and kept.
     """
 
     def __init__(self, sampler: EpisodeSampler, n_episodes, seed, *, fixed=False):
@@ -131,15 +144,21 @@ class EpisodeDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.fixed = fixed
         self.epoch = 0
+        self._episodes = {}
 
     def __len__(self):
         return self.n_episodes
 
     def episode(self, i):
         """The (unpadded) episode ``i`` of the current epoch."""
+        if self.fixed and i in self._episodes:
+            return self._episodes[i]
         epoch = 0 if self.fixed else self.epoch
         rng = np.random.default_rng([self.seed, epoch, i])
-        return self.sampler.sample(rng)
+        ep = self.sampler.sample(rng)
+        if self.fixed:
+            self._episodes[i] = ep
+        return ep
 
     def __getitem__(self, i):
         ep = self.episode(i)
@@ -172,6 +191,10 @@ class EpisodicNet(NeuralNet):
         self.val_counts_[0] += correct
         self.val_counts_[1] += yi.numel()
         return out
+
+
+class _ScaledEpisodicNet(GradScalerMixin, EpisodicNet):
+    """EpisodicNet with float16 loss scaling (``mixed_precision="fp16"``)."""
 
 
 class _EpisodeCounter(Callback):
@@ -335,25 +358,41 @@ def no_meta_accuracy(
     ``scaling="scaled"``); these are the peers that a meta-learned encoder has
     to beat.
     """
-    correct = total = 0
     K = dataset.sampler.n_way
+    # tasks of the same support size and number of annotators run as one batch
+    # (each task's EM is independent of the others in the batch)
+    groups = {}
     for i in range(len(dataset)):
         ep = dataset.episode(i)
-        xs = np.asarray(ep.support_X, dtype=np.float64).reshape(len(ep.support_X), -1)
-        xq = np.asarray(ep.query_X, dtype=np.float64).reshape(len(ep.query_X), -1)
-        if scaling == "input":
-            mean, scale = xs.mean(0), xs.std(0)
-            scale[scale == 0] = 1.0
-        else:
-            mean, scale = xs.mean(), xs.std() or 1.0
-        U = torch.from_numpy((xs - mean) / scale)[None]
-        Uq = torch.from_numpy((xq - mean) / scale)[None]
-        Y = one_hot_annotations(torch.from_numpy(ep.support_codes)[None], K).double()
-        res = run_em(U, Y, n_iter=n_em_iter, tau=tau, b=b, c=c)
-        pred = predict_log_proba(Uq, res.mu, res.log_pi)[0].argmax(-1).numpy()
-        correct += int((pred == ep.query_y).sum())
-        total += len(ep.query_y)
+        groups.setdefault(ep.support_codes.shape, []).append(ep)
+    correct = total = 0
+    for episodes in groups.values():
+        U, Uq = zip(*(_scaled_task(ep, scaling) for ep in episodes))
+        codes = np.stack([ep.support_codes for ep in episodes])
+        Y = one_hot_annotations(torch.from_numpy(codes), K).double()
+        res = run_em(
+            torch.from_numpy(np.stack(U)), Y, n_iter=n_em_iter, tau=tau, b=b, c=c
+        )
+        log_proba = predict_log_proba(
+            torch.from_numpy(np.stack(Uq)), res.mu, res.log_pi
+        )
+        pred = log_proba.argmax(-1).numpy()
+        query_y = np.stack([ep.query_y for ep in episodes])
+        correct += int((pred == query_y).sum())
+        total += query_y.size
     return correct / total
+
+
+def _scaled_task(ep, scaling):
+    """Support and query features of ``ep`` scaled with its support's statistics."""
+    xs = np.asarray(ep.support_X, dtype=np.float64).reshape(len(ep.support_X), -1)
+    xq = np.asarray(ep.query_X, dtype=np.float64).reshape(len(ep.query_X), -1)
+    if scaling == "input":
+        mean, scale = xs.mean(0), xs.std(0)
+        scale[scale == 0] = 1.0
+    else:
+        mean, scale = xs.mean(), xs.std() or 1.0
+    return (xs - mean) / scale, (xq - mean) / scale
 
 
 def make_net(
@@ -373,6 +412,10 @@ def make_net(
     extra_callbacks=(),
     first_callbacks=(),
     main_process=True,
+    num_workers=0,
+    pin_memory=False,
+    valid_batch_size=None,
+    grad_scaling=False,
 ):
     """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`).
 
@@ -386,7 +429,11 @@ def make_net(
     epoch. ``first_callbacks`` run before the package's own (the
     synchronisation of data-parallel meta-training); with
     ``main_process=False`` (every process but rank 0 of a data-parallel run)
-    no file is written.
+    no file is written. Training episodes are loaded by ``num_workers`` ``DataLoader``
+    workers (``pin_memory`` on CUDA only); the fixed validation episodes are
+    collated once (:func:`~sklearn_metaannot._throughput.episode_iterator`) in
+    batches of ``valid_batch_size`` tasks (``batch_size`` by default).
+    ``grad_scaling`` adds float16 loss scaling.
     """
     keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
@@ -434,7 +481,8 @@ def make_net(
         callbacks.append(("progress_bar", ProgressBar()))
     elif verbose == 1 and n_train_episodes:
         callbacks.append(("episode_bar", EpisodeProgressBar(n_train_episodes)))
-    net = EpisodicNet(
+    net_class = _ScaledEpisodicNet if grad_scaling else EpisodicNet
+    net = net_class(
         module,
         criterion=nn.NLLLoss,
         optimizer=torch.optim.Adam,
@@ -442,6 +490,12 @@ def make_net(
         max_epochs=max_epochs,
         batch_size=batch_size,
         iterator_train__shuffle=False,
+        iterator_train__num_workers=num_workers,
+        iterator_train__collate_fn=collate_episodes,
+        iterator_train__pin_memory=pin_memory and torch.device(device).type == "cuda",
+        iterator_valid=episode_iterator,
+        iterator_valid__device=device,
+        iterator_valid__batch_size=valid_batch_size or batch_size,
         train_split=None if valid_dataset is None else predefined_split(valid_dataset),
         callbacks=callbacks,
         device=device,

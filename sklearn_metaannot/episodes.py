@@ -287,3 +287,31 @@ def pad_episode(episode: Episode, n_support: int, n_annotators: int) -> dict:
         "query_X": np.asarray(episode.query_X, dtype=np.float32),
         "n_classes": np.int64(len(episode.classes)),
     }
+
+
+def collate_episodes(items):
+    """Stack ``(padded episode, query_y)`` pairs into a batch of tensors.
+
+    The same batch as ``torch.utils.data.default_collate`` (a list of the dict
+    of stacked arrays and the stacked query labels) with one ``np.stack`` per
+    key instead of one tensor per episode and key.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import EpisodeSampler
+    >>> from sklearn_metaannot.episodes import collate_episodes, pad_episode
+    >>> X, y = np.zeros((80, 2)), np.repeat(np.arange(4), 20)
+    >>> sampler = EpisodeSampler(X, y, n_way=2, n_shot=1, n_annotators=3,
+    ...                          random_state=0)
+    >>> items = [(pad_episode(ep, 2, 3), ep.query_y)
+    ...          for ep in (sampler.sample(), sampler.sample())]
+    >>> X_batch, y_batch = collate_episodes(items)
+    >>> tuple(X_batch["support_codes"].shape), tuple(y_batch.shape)
+    ((2, 2, 3), (2, 20))
+    """
+    import torch
+
+    keys = items[0][0].keys()
+    X = {k: torch.from_numpy(np.stack([item[0][k] for item in items])) for k in keys}
+    return [X, torch.from_numpy(np.stack([item[1] for item in items]))]

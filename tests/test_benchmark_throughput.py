@@ -13,7 +13,14 @@ def test_throughput_harness_measures_both_loops():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     results = module.run(
-        {"meta_batches": [2], "steps": 2, "rounds": 1, "hidden_layer_sizes": [16]}
+        {
+            "meta_batches": [2],
+            "steps": 2,
+            "min_episodes": 0,
+            "rounds": 1,
+            "hidden_layer_sizes": [16],
+            "validation": False,
+        }
     )
     (row,) = results["rows"]
     assert row["episodes"] == 4
@@ -22,4 +29,25 @@ def test_throughput_harness_measures_both_loops():
         abs(row["ratio"] - row["plain_episodes_per_s"] / row["ours_episodes_per_s"])
         < 1e-12
     )
+    assert row["ours_em0_episodes_per_s"] > 0
+    assert row["em_iterations_share"] < 1
     assert "| 2 | 4 |" in module.markdown(results)
+    assert module.n_steps(4, {"steps": 25, "min_episodes": 400}) == 100
+
+
+def test_validation_cost_gives_the_same_scores_as_the_former_validation():
+    spec = importlib.util.spec_from_file_location("throughput_benchmark", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.VALIDATION_CONFIG = {
+        **module.VALIDATION_CONFIG,
+        "n_episodes": 8,
+        "episodes_per_epoch": 4,
+        "n_val_episodes": 6,
+    }
+    X, y = module.load_data()
+    cfg = {**module.DEFAULT_CONFIG, "rounds": 1, "hidden_layer_sizes": [16]}
+    v = module.validation_cost(X, y, cfg)
+    assert v["same_scores"]
+    assert v["validation_current_s"] > 0 and v["validation_former_s"] > 0
+    assert "## Validation cost" in module._validation_markdown(v)
