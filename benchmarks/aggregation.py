@@ -56,8 +56,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import markdown_table, rst_csv_table  # noqa: E402
+import harness  # noqa: E402
+from harness import markdown_table, rst_csv_table  # noqa: E402
 
 from sklearn_metaannot import (  # noqa: E402
     CrowdLabelMatrix,
@@ -68,7 +68,7 @@ from sklearn_metaannot import (  # noqa: E402
 from sklearn_metaannot.datasets import load_truth_inference  # noqa: E402
 
 REPO = _HERE.parent
-DEFAULT_DATA = _common.SHARED_DATA / "truth_inference"
+DEFAULT_DATA = harness.SHARED_DATA / "truth_inference"
 
 #: The six shipped truth-inference sets and their short names.
 DATASETS = ("bluebird", "rte", "s4_Dog_data", "web", "trec", "s5_AdultContent")
@@ -455,7 +455,7 @@ def run(config=None, **overrides) -> dict:
 
 def _run(cfg) -> dict:
     sets = load_sets(cfg)
-    results = {"config": cfg, "environment": _common.environment(), "sets": {}}
+    results = {"config": cfg, "environment": harness.environment(), "sets": {}}
     for name, (df, truth) in sets.items():
         entry = {
             "n_labels": len(df),
@@ -813,8 +813,8 @@ def write_outputs(results) -> dict:
     name = cfg["name"]
     tab = tables(results)
     files = {
-        "json": _common.write_json(results, out / f"{name}.json"),
-        "csv": _common.write_csv(csv_rows(results), out / f"{name}.csv"),
+        "json": harness.write_json(results, out / f"{name}.json"),
+        "csv": harness.write_csv(csv_rows(results), out / f"{name}.csv"),
     }
     md = out / f"{name}.md"
     env = results["environment"]

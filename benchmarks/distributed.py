@@ -45,8 +45,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import markdown_table  # noqa: E402
+import harness  # noqa: E402
+from harness import markdown_table  # noqa: E402
 
 REPO = _HERE.parent
 RESULTS = _HERE / "results"
@@ -194,7 +194,7 @@ def run(config=None):
         "rows": rows,
         "date": time.strftime("%Y-%m-%d"),
         "load_average": os.getloadavg(),
-        "environment": _common.environment(),
+        "environment": harness.environment(),
     }
 
 
@@ -243,7 +243,7 @@ def main(argv=None):
     results = run(QUICK if args.quick else None)
     name = results["config"]["name"]
     RESULTS.mkdir(exist_ok=True)
-    _common.write_json(results, RESULTS / f"{name}.json")
+    harness.write_json(results, RESULTS / f"{name}.json")
     text = markdown(results)
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

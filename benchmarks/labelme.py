@@ -56,8 +56,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import (  # noqa: E402
+import harness  # noqa: E402
+from harness import (  # noqa: E402
     Timer,
     fmt_acc,
     markdown_table,
@@ -81,7 +81,7 @@ from sklearn_metaannot.baselines import (  # noqa: E402
 from sklearn_metaannot.datasets import load_labelme  # noqa: E402
 
 REPO = _HERE.parent
-DEFAULT_DATA = _common.SHARED_DATA / "labelme"
+DEFAULT_DATA = harness.SHARED_DATA / "labelme"
 
 #: Target classes of the four fixed splits (the other 4 classes are the source).
 #: Every class is a target class in exactly two splits.
@@ -717,7 +717,7 @@ def run(config=None, **overrides) -> dict:
         data = load_labelme(cfg["data"])
         results = {
             "config": cfg,
-            "environment": _common.environment(),
+            "environment": harness.environment(),
             "meta_training": [],
             "raw": [],
         }
@@ -1139,9 +1139,9 @@ def write_outputs(results) -> dict:
     tab = tables(results)
     rows, tasks = csv_rows(results)
     files = {
-        "json": _common.write_json(results, out / f"{name}.json"),
-        "csv": _common.write_csv(rows, out / f"{name}.csv"),
-        "tasks_csv": _common.write_csv(tasks, out / f"{name}_tasks.csv"),
+        "json": harness.write_json(results, out / f"{name}.json"),
+        "csv": harness.write_csv(rows, out / f"{name}.csv"),
+        "tasks_csv": harness.write_csv(tasks, out / f"{name}_tasks.csv"),
     }
     env = results["environment"]
     command = "python benchmarks/labelme.py" + (" --quick" if "quick" in name else "")

@@ -50,9 +50,9 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
+import harness  # noqa: E402
 import labelme  # noqa: E402
-from _common import fmt_acc, markdown_table, paired_ttest, stable_seed  # noqa: E402
+from harness import fmt_acc, markdown_table, paired_ttest, stable_seed  # noqa: E402
 
 from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
 from sklearn_metaannot.datasets import load_labelme  # noqa: E402
@@ -310,7 +310,7 @@ def summarize(cfg, raw) -> dict:
                     per_method[key] = None
                     continue
                 per_method[key] = {
-                    **_common.summarize(values),
+                    **harness.summarize(values),
                     "vs_crowd_only": paired_ttest(values, base),
                 }
             per_shot[method] = per_method
@@ -485,7 +485,7 @@ def run(config=None, **overrides) -> dict:
     try:
         data = load_labelme(cfg["data"])
         meta_cfg = {**cfg["labelme"], "methods": ["ours"], "verbose": cfg["verbose"]}
-        results = {"config": cfg, "environment": _common.environment()}
+        results = {"config": cfg, "environment": harness.environment()}
         results["meta_training"], raw = [], []
         # split i of the configuration, as in labelme.py: the same tasks and models
         for i, target in enumerate(cfg["splits"]):
@@ -505,11 +505,11 @@ def run(config=None, **overrides) -> dict:
             "Mean query accuracy ± standard error, 4-way LabelMe tasks with real "
             "annotators: gold labels and annotator history"
         )
-        results["files"] = _common.write_study_outputs(
+        results["files"] = harness.write_study_outputs(
             results, cfg["output_dir"], markdown(results), title, table(results)
         )
         rst = Path(results["files"]["rst"])
-        second = _common.rst_csv_table(
+        second = harness.rst_csv_table(
             "E-step terms (median range over classes, nats) and query predictions "
             "changed by the history",
             *diagnostics_table(results),

@@ -48,8 +48,9 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-import _common  # noqa: E402
-from _common import (  # noqa: E402
+import harness  # noqa: E402
+from _maml import MAML, MAMLAggregateClassifier  # noqa: E402
+from harness import (  # noqa: E402
     PrecomputedEncoder,
     Timer,
     fmt_acc,
@@ -60,7 +61,6 @@ from _common import (  # noqa: E402
     stable_seed,
     summarize,
 )
-from _maml import MAML, MAMLAggregateClassifier  # noqa: E402
 
 from sklearn_metaannot import (  # noqa: E402
     DawidSkene,
@@ -80,7 +80,7 @@ from sklearn_metaannot.datasets import (  # noqa: E402
 )
 
 REPO = _HERE.parent
-DEFAULT_DATA = _common.SHARED_DATA / "omniglot"
+DEFAULT_DATA = harness.SHARED_DATA / "omniglot"
 
 #: Fixed alphabet split of the 8 alphabets of images_background_small1/2.zip
 #: (242 characters): 5 meta-train alphabets (159 characters, 636 classes with
@@ -793,7 +793,7 @@ def run(config=None, **overrides) -> dict:
         summary = summarize_results(cfg, raw)
     results = {
         "config": cfg,
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "data": data["info"],
         "meta_training": timing,
         "hyperparameters": hyper,
@@ -1009,7 +1009,7 @@ def write_outputs(results) -> dict:
         cfg["name"],
     )
     files = {}
-    files["json"] = str(_common.write_json(results, out_dir / f"{name}.json"))
+    files["json"] = str(harness.write_json(results, out_dir / f"{name}.json"))
     rows = []
     for key, s in results["summary"].items():
         mix = s["mixture"]
@@ -1029,7 +1029,7 @@ def write_outputs(results) -> dict:
                         "n_tasks": st["n"],
                     }
                 )
-    files["csv"] = str(_common.write_csv(rows, out_dir / f"{name}.csv"))
+    files["csv"] = str(harness.write_csv(rows, out_dir / f"{name}.csv"))
 
     tab = tables(results)
     h = results["summary"]["main"]["headline"]
@@ -1121,7 +1121,7 @@ def write_outputs(results) -> dict:
     if "_spammer_series" in tab:
         ratios, series, sweep_cells = tab["_spammer_series"]
         files["plot_spammer_ratio"] = str(
-            _common.line_plot(
+            harness.line_plot(
                 plot_dir / f"{name}_spammer_ratio.png",
                 ratios,
                 {m: series[m] for m in plot_methods},
@@ -1149,7 +1149,7 @@ def write_outputs(results) -> dict:
         [0.0] * len(Js),
     )
     files["plot_em_iterations"] = str(
-        _common.line_plot(
+        harness.line_plot(
             plot_dir / f"{name}_em_iterations.png",
             Js,
             series,
@@ -1181,7 +1181,7 @@ def rst_tables(results) -> str:
         if key in tab:
             header, rows = tab[key]
             rows = [[str(c).replace("**", "") for c in row] for row in rows]
-            blocks.append(_common.rst_csv_table(title, header, rows))
+            blocks.append(harness.rst_csv_table(title, header, rows))
     return "\n\n".join(blocks) + "\n"
 
 

@@ -27,9 +27,9 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-import _common  # noqa: E402
+import harness  # noqa: E402
 import omniglot  # noqa: E402
-from _common import Timer, markdown_table  # noqa: E402
+from harness import Timer, markdown_table  # noqa: E402
 
 from sklearn_metaannot import MetaLearningWarning  # noqa: E402
 
@@ -76,7 +76,7 @@ def run(config=None, **overrides) -> dict:
         value: best and last validation accuracy, best epoch, seconds, gradient
         norm statistics) and ``seconds``.
     """
-    cfg = _common.study_config(default_config, config, overrides)
+    cfg = harness.study_config(default_config, config, overrides)
     ocfg = omniglot.default_config()
     ocfg.update(cfg["omniglot"])
     ocfg["n_episodes"] = cfg["n_episodes"]
@@ -120,7 +120,7 @@ def run(config=None, **overrides) -> dict:
         torch.set_num_threads(threads)
     results = {
         "config": {**cfg, "omniglot": ocfg},
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "rows": rows,
         "seconds": total.seconds,
     }
@@ -176,7 +176,7 @@ def write_outputs(results) -> dict:
         f"Validation accuracy after {results['config']['n_episodes']} episodes "
         "against meta-gradient clipping"
     )
-    return _common.write_study_outputs(
+    return harness.write_study_outputs(
         results,
         results["config"]["omniglot"]["output_dir"],
         markdown(results),
@@ -187,7 +187,7 @@ def write_outputs(results) -> dict:
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = _common.study_parser(
+    parser = harness.study_parser(
         "omniglot_clipping.py",
         "Meta-gradient clipping ablation on the Omniglot validation alphabet.",
         "200 episodes per run",
@@ -201,7 +201,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     run(
-        _common.study_overrides(args, n_episodes=args.n_episodes, clip_values=args.clip)
+        harness.study_overrides(args, n_episodes=args.n_episodes, clip_values=args.clip)
     )
 
 

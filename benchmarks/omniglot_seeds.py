@@ -27,9 +27,9 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-import _common  # noqa: E402
+import harness  # noqa: E402
 import omniglot  # noqa: E402
-from _common import Timer, markdown_table  # noqa: E402
+from harness import Timer, markdown_table  # noqa: E402
 
 #: Methods that depend on meta-training (every other baseline does not).
 METHODS = [omniglot.OURS, omniglot.WOPA, "PrMV", "PrDS"]
@@ -76,7 +76,7 @@ def run(config=None, **overrides) -> dict:
         validation accuracy of meta-training, per-cell means and averages, the
         headline) and ``seconds``.
     """
-    cfg = _common.study_config(default_config, config, overrides)
+    cfg = harness.study_config(default_config, config, overrides)
     runs = []
     with Timer() as total:
         for seed in cfg["seeds"]:
@@ -120,7 +120,7 @@ def run(config=None, **overrides) -> dict:
     averages = {m: [r["average"][m] for r in runs] for m in METHODS}
     results = {
         "config": cfg,
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "runs": runs,
         "mean_over_seeds": {m: float(np.mean(v)) for m, v in averages.items()},
         "std_over_seeds": {m: float(np.std(v, ddof=1)) for m, v in averages.items()}
@@ -183,7 +183,7 @@ def write_outputs(results) -> dict:
     out = results["config"]["omniglot"].get(
         "output_dir", omniglot.default_config()["output_dir"]
     )
-    return _common.write_study_outputs(
+    return harness.write_study_outputs(
         results,
         out,
         markdown(results),
@@ -194,14 +194,14 @@ def write_outputs(results) -> dict:
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = _common.study_parser(
+    parser = harness.study_parser(
         "omniglot_seeds.py",
         "The Omniglot main grid for several meta-training seeds.",
         "2 seeds, few tasks",
     )
     parser.add_argument("--seeds", nargs="+", type=int, help="meta-training seeds")
     args = parser.parse_args(argv)
-    run(_common.study_overrides(args, seeds=args.seeds))
+    run(harness.study_overrides(args, seeds=args.seeds))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,9 @@ _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
     sys.path.insert(0, str(_HERE))
 
-import _common  # noqa: E402
+import harness  # noqa: E402
 import omniglot  # noqa: E402
-from _common import Timer, markdown_table  # noqa: E402
+from harness import Timer, markdown_table  # noqa: E402
 
 import sklearn_metaannot._em as em  # noqa: E402
 import sklearn_metaannot._meta as meta  # noqa: E402
@@ -200,7 +200,7 @@ def empty_class_rate(model, ocfg, pools, n_tasks) -> dict:
     for shot in ocfg["shots"]:
         empty = []
         for R in ocfg["annotators"]:
-            tasks = _common.sample_crowd_tasks(
+            tasks = harness.sample_crowd_tasks(
                 y_val,
                 n_tasks=n_tasks,
                 n_way=ocfg["n_way"],
@@ -208,7 +208,7 @@ def empty_class_rate(model, ocfg, pools, n_tasks) -> dict:
                 n_query=ocfg["n_query"],
                 n_annotators=R,
                 mixture=omniglot.MAIN_MIXTURE,
-                seed=_common.stable_seed(ocfg["seed"], "validation", shot, R),
+                seed=harness.stable_seed(ocfg["seed"], "validation", shot, R),
             )
             for task in tasks:
                 codes = np.nan_to_num(task.Y, nan=-1).astype(np.int64)
@@ -291,7 +291,7 @@ def run(config=None, **overrides) -> dict:
         accuracy and epoch, empty-class rates, seconds), ``gradient_spikes`` and
         ``seconds``.
     """
-    cfg = _common.study_config(default_config, config, overrides)
+    cfg = harness.study_config(default_config, config, overrides)
     bad = set(cfg["variants"]) - set(VARIANTS)
     if bad:
         raise ValueError(f"unknown variants {sorted(bad)}; choose from {VARIANTS}")
@@ -334,7 +334,7 @@ def run(config=None, **overrides) -> dict:
         torch.set_num_threads(threads)
     results = {
         "config": {**cfg, "omniglot": ocfg},
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "rows": rows,
         "gradient_spikes": spikes,
         "seconds": total.seconds,
@@ -395,7 +395,7 @@ def write_outputs(results) -> dict:
         f"Best validation accuracy after {results['config']['n_episodes']} "
         "episodes, one meta-training change at a time"
     )
-    return _common.write_study_outputs(
+    return harness.write_study_outputs(
         results,
         results["config"]["omniglot"]["output_dir"],
         markdown(results),
@@ -406,14 +406,14 @@ def write_outputs(results) -> dict:
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = _common.study_parser(
+    parser = harness.study_parser(
         "omniglot_variants.py",
         "Meta-training variants on the Omniglot validation alphabet.",
         "200 episodes per variant",
     )
     parser.add_argument("--variants", nargs="+", help=f"subset of {VARIANTS}")
     args = parser.parse_args(argv)
-    run(_common.study_overrides(args, variants=args.variants))
+    run(harness.study_overrides(args, variants=args.variants))
 
 
 if __name__ == "__main__":

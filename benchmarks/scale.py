@@ -54,8 +54,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import markdown_table, rst_csv_table  # noqa: E402
+import harness  # noqa: E402
+from harness import markdown_table, rst_csv_table  # noqa: E402
 
 REPO = _HERE.parent
 
@@ -257,7 +257,7 @@ def run(config=None):
             rows.append(row)
     return {
         "config": config,
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rows": rows,
     }
@@ -328,7 +328,7 @@ def write_outputs(results, out) -> None:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = results["config"]["name"]
-    _common.write_json(results, out / f"{name}.json")
+    harness.write_json(results, out / f"{name}.json")
     (out / f"{name}.md").write_text(markdown(results))
     title = f"Time and peak memory ({results['date']})"
     (out / f"{name}_tables.rst").write_text(

@@ -46,8 +46,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import Timer, markdown_table, sample_crowd_tasks, stable_seed  # noqa: E402
+import harness  # noqa: E402
+from harness import Timer, markdown_table, sample_crowd_tasks, stable_seed  # noqa: E402
 
 from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
 from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
@@ -73,7 +73,7 @@ def default_config(quick=False) -> dict:
         "digits_sources": [4, 6],
         "digits_partitions": 3,
         "labelme": True,
-        "labelme_data": str(_common.SHARED_DATA / "labelme"),
+        "labelme_data": str(harness.SHARED_DATA / "labelme"),
         "shots": [1, 3, 5],
         "n_tasks": 30,
         "n_annotators": 5,
@@ -265,7 +265,7 @@ def summarize_groups(results, shots) -> list:
                     "data": data,
                     "n_source": n_source,
                     "shot": shot,
-                    **{m: _common.summarize(v) for m, v in pooled.items()},
+                    **{m: harness.summarize(v) for m, v in pooled.items()},
                     "auto_minus_input": float(
                         np.mean(pooled["auto"]) - np.mean(pooled["input"])
                     ),
@@ -285,7 +285,7 @@ def table(rows) -> tuple[list, list]:
             r["data"],
             r["n_source"],
             r["shot"],
-            *(_common.fmt_acc(r[m]["mean"], r[m]["sem"]) for m in METHODS),
+            *(harness.fmt_acc(r[m]["mean"], r[m]["sem"]) for m in METHODS),
             f"{r['auto_minus_input']:+.3f}",
             f"{r['worst_partition_auto_minus_input']:+.3f}",
             ", ".join(f"{k} {v:.0%}" for k, v in sorted(r["chosen"].items())),
@@ -328,19 +328,19 @@ def run(config=None, **overrides) -> dict:
         raw += labelme_splits(cfg)
     results = {
         "config": cfg,
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "raw": raw,
         "summary": summarize_groups(raw, cfg["shots"]),
         "wall_seconds": time.perf_counter() - t0,
     }
     if cfg["write"]:
         out = Path(cfg["output_dir"])
-        path = _common.write_json(results, out / f"{cfg['name']}.json")
+        path = harness.write_json(results, out / f"{cfg['name']}.json")
         md = out / f"{cfg['name']}.md"
         md.write_text(markdown(results) + "\n")
         rst = out / f"{cfg['name']}_tables.rst"
         title = "Mean query accuracy ± standard error (4-way target tasks)"
-        rst.write_text(_common.rst_csv_table(title, *table(results["summary"])) + "\n")
+        rst.write_text(harness.rst_csv_table(title, *table(results["summary"])) + "\n")
         results["files"] = {"json": str(path), "markdown": str(md), "rst": str(rst)}
     return results
 

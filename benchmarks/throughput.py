@@ -59,8 +59,8 @@ if str(_HERE) not in sys.path:
 if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
-import _common  # noqa: E402
-from _common import markdown_table  # noqa: E402
+import harness  # noqa: E402
+from harness import markdown_table  # noqa: E402
 
 from sklearn_metaannot import (  # noqa: E402
     EpisodeSampler,
@@ -258,7 +258,7 @@ def run(config=None) -> dict:
     print(validation, flush=True)
     return {
         "config": cfg,
-        "environment": _common.environment(),
+        "environment": harness.environment(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "rows": rows,
         "validation": validation,
@@ -541,7 +541,7 @@ def main(argv=None):
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    _common.write_json(results, out / f"{results['config']['name']}.json")
+    harness.write_json(results, out / f"{results['config']['name']}.json")
     (out / f"{results['config']['name']}.md").write_text(markdown(results))
     print(markdown(results))
 

@@ -99,7 +99,7 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
 
 
 def test_tasks_are_seeded_and_shared(omniglot):
-    from _common import sample_crowd_tasks
+    from harness import sample_crowd_tasks
 
     y = np.repeat(np.arange(10), 20)
     kw = {"n_tasks": 3, "n_way": 4, "n_shot": 2, "n_query": 5, "n_annotators": 3}

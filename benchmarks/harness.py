@@ -1,9 +1,13 @@
-"""Shared benchmark helpers: crowd tasks, statistics, tables and result files."""
-# SPDX-License-Identifier: BSD-3-Clause
+"""The benchmark harness: tasks, methods, the evaluation loop, statistics, files.
 
-# Nothing here is specific to one data set: the Omniglot benchmark uses it, and a
-# benchmark on another data set (e.g. LabelMe) can reuse the task sampler, the
-# statistics (mean, standard error, paired t-test), the tables and the writers.
+A benchmark script states its data, its protocol and its methods; this module
+holds the rest: the seeded task sets every method shares (:class:`TaskSet`),
+the method registry (:class:`Methods`), the evaluation loop with per-task rows
+and timings (:func:`evaluate`), the summary (mean, standard error, paired
+t-test against a reference, the best method and those tied with it) and the
+writers of the JSON, CSV, Markdown and reStructuredText files and of the plots.
+"""
+# SPDX-License-Identifier: BSD-3-Clause
 
 from __future__ import annotations
 
@@ -187,6 +191,140 @@ def index_features(indices) -> np.ndarray:
     return np.asarray(indices, dtype=np.float64)[:, None]
 
 
+class TaskSet:
+    """Seeded tasks shared by every method, and how to read one as arrays.
+
+    Parameters
+    ----------
+    tasks : sequence
+        The tasks, drawn once before any method runs.
+    read : callable
+        ``read(task) -> (X, Y, X_query, y_query, seed)``: support features,
+        crowd labels, query features, true query codes and the task's seed.
+    """
+
+    def __init__(self, tasks, read):
+        self.tasks = list(tasks)
+        self.read = read
+
+    @classmethod
+    def simulated(cls, X, y, **params) -> TaskSet:
+        """Tasks of :func:`sample_crowd_tasks` on the pool ``(X, y)``."""
+        X = np.asarray(X)
+
+        def read(t):
+            return X[t.support], t.Y, X[t.query], t.query_y, t.seed
+
+        return cls(sample_crowd_tasks(y, **params), read)
+
+    def __len__(self):
+        return len(self.tasks)
+
+    def __iter__(self):
+        return iter(self.tasks)
+
+
+# -- methods and the evaluation loop -----------------------------------------------
+
+
+class Method(NamedTuple):
+    """One method of a benchmark.
+
+    Attributes
+    ----------
+    name : str
+        Key in the results.
+    label : str
+        Name in the tables.
+    build : callable
+        ``build(context, seed) -> estimator``: an unfitted estimator for one
+        task; ``context`` holds what the benchmark prepared (meta-trained
+        models, settings).
+    needs_meta : bool
+        Whether the method needs a meta-trained model in ``context``.
+    record : callable or None
+        ``record(estimator) -> dict``: more columns of the per-task row.
+    """
+
+    name: str
+    label: str
+    build: object
+    needs_meta: bool = False
+    record: object = None
+
+
+class Methods(dict):
+    """Method registry: name -> :class:`Method`, in the order of registration."""
+
+    def add(self, name, label, *, needs_meta=False, record=None):
+        """Register the decorated ``build(context, seed)`` as method ``name``."""
+
+        def register(build):
+            self[name] = Method(name, label, build, needs_meta, record)
+            return build
+
+        return register
+
+    def labels(self) -> dict:
+        """Name -> label."""
+        return {name: m.label for name, m in self.items()}
+
+    def select(self, names) -> Methods:
+        """The registered methods ``names``, in that order (unknown: an error)."""
+        unknown = [n for n in names if n not in self]
+        if unknown:
+            raise ValueError(f"unknown methods {unknown}; known: {list(self)}")
+        out = Methods()
+        out.update((n, self[n]) for n in names)
+        return out
+
+
+def evaluate(methods, taskset, context=None) -> list[dict]:
+    """Fit every method on every task: one row per task and method.
+
+    Parameters
+    ----------
+    methods : Methods
+    taskset : TaskSet
+    context : object, optional
+        Passed to each method's ``build``.
+
+    Returns
+    -------
+    list of dict
+        ``task`` (index), ``method``, ``accuracy`` on the query, ``seconds``
+        (fit and predict) and the method's ``record`` columns; tasks in order,
+        methods in registration order within a task.
+    """
+    rows = []
+    for i, task in enumerate(taskset):
+        X, Y, X_query, y_query, seed = taskset.read(task)
+        for method in methods.values():
+            with Timer() as timer, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est = method.build(context, seed)
+                est.fit(X, Y)
+                pred = np.asarray(est.predict(X_query))
+            row = {
+                "task": i,
+                "method": method.name,
+                "accuracy": float(np.mean(pred == y_query)),
+                "seconds": timer.seconds,
+            }
+            if method.record is not None:
+                row.update(method.record(est))
+            rows.append(row)
+    return rows
+
+
+def column(rows, key="accuracy") -> dict[str, list]:
+    """Values of ``key`` per method, in row order."""
+    out: dict[str, list] = {}
+    for row in rows:
+        out.setdefault(row["method"], []).append(row[key])
+    return out
+
+
 # -- statistics -----------------------------------------------------------------------
 
 
@@ -220,6 +358,44 @@ def paired_ttest(a, b, *, alpha=0.05) -> dict:
         p = 0.0 if diff != 0 else 1.0
     verdict = "tie" if p >= alpha else ("win" if diff > 0 else "loss")
     return {"diff": diff, "t": t, "p": p, "verdict": verdict}
+
+
+def best_or_tied(accuracies: Mapping[str, Sequence[float]], *, alpha=0.05) -> set:
+    """The method of highest mean and those tied with it (paired t-test).
+
+    Parameters
+    ----------
+    accuracies : mapping
+        Method -> per-task accuracies, on the same tasks in the same order.
+    alpha : float, default=0.05
+        Level of the test: p >= alpha is a tie.
+
+    Returns
+    -------
+    set of str
+        The methods to print in bold.
+    """
+    best = max(accuracies, key=lambda m: summarize(accuracies[m])["mean"])
+    return {
+        m
+        for m, acc in accuracies.items()
+        if m == best
+        or paired_ttest(acc, accuracies[best], alpha=alpha)["verdict"] == "tie"
+    }
+
+
+def compare(accuracies: Mapping[str, Sequence[float]], reference=None) -> dict:
+    """Per method: :func:`summarize`, the paired test against ``reference``
+    (``vs_reference``, the reference itself has none) and ``bold``
+    (:func:`best_or_tied`)."""
+    bold = best_or_tied(accuracies)
+    out = {}
+    for m, acc in accuracies.items():
+        out[m] = summarize(acc)
+        if reference is not None and m != reference:
+            out[m]["vs_reference"] = paired_ttest(acc, accuracies[reference])
+        out[m]["bold"] = m in bold
+    return out
 
 
 class Timer:
@@ -343,6 +519,57 @@ def write_csv(rows: Sequence[Mapping], path) -> Path:
     return path
 
 
+def write_outputs(out_dir, name, results, *, markdown=None, rst=(), csv=None) -> dict:
+    """Write a benchmark's files; returns their paths by kind.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder of the files.
+    name : str
+        Their stem.
+    results : dict
+        Written to ``<name>.json``.
+    markdown : str, optional
+        Written to ``<name>.md``.
+    rst : sequence of (title, header, rows)
+        Tables of ``<name>_tables.rst`` (included in the docs).
+    csv : sequence of dict, optional
+        Rows of ``<name>.csv``.
+    """
+    out = Path(out_dir)
+    files = {"json": str(write_json(results, out / f"{name}.json"))}
+    if markdown is not None:
+        path = out / f"{name}.md"
+        path.write_text(markdown + "\n")
+        files["markdown"] = str(path)
+    if rst:
+        path = out / f"{name}_tables.rst"
+        path.write_text("\n\n".join(rst_csv_table(*t) for t in rst) + "\n")
+        files["rst"] = str(path)
+    if csv is not None:
+        files["csv"] = str(write_csv(csv, out / f"{name}.csv"))
+    return files
+
+
+def configure(default_config, config=None, *, nested=()) -> dict:
+    """A benchmark's configuration: its defaults updated by ``config``.
+
+    ``quick=True`` in ``config`` selects the quick defaults of
+    ``default_config(quick=...)``; every other key overrides a default
+    (unknown keys are an error); the keys in ``nested`` (dicts) are merged
+    key by key.
+    """
+    config = dict(config or {})
+    cfg = default_config(quick=bool(config.pop("quick", False)))
+    unknown = set(config) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+    merged = {k: {**cfg[k], **config.pop(k, {})} for k in nested}
+    cfg.update(config, **merged)
+    return cfg
+
+
 def line_plot(
     path,
     x,
@@ -390,35 +617,19 @@ def line_plot(
 
 
 def study_config(default_config, config=None, overrides=None) -> dict:
-    """Configuration of a study script (``omniglot_clipping.py`` and the like).
-
-    ``quick=True`` in ``config`` selects the quick defaults of
-    ``default_config``; every other key overrides a default (unknown keys are an
-    error), and ``omniglot``, the overrides of the Omniglot benchmark's own
-    configuration, is merged key by key.
-    """
+    """Configuration of a study script (``omniglot_clipping.py`` and the like):
+    :func:`configure`, with ``omniglot`` (the overrides of the Omniglot
+    benchmark's own configuration) merged key by key."""
     config = {**(config or {}), **(overrides or {})}
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    nested = {**cfg["omniglot"], **config.pop("omniglot", {})}
-    cfg.update(config, omniglot=nested)
-    return cfg
+    return configure(default_config, config, nested=("omniglot",))
 
 
 def write_study_outputs(results, out_dir, markdown_text, rst_title, table) -> dict:
     """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst``; returns their paths."""
-    out = Path(out_dir)
     name = results["config"]["name"]
-    files = {"json": str(write_json(results, out / f"{name}.json"))}
-    md = out / f"{name}.md"
-    md.write_text(markdown_text + "\n")
-    files["markdown"] = str(md)
-    rst = out / f"{name}_tables.rst"
-    rst.write_text(rst_csv_table(rst_title, *table) + "\n")
-    files["rst"] = str(rst)
-    return files
+    return write_outputs(
+        out_dir, name, results, markdown=markdown_text, rst=[(rst_title, *table)]
+    )
 
 
 def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
