@@ -47,22 +47,44 @@ if str(_HERE.parent) not in sys.path:  # a source checkout without installation
     sys.path.insert(1, str(_HERE.parent))
 
 import harness  # noqa: E402
-from harness import Timer, markdown_table, sample_crowd_tasks, stable_seed  # noqa: E402
+from harness import Timer, markdown_table, stable_seed  # noqa: E402
 
 from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
 from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
 
 REPO = _HERE.parent
 
-#: Methods: key -> label.
-METHODS = {
-    "auto": "Default model (meta_fit, representation='auto')",
-    "meta": "Same encoder, always meta",
-    "input": "EM, no meta (standardised input)",
-    "scaled": "EM, no meta (globally scaled input)",
-    "auto_nometa": "EM, no meta (auto)",
-    "lrmv": "LR on majority vote",
-}
+#: The methods; ``context`` is the model meta-fitted on the source classes.
+METHODS = harness.Methods()
+METHODS.add(
+    "auto",
+    "Default model (meta_fit, representation='auto')",
+    needs_meta=True,
+    record=lambda est: {"representation": est.representation_},
+)(lambda model, seed: clone(model))
+METHODS.add("meta", "Same encoder, always meta", needs_meta=True)(
+    lambda model, seed: clone(model).set_params(representation="meta")
+)
+METHODS.add("input", "EM, no meta (standardised input)")(
+    lambda model, seed: MetaAnnotatorClassifier(
+        representation="input", random_state=seed
+    )
+)
+METHODS.add("scaled", "EM, no meta (globally scaled input)")(
+    lambda model, seed: MetaAnnotatorClassifier(
+        representation="scaled", random_state=seed
+    )
+)
+METHODS.add("auto_nometa", "EM, no meta (auto)")(
+    lambda model, seed: MetaAnnotatorClassifier(random_state=seed)
+)
+METHODS.add("lrmv", "LR on majority vote")(
+    lambda model, seed: AggregateThenClassify(
+        MajorityVote(random_state=seed),
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        random_state=seed,
+    )
+)
 
 
 def default_config(quick=False) -> dict:
@@ -96,41 +118,16 @@ def default_config(quick=False) -> dict:
     return cfg
 
 
-def _fit_predict(method, model, X, Y, Xq, seed):
-    if method == "auto":
-        est = clone(model)
-    elif method == "meta":
-        est = clone(model).set_params(representation="meta")
-    elif method in ("input", "scaled"):
-        est = MetaAnnotatorClassifier(representation=method, random_state=seed)
-    elif method == "auto_nometa":
-        est = MetaAnnotatorClassifier(random_state=seed)
-    else:
-        est = AggregateThenClassify(
-            MajorityVote(random_state=seed),
-            make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-            random_state=seed,
-        )
-    est.fit(X, Y)
-    return np.asarray(est.predict(Xq)), getattr(est, "representation_", None)
-
-
-def _evaluate(model, tasks_by_shot, get_task):
-    """Accuracy per method and the chosen representations, per shot."""
+def _evaluate(model, tasksets):
+    """Per shot: per-task accuracy and seconds per method, and what auto chose."""
     out = {}
-    for shot, tasks in tasks_by_shot.items():
-        acc = {m: [] for m in METHODS}
-        chosen = []
-        for task in tasks:
-            X, Y, Xq, yq, seed = get_task(task)
-            for m in METHODS:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    pred, rep = _fit_predict(m, model, X, Y, Xq, seed)
-                acc[m].append(float(np.mean(pred == yq)))
-                if m == "auto":
-                    chosen.append(rep)
-        out[str(shot)] = {"accuracy": acc, "chosen": chosen}
+    for shot, taskset in tasksets.items():
+        rows = harness.evaluate(METHODS, taskset, model)
+        out[str(shot)] = {
+            "accuracy": harness.column(rows),
+            "chosen": [r["representation"] for r in rows if r["method"] == "auto"],
+            "seconds": harness.column(rows, "seconds"),
+        }
     return out
 
 
@@ -173,8 +170,9 @@ def digits_partitions(cfg):
             is_source = np.isin(y, source)
             model, info = _meta_fit(cfg, X[is_source], y[is_source], int(order[0]) + p)
             pool = np.flatnonzero(np.isin(y, target))
-            tasks_by_shot = {
-                shot: sample_crowd_tasks(
+            tasksets = {
+                shot: harness.TaskSet.simulated(
+                    X[pool],
                     y[pool],
                     n_tasks=cfg["n_tasks"],
                     n_way=4,
@@ -186,11 +184,7 @@ def digits_partitions(cfg):
                 )
                 for shot in cfg["shots"]
             }
-
-            def get_task(t, pool=pool):
-                return X[pool[t.support]], t.Y, X[pool[t.query]], t.query_y, t.seed
-
-            res = _evaluate(model, tasks_by_shot, get_task)
+            res = _evaluate(model, tasksets)
             results.append(_row("digits", n_source, p, source, target, info, res))
             _log(cfg, results[-1])
     return results
@@ -214,15 +208,17 @@ def labelme_splits(cfg):
         in_target = np.isin(data.y_test, target)
         Xq = data.X_test[in_target]
         yq = np.searchsorted(target, data.y_test[in_target])
-        tasks_by_shot = {
-            shot: labelme.make_tasks(data, target, shot, cfg["n_tasks"], 0, si)[0]
-            for shot in cfg["shots"]
-        }
 
-        def get_task(t, Xq=Xq, yq=yq):
+        def read(t, Xq=Xq, yq=yq):
             return data.X_train[t["support"]], t["Y"], Xq, yq, t["seed"]
 
-        res = _evaluate(model, tasks_by_shot, get_task)
+        tasksets = {
+            shot: harness.TaskSet(
+                labelme.make_tasks(data, target, shot, cfg["n_tasks"], 0, si)[0], read
+            )
+            for shot in cfg["shots"]
+        }
+        res = _evaluate(model, tasksets)
         results.append(_row("labelme", 4, si, source, target, info, res))
         _log(cfg, results[-1])
     return results
@@ -278,7 +274,7 @@ def summarize_groups(results, shots) -> list:
 
 def table(rows) -> tuple[list, list]:
     """Header and rows of the summary table (Markdown and reST)."""
-    header = ["data", "source classes", "shot", *METHODS.values()]
+    header = ["data", "source classes", "shot", *METHODS.labels().values()]
     header += ["auto - input", "worst partition", "auto chose"]
     body = [
         [
@@ -316,12 +312,7 @@ def markdown(results) -> str:
 
 def run(config=None, **overrides) -> dict:
     """Run the study; with ``write=True`` write ``<name>.json`` and ``<name>.md``."""
-    config = {**(config or {}), **overrides}
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    cfg.update(config)
+    cfg = harness.configure(default_config, {**(config or {}), **overrides})
     t0 = time.perf_counter()
     raw = digits_partitions(cfg)
     if cfg["labelme"] and Path(cfg["labelme_data"]).is_dir():
@@ -334,14 +325,14 @@ def run(config=None, **overrides) -> dict:
         "wall_seconds": time.perf_counter() - t0,
     }
     if cfg["write"]:
-        out = Path(cfg["output_dir"])
-        path = harness.write_json(results, out / f"{cfg['name']}.json")
-        md = out / f"{cfg['name']}.md"
-        md.write_text(markdown(results) + "\n")
-        rst = out / f"{cfg['name']}_tables.rst"
         title = "Mean query accuracy ± standard error (4-way target tasks)"
-        rst.write_text(harness.rst_csv_table(title, *table(results["summary"])) + "\n")
-        results["files"] = {"json": str(path), "markdown": str(md), "rst": str(rst)}
+        results["files"] = harness.write_outputs(
+            cfg["output_dir"],
+            cfg["name"],
+            results,
+            markdown=markdown(results),
+            rst=[(title, *table(results["summary"]))],
+        )
     return results
 
 
