@@ -59,11 +59,14 @@ from sklearn_metaannot.datasets import load_labelme  # noqa: E402
 
 REPO = _HERE.parent
 
-#: Methods: key -> label.
-METHODS = {
-    "em_global": "EM, no meta (global scaling)",
-    "ours": "Ours (meta-learned, representation='auto')",
-}
+#: The methods; ``context`` holds the configuration and the meta-trained models.
+METHODS = harness.Methods()
+METHODS.add("em_global", "EM, no meta (global scaling)")(
+    lambda context, seed: labelme._em_global(None, context["cfg"]["labelme"], seed)
+)
+METHODS.add("ours", "Ours (meta-learned, representation='auto')", needs_meta=True)(
+    lambda context, seed: clone(context["models"]["pa"])
+)
 
 
 def default_config(quick=False) -> dict:
@@ -188,11 +191,7 @@ def logit_spreads(est, X, Y) -> dict:
 
 
 def _estimator(method, models, cfg, seed):
-    if method == "em_global":
-        return labelme._em_global(None, cfg["labelme"], seed)
-    if method == "ours":
-        return clone(models["pa"])
-    raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
+    return METHODS[method].build({"models": models, "cfg": cfg}, seed)
 
 
 def settings(cfg, shot) -> list[str]:
@@ -394,7 +393,7 @@ def table(results) -> tuple[list, list]:
                     for s in shots
                     for c in [summary[s]["history_coverage"][key[len("history_") :]]]
                 )
-            body.append([METHODS[method], _row_label(key), *cells, *diffs, cov])
+            body.append([METHODS[method].label, _row_label(key), *cells, *diffs, cov])
     return header, body
 
 
@@ -470,15 +469,8 @@ def run(config=None, **overrides) -> dict:
         ``wall_seconds`` and, when written, ``files``.
     """
     config = {**(config or {}), **overrides}
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    nested = {**cfg["labelme"], **config.pop("labelme", {})}
-    cfg.update(config, labelme=nested)
-    bad = [m for m in cfg["methods"] if m not in METHODS]
-    if bad:
-        raise ValueError(f"unknown methods {bad}; known: {list(METHODS)}")
+    cfg = harness.configure(default_config, config, nested=["labelme"])
+    methods = METHODS.select(cfg["methods"])
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(int(cfg["threads"]))
@@ -491,7 +483,7 @@ def run(config=None, **overrides) -> dict:
         for i, target in enumerate(cfg["splits"]):
             _log(cfg, f"split {i}: target classes {target}")
             models = {}
-            if "ours" in cfg["methods"]:
+            if any(m.needs_meta for m in methods.values()):
                 models, info = labelme.meta_train(meta_cfg, data, target, i)
                 results["meta_training"].append(info)
             raw.append(evaluate_split(cfg, data, target, i, models))
@@ -505,16 +497,17 @@ def run(config=None, **overrides) -> dict:
             "Mean query accuracy ± standard error, 4-way LabelMe tasks with real "
             "annotators: gold labels and annotator history"
         )
-        results["files"] = harness.write_study_outputs(
-            results, cfg["output_dir"], markdown(results), title, table(results)
-        )
-        rst = Path(results["files"]["rst"])
-        second = harness.rst_csv_table(
+        second = (
             "E-step terms (median range over classes, nats) and query predictions "
-            "changed by the history",
-            *diagnostics_table(results),
+            "changed by the history"
         )
-        rst.write_text(rst.read_text() + "\n" + second + "\n")
+        results["files"] = harness.write_outputs(
+            cfg["output_dir"],
+            cfg["name"],
+            results,
+            markdown=markdown(results),
+            rst=[(title, *table(results)), (second, *diagnostics_table(results))],
+        )
     return results
 
 
