@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,8 @@ if str(_HERE.parent) not in sys.path:  # a source checkout without installation
 
 import harness  # noqa: E402
 from harness import markdown_table  # noqa: E402
+
+from sklearn_metaannot._distributed import cpu_launch_args  # noqa: E402
 
 REPO = _HERE.parent
 RESULTS = _HERE / "results"
@@ -112,12 +113,6 @@ def child(out, n_episodes, meta_batch_size, seed):
         )
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _one_run(n_processes, config, out, hf_home):
     args = [
         str(Path(__file__).resolve()),
@@ -131,21 +126,7 @@ def _one_run(n_processes, config, out, hf_home):
         str(config["seed"]),
     ]
     if n_processes > 1:
-        launch = [
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            str(n_processes),
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-        ]
+        launch = cpu_launch_args(n_processes)
         args = launch + args
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     # HF_HOME: no user `accelerate config` file changes the launch

@@ -542,12 +542,16 @@ def support_label_accuracy(task, seed) -> dict:
     }
 
 
+def query_set(data, target):
+    """Every test image of the ``target`` classes, with its class code."""
+    in_target = np.isin(data.y_test, target)
+    return data.X_test[in_target], np.searchsorted(target, data.y_test[in_target])
+
+
 def evaluate_split(cfg, data, target, split_index, models) -> dict:
     """Accuracies of every method on every task of one split, per setting."""
     target = np.asarray(target)
-    in_target = np.isin(data.y_test, target)
-    X_query = data.X_test[in_target]
-    y_query = np.searchsorted(target, data.y_test[in_target])
+    X_query, y_query = query_set(data, target)
     out = {}
     for shot in cfg["shots"]:
         tasks, redrawn = make_tasks(

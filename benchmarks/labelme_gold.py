@@ -203,9 +203,7 @@ def settings(cfg, shot) -> list[str]:
 def evaluate_split(cfg, data, target, split_index, models) -> dict:
     """Per-task accuracy of every method and setting on one split."""
     target = np.asarray(target)
-    in_target = np.isin(data.y_test, target)
-    X_query = data.X_test[in_target]
-    y_query = np.searchsorted(target, data.y_test[in_target])
+    X_query, y_query = labelme.query_set(data, target)
     out = {}
     for shot in cfg["shots"]:
         tasks, _ = labelme.make_tasks(

@@ -4,7 +4,6 @@
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ from sklearn_metaannot import MetaAnnotatorClassifier
 from sklearn_metaannot._distributed import (
     ShardedEpisodeDataset,
     check_divisible,
+    cpu_launch_args,
     launched_world_size,
     process_group,
 )
@@ -46,29 +46,11 @@ def _env(**extra):
     return env
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(out_dir, script_args=(), n_processes=2, script=SCRIPT, tmp_home=None):
     """``accelerate launch`` with ``n_processes`` CPU processes (gloo)."""
     cmd = [
         sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",  # torchrun; `--cpu` with several processes needs MPI
-        "--num_processes",
-        str(n_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
+        *cpu_launch_args(n_processes),
         str(script),
         str(out_dir),
         *script_args,
