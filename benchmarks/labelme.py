@@ -92,8 +92,8 @@ OURS = "ours"
 METHODS = {
     "ours": (
         "Ours",
-        "MetaAnnotatorClassifier, residual-MLP encoder meta-learned "
-        "with pseudo-annotation (R = 3-7 dense simulated annotators); EM in the "
+        "MetaAnnotatorClassifier with its defaults: residual-MLP encoder "
+        "meta-learned on clean episodes (pseudo_annotation=False); EM in the "
         "latent space that representation='auto' (the default) chooses per task "
         "from the crowd labels: the meta-learned one or the input features",
     ),
@@ -134,10 +134,10 @@ METHODS = {
         "EM, no meta (standardised)",
         "our EM on per-feature standardised features (representation='input')",
     ),
-    "wopa": (
-        "w/o PA",
-        "the same encoder and EM as Ours, meta-learned on clean "
-        "episodes (a prototypical network)",
+    "ours_pa": (
+        "Ours, with PA",
+        "the paper's method: the same encoder and EM as Ours, meta-learned "
+        "with pseudo-annotation (R = 3-7 dense simulated annotators)",
     ),
     "prmv": ("PrMV", "prototypes from soft majority-vote labels in the w/o-PA space"),
     "lrmv": (
@@ -162,12 +162,12 @@ METHODS = {
 }
 #: Meta-learned models each method needs.
 NEEDS = {
-    "ours": "pa",
-    "ours_meta": "pa",
+    "ours": "wopa",
+    "ours_meta": "wopa",
     "ours_fw": "fw",
     "ours_sparse": "sparse",
     "ours_mlp": "mlp",
-    "wopa": "wopa",
+    "ours_pa": "pa",
     "prmv": "wopa",
 }
 
@@ -402,9 +402,9 @@ def _meta_estimator(cfg, kind, seed):
         random_state=seed,
         **_em_params(cfg),
     )
-    if kind == "wopa":
-        params["pseudo_annotation"] = False
-    elif kind == "sparse":
+    if kind in ("pa", "sparse"):
+        params["pseudo_annotation"] = True
+    if kind == "sparse":
         params["n_annotators"] = tuple(cfg["sparse_n_annotators"])
         params["annotation_rate"] = cfg["sparse_annotation_rate"]
     elif kind == "mlp":
@@ -477,10 +477,10 @@ def _logistic():
 
 def fit_predict(method, models, cfg, X, Y, y_gold, X_query, seed):
     """Fit ``method`` on one support and predict the query codes."""
-    if method in ("ours", "ours_fw", "ours_sparse", "ours_mlp", "wopa"):
+    if method in ("ours", "ours_fw", "ours_sparse", "ours_mlp", "ours_pa"):
         est = clone(models[NEEDS[method]]).fit(X, Y)
     elif method == "ours_meta":
-        est = clone(models["pa"]).set_params(representation="meta").fit(X, Y)
+        est = clone(models["wopa"]).set_params(representation="meta").fit(X, Y)
     elif method == "em_auto":
         est = MetaAnnotatorClassifier(random_state=seed, **_em_params(cfg)).fit(X, Y)
     elif method == "em_global":

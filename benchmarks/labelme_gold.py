@@ -12,7 +12,7 @@ Protocol (fixed before any result was seen):
 - methods: our EM without meta-learning on globally scaled features
   (``representation="scaled"``, the best no-meta space of the LabelMe page),
   and the default meta-learned model of that page ("Ours": residual-MLP
-  encoder, pseudo-annotation, ``representation="auto"``), meta-trained per
+  encoder, clean episodes, ``representation="auto"``), meta-trained per
   split exactly as there;
 - gold labels: g = 0, 1, 2 support items per class (the first g of each class
   in the support's random order) get ``y_gold``; they keep their crowd labels.
@@ -65,7 +65,7 @@ METHODS.add("em_global", "EM, no meta (global scaling)")(
     lambda context, seed: labelme._em_global(None, context["cfg"]["labelme"], seed)
 )
 METHODS.add("ours", "Ours (meta-learned, representation='auto')", needs_meta=True)(
-    lambda context, seed: clone(context["models"]["pa"])
+    lambda context, seed: clone(context["models"]["wopa"])
 )
 
 

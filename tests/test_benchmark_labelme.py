@@ -36,7 +36,7 @@ TINY = {
         "ours",
         "em_global",
         "em_input",
-        "wopa",
+        "ours_pa",
         "prmv",
         "lrmv",
         "lrds",

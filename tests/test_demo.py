@@ -13,7 +13,7 @@ def test_demo_runs_and_reports_every_method():
     result = run_demo(n_episodes=200, n_tasks=3, verbose=0)
     methods = {
         "ours",
-        "w/o PA",
+        "with PA",
         "ours, no meta-learning (standardised)",
         "ours, no meta-learning (globally scaled)",
         "majority vote + logistic regression",
