@@ -300,8 +300,13 @@ def _episode_settings(cfg) -> dict:
 
 
 def base_estimator(cfg) -> MetaAnnotatorClassifier:
-    """Our model with the benchmark's meta-training settings (not yet fitted)."""
+    """Our model with the benchmark's meta-training settings (not yet fitted).
+
+    "Ours" is the paper's method, with pseudo-annotation (no longer the package
+    default); w/o PA sets ``pseudo_annotation=False``.
+    """
     return MetaAnnotatorClassifier(
+        pseudo_annotation=True,
         encoder=cfg["encoder"],
         image_shape=(1, 28, 28),
         annotator_mixture=tuple(cfg["meta_mixture"]),

@@ -861,7 +861,7 @@ or torch.nn.Module, default="mlp"
         ...     n_way=3, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
         ...     random_state=0)
         >>> clf = clf.meta_fit(X_source, y_source)
-        >>> len(clf.meta_history_), clf.meta_selected_ in ("meta", "input")
+        >>> len(clf.meta_history_), clf.meta_selected_ in ("meta", "input", "scaled")
         (2, True)
         """
         X_flat, sample_shape = flatten_samples(X_source)
