@@ -99,6 +99,7 @@ def _model(cfg, **params) -> MetaAnnotatorClassifier:
     return MetaAnnotatorClassifier(
         **{**_params(cfg, EPISODES + ENCODER), **params},
         encoder="mlp",
+        pseudo_annotation=True,  # as the plain loop's sampler, whatever the default
         validation_classes=0.0,
         lr=cfg["lr"],
         device=cfg["device"],
