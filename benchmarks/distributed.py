@@ -1,31 +1,20 @@
-"""Scaling of data-parallel meta_fit: episodes per second with 1 and 2 processes."""
-# SPDX-License-Identifier: BSD-3-Clause
+"""Scaling of data-parallel meta_fit: episodes per second with 1 and 2 processes.
 
-# Meta-training throughput of ``MetaAnnotatorClassifier.meta_fit`` in one process
-# and in two processes started by ``accelerate launch`` on the CPU (gloo):
-#
-#   python benchmarks/distributed.py            # about two minutes on 2 cores
-#   python benchmarks/distributed.py --quick    # a smoke run
-#
-# Protocol:
-# - data: scikit-learn's digits 0-5 as source classes, ``validation_classes=0.5``
-#   (3-way training and validation episodes), the MLP encoder of the docs'
-#   example (hidden layer 32, embedding 16), ``n_shot=5``, ``n_query=5``;
-# - ``n_episodes`` global episodes in two epochs, global meta-batches of 8 and
-#   of 32 episodes per step (each of N processes draws ``meta_batch_size / N``),
-#   8 validation tasks per epoch (every process validates on all of them);
-# - each run is a fresh launch (``python`` for 1 process, ``accelerate launch
-#   --multi_gpu --num_processes 2`` with no GPU visible for 2), torch with 1
-#   intra-op thread per process; the process group is set up, and a short
-#   ``meta_fit`` warms the process up (the first torch optimizer of a process
-#   costs about a second), before the clock starts; the time is the wall clock
-#   of the whole timed ``meta_fit`` on rank 0 (training, validation, the no-meta
-#   reference scores);
-# - episodes per second: ``n_episodes`` over that time, the best of ``rounds``
-#   runs per configuration, which alternate (1, 2, 1, 2, ...); the ratio is
-#   the 2-process rate over the 1-process rate at the same meta-batch.
-#
-# ``run(config) -> results`` does everything and is what the docs quote.
+    python benchmarks/distributed.py            # about two minutes on 2 cores
+    python benchmarks/distributed.py --quick    # a smoke run
+
+Protocol: digits 0-5 as source classes (``validation_classes=0.5``: 3-way
+training and validation episodes), the MLP encoder of the docs' example (hidden
+layer 32, embedding 16), 5 shots, 5 queries; ``n_episodes`` global episodes in
+two epochs, global meta-batches of 8 and 32 (each of N processes draws
+``meta_batch_size / N``), 8 validation tasks per epoch. Each run is a fresh
+launch (``python`` for 1 process, ``accelerate launch`` on the CPU for 2), one
+torch thread per process; the process group and a short warm-up ``meta_fit``
+come before the clock; the time is the wall clock of the timed ``meta_fit`` on
+rank 0. Episodes per second: the best of ``rounds`` runs, which alternate
+(1, 2, 1, 2, ...); ratio: over the 1-process rate at the same meta-batch.
+"""
+# SPDX-License-Identifier: BSD-3-Clause
 
 from __future__ import annotations
 
@@ -35,22 +24,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
+if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
     sys.path.insert(0, str(_HERE))
-if str(_HERE.parent) not in sys.path:  # a source checkout without installation
-    sys.path.insert(1, str(_HERE.parent))
 
 import harness  # noqa: E402
-from harness import markdown_table  # noqa: E402
 
 from sklearn_metaannot._distributed import cpu_launch_args  # noqa: E402
-
-REPO = _HERE.parent
-RESULTS = _HERE / "results"
 
 DEFAULT_CONFIG = {
     "name": "distributed",
@@ -81,7 +64,7 @@ def child(out, n_episodes, meta_batch_size, seed):
     torch.set_num_threads(1)
     group = process_group("cpu")  # set up the process group before the clock
     X, y = load_digits(return_X_y=True)
-    source = y < 6
+    X, y = X[y < 6], y[y < 6]
 
     def model(n):
         return MetaAnnotatorClassifier(
@@ -102,132 +85,103 @@ def child(out, n_episodes, meta_batch_size, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         # warm-up: the first torch optimizer of a process costs about a second
-        model(4 * meta_batch_size).meta_fit(X[source], y[source])
+        model(4 * meta_batch_size).meta_fit(X, y)
         clf = model(n_episodes)
-        start = time.perf_counter()
-        clf.meta_fit(X[source], y[source])
-        seconds = time.perf_counter() - start
+        with harness.Timer() as timer:
+            clf.meta_fit(X, y)
     if group is None or group.is_main:
-        Path(out).write_text(
-            json.dumps({"world_size": clf.meta_world_size_, "seconds": seconds})
-        )
+        report = {"world_size": clf.meta_world_size_, "seconds": timer.seconds}
+        Path(out).write_text(json.dumps(report))
 
 
-def _one_run(n_processes, config, out, hf_home):
-    args = [
-        str(Path(__file__).resolve()),
-        "--child",
-        str(out),
-        "--n-episodes",
-        str(config["n_episodes"]),
-        "--meta-batch-size",
-        str(config["meta_batch_size"]),
-        "--seed",
-        str(config["seed"]),
-    ]
+def _one_run(n_processes, meta_batch_size, cfg, tmp) -> float:
+    """Seconds of the timed ``meta_fit`` of a fresh launch of ``n_processes``."""
+    out = Path(tmp) / "report.json"
+    out.unlink(missing_ok=True)
+    args = [str(Path(__file__).resolve()), "--child", str(out)]
+    args += ["--n-episodes", str(cfg["n_episodes"]), "--seed", str(cfg["seed"])]
+    args += ["--meta-batch-size", str(meta_batch_size)]
     if n_processes > 1:
-        launch = cpu_launch_args(n_processes)
-        args = launch + args
+        args = cpu_launch_args(n_processes) + args
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     # HF_HOME: no user `accelerate config` file changes the launch
-    env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HOME=str(hf_home))
-    path = [str(REPO), env.get("PYTHONPATH")]
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, path))
+    env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HOME=f"{tmp}/hf_home")
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(_HERE.parent), env.get("PYTHONPATH")])
+    )
     proc = subprocess.run(
         [sys.executable, *args], env=env, capture_output=True, text=True
     )
     if proc.returncode:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
-    report = json.loads(Path(out).read_text())
+    report = json.loads(out.read_text())
     if report["world_size"] != n_processes:
         raise RuntimeError(f"asked for {n_processes} processes, got {report}")
     return report["seconds"]
 
 
-def run(config=None):
-    """Time meta_fit for each meta-batch and process count; return the results."""
-    config = {**DEFAULT_CONFIG, **(config or {})}
-    keys = [(b, n) for b in config["meta_batch_sizes"] for n in config["processes"]]
-    seconds = {key: [] for key in keys}
+def run(config=None) -> dict:
+    """Time meta_fit for each meta-batch and process count; the results."""
+    cfg = harness.configure(
+        lambda quick: {**DEFAULT_CONFIG, **(QUICK if quick else {})}, config
+    )
+    keys = [(b, n) for b in cfg["meta_batch_sizes"] for n in cfg["processes"]]
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(config["rounds"]):
-            for batch, n in keys:
-                out = Path(tmp) / f"{batch}_{n}_{r}.json"
-                run_config = {**config, "meta_batch_size": batch}
-                seconds[batch, n].append(
-                    _one_run(n, run_config, out, Path(tmp) / "hf_home")
-                )
-    rows = []
-    for batch, n in keys:
-        rate = config["n_episodes"] / min(seconds[batch, n])
-        base = config["n_episodes"] / min(seconds[batch, config["processes"][0]])
-        rows.append(
-            {
-                "meta_batch_size": batch,
-                "processes": n,
-                "seconds": seconds[batch, n],
-                "episodes_per_s": rate,
-                "ratio": rate / base,
-            }
-        )
-    return {
-        "config": config,
-        "rows": rows,
-        "date": time.strftime("%Y-%m-%d"),
-        "load_average": os.getloadavg(),
-        "environment": harness.environment(),
-    }
+        runs = {(b, n): partial(_one_run, n, b, cfg, tmp) for b, n in keys}
+        seconds = harness.alternate(runs, cfg["rounds"])
+    rate = {key: cfg["n_episodes"] / min(s) for key, s in seconds.items()}
+    rows = [
+        {
+            "meta_batch_size": b,
+            "processes": n,
+            "seconds": seconds[b, n],
+            "episodes_per_s": rate[b, n],
+            "ratio": rate[b, n] / rate[b, cfg["processes"][0]],
+        }
+        for b, n in keys
+    ]
+    return harness.stamped(cfg, rows=rows, load_average=os.getloadavg())
 
 
-def markdown(results):
+COLUMNS = [
+    ("global meta-batch", "{meta_batch_size}"),
+    ("processes", "{processes}"),
+    ("meta_fit seconds (runs)", lambda r: ", ".join(f"{s:.2f}" for s in r["seconds"])),
+    ("episodes / s", "{episodes_per_s:.0f}"),
+    ("ratio to 1 process", "{ratio:.2f}"),
+]
+
+
+def markdown(results) -> str:
     """The results as a Markdown report."""
     env, cfg = results["environment"], results["config"]
-    header = [
-        "global meta-batch",
-        "processes",
-        "meta_fit seconds (runs)",
-        "episodes / s",
-        "ratio to 1 process",
-    ]
-    rows = [
-        [
-            r["meta_batch_size"],
-            r["processes"],
-            ", ".join(f"{s:.2f}" for s in r["seconds"]),
-            f"{r['episodes_per_s']:.0f}",
-            f"{r['ratio']:.2f}",
-        ]
-        for r in results["rows"]
-    ]
     load = ", ".join(f"{x:.1f}" for x in results["load_average"])
     return (
         f"# Data-parallel meta_fit: scaling ({results['date']})\n\n"
         f"{cfg['n_episodes']} episodes on digits 0-5, best of {cfg['rounds']} runs; "
         f"{env['cpu']}, {env['cpu_count']} cores (load average after the runs: "
         f"{load}), torch {env['torch']}, one torch thread per process.\n\n"
-        + markdown_table(header, rows)
+        + harness.markdown_table(*harness.columns_table(COLUMNS, results["rows"]))
         + "\n"
     )
 
 
+OPTIONS = {
+    "quick": {"action": "store_true", "help": "a smoke run"},
+    "child": {"help": argparse.SUPPRESS},
+    "n_episodes": {"type": int, "help": argparse.SUPPRESS},
+    "meta_batch_size": {"type": int, "help": argparse.SUPPRESS},
+    "seed": {"type": int, "help": argparse.SUPPRESS},
+}
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--n-episodes", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--meta-batch-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        child(args.child, args.n_episodes, args.meta_batch_size, args.seed)
-        return
-    results = run(QUICK if args.quick else None)
-    name = results["config"]["name"]
-    RESULTS.mkdir(exist_ok=True)
-    harness.write_json(results, RESULTS / f"{name}.json")
-    text = markdown(results)
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
+    options = harness.parse_options(argv, __doc__.splitlines()[0], OPTIONS)
+    if "child" in options:
+        keys = ("child", "n_episodes", "meta_batch_size", "seed")
+        return child(*(options[k] for k in keys))
+    results = run(options)  # only --quick is left
+    harness.publish(results, _HERE / "results", markdown(results))
 
 
 if __name__ == "__main__":

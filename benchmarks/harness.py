@@ -12,6 +12,7 @@ writers of the JSON, CSV, Markdown and reStructuredText files and of the plots.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -654,3 +655,123 @@ def study_overrides(args, **extra) -> dict:
         overrides["name"] = args.name
     overrides.update({k: v for k, v in extra.items() if v is not None})
     return overrides
+
+
+# -- timing benchmarks and command lines -----------------------------------------------
+
+
+def alternate(measures: Mapping[str, object], rounds: int) -> dict[str, list]:
+    """Call every measure once per round, in turn: their results by name.
+
+    Measures that alternate share the changes of load of a shared machine;
+    keep the best round of each, or compare them round by round.
+
+    Parameters
+    ----------
+    measures : mapping
+        Name -> callable without arguments.
+    rounds : int
+        Number of rounds.
+
+    Returns
+    -------
+    dict
+        Name -> list of ``rounds`` results.
+    """
+    out: dict[str, list] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            out[name].append(measure())
+    return out
+
+
+def adding_seconds(fn, spent: list, *, when=None):
+    """``fn``, adding the wall-clock seconds of its calls to ``spent[0]``.
+
+    ``when(*args, **kwargs)``, if given, selects the calls that are timed.
+    """
+
+    def timed(*args, **kwargs):
+        if when is not None and not when(*args, **kwargs):
+            return fn(*args, **kwargs)
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    return timed
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads, then restore the number."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def stamped(config, **parts) -> dict:
+    """Results: ``config``, then ``parts``, the date (UTC) and :func:`environment`."""
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return {"config": config, **parts, "date": date, "environment": environment()}
+
+
+def columns_table(columns: Sequence[tuple], rows: Sequence[Mapping]) -> tuple:
+    """Header and body of a table of ``rows`` (dicts) by column.
+
+    ``columns`` holds ``(header, cell)`` pairs, ``cell`` a format string
+    (``"{ratio:.2f}"``, fields of the row) or a callable ``cell(row) -> str``.
+    """
+    body = [
+        [cell(row) if callable(cell) else cell.format(**row) for _, cell in columns]
+        for row in rows
+    ]
+    return [header for header, _ in columns], body
+
+
+def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> dict:
+    """Parse a command line; the options given, by name.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments (None: ``sys.argv[1:]``).
+    description : str
+        Text of ``--help``.
+    options : mapping
+        Name -> keywords of :meth:`argparse.ArgumentParser.add_argument`; the
+        option is ``--name`` with ``-`` for ``_``.
+    prog : str, optional
+        Name of the program in ``--help``.
+
+    Returns
+    -------
+    dict
+        Name -> value of the options on the command line (the others are left
+        out, so that the configuration's defaults apply).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for name, kwargs in options.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, **{"default": None, **kwargs})
+    return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+
+
+def publish(results, out_dir, markdown_text) -> dict:
+    """Write ``<name>.json`` and ``<name>.md`` to ``out_dir`` and print the Markdown.
+
+    Returns
+    -------
+    dict
+        The paths by kind (:func:`write_outputs`).
+    """
+    name = results["config"]["name"]
+    files = write_outputs(out_dir, name, results, markdown=markdown_text.rstrip("\n"))
+    print(markdown_text, flush=True)
+    return files

@@ -45,10 +45,8 @@ import torch
 from sklearn.base import clone
 
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
+if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
     sys.path.insert(0, str(_HERE))
-if str(_HERE.parent) not in sys.path:  # a source checkout without installation
-    sys.path.insert(1, str(_HERE.parent))
 
 import harness  # noqa: E402
 import labelme  # noqa: E402

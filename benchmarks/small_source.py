@@ -41,10 +41,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
+if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
     sys.path.insert(0, str(_HERE))
-if str(_HERE.parent) not in sys.path:  # a source checkout without installation
-    sys.path.insert(1, str(_HERE.parent))
 
 import harness  # noqa: E402
 from harness import Timer, markdown_table, stable_seed  # noqa: E402

@@ -18,6 +18,8 @@ BENCHMARKS = (
     "labelme_gold",
     "small_source",
     "aggregation",
+    "throughput",
+    "distributed",
 )
 
 

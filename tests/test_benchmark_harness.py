@@ -4,6 +4,7 @@
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -162,3 +163,64 @@ def test_configuration_and_registry_errors():
     assert registry.labels()["constant"] == "Always 0"
     with pytest.raises(ValueError, match="unknown methods"):
         registry.select(["nope"])
+
+
+def test_alternate_calls_the_measures_in_turn_in_every_round():
+    calls = []
+    out = harness.alternate(
+        {"a": lambda: calls.append("a") or len(calls), "b": lambda: calls.append("b")},
+        3,
+    )
+    assert calls == ["a", "b"] * 3
+    assert out == {"a": [1, 3, 5], "b": [None] * 3}
+
+
+def test_adding_seconds_times_only_the_selected_calls():
+    spent = [0.0]
+
+    def slow(x, wait=True):
+        if wait:
+            time.sleep(0.01)
+        return x
+
+    timed = harness.adding_seconds(slow, spent, when=lambda x, wait=True: x > 0)
+    assert timed(0) == 0 and spent[0] == 0.0  # not selected
+    assert timed(1) == 1 and spent[0] >= 0.01
+    with pytest.raises(TypeError):
+        timed()  # errors of fn go through
+    assert harness.adding_seconds(slow, spent)(-1, wait=False) == -1
+
+
+def test_torch_threads_restores_the_number_of_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    with harness.torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+
+
+def test_options_tables_and_published_files(tmp_path, capsys):
+    options = {
+        "steps": {"type": int},
+        "min_episodes": {"type": int},
+        "quick": {"action": "store_true"},
+        "out": {},
+    }
+    assert harness.parse_options([], "tiny", options) == {}
+    given = harness.parse_options(["--min-episodes", "3", "--quick"], "tiny", options)
+    assert given == {"min_episodes": 3, "quick": True}
+    with pytest.raises(SystemExit):
+        harness.parse_options(["--steps", "many"], "tiny", options)
+    capsys.readouterr()
+    columns = [("n", "{n}"), ("rate", "{rate:.1f}"), ("twice", lambda r: 2 * r["n"])]
+    header, body = harness.columns_table(columns, [{"n": 2, "rate": 1.34}])
+    assert header == ["n", "rate", "twice"] and body == [["2", "1.3", 4]]
+    results = harness.stamped({"name": "tiny"}, rows=[1])
+    assert list(results)[:2] == ["config", "rows"]
+    assert results["date"].endswith("UTC") and "torch" in results["environment"]
+    files = harness.publish(results, tmp_path, "# tiny\n")
+    assert capsys.readouterr().out == "# tiny\n\n"
+    assert (tmp_path / "tiny.md").read_text() == "# tiny\n"
+    assert json.loads((tmp_path / "tiny.json").read_text())["rows"] == [1]
+    assert set(files) == {"json", "markdown"}

@@ -11,13 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = REPO / "benchmarks" / "labelme.py"
-DATA = REPO.parent / "shared" / "data" / "labelme"
 
-pytestmark = pytest.mark.skipif(
-    not (DATA / "answers.txt").is_file(),
-    reason=f"LabelMe files not found in {DATA} (the shared data folder next to the "
-    "repository); the benchmark harness needs them",
-)
+pytestmark = pytest.mark.usefixtures("labelme_data")  # skips without the data
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +70,10 @@ def test_crowd_labels_drop_and_count_non_target_labels(labelme):
     np.testing.assert_array_equal(codes, [[0, -1, 1], [-1, -1, -1], [3, 3, -1]])
 
 
-def test_tasks_are_seeded_class_balanced_and_keep_only_target_labels(labelme):
-    data = labelme.load_labelme(DATA)
+def test_tasks_are_seeded_class_balanced_and_keep_only_target_labels(
+    labelme, labelme_data
+):
+    data = labelme.load_labelme(labelme_data)
     target = [1, 3, 5, 7]
     tasks, _ = labelme.make_tasks(data, target, 3, n_tasks=3, seed=0, split_index=2)
     again, _ = labelme.make_tasks(data, target, 3, n_tasks=3, seed=0, split_index=2)

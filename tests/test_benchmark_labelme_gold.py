@@ -11,13 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = REPO / "benchmarks" / "labelme_gold.py"
-DATA = REPO.parent / "shared" / "data" / "labelme"
 
-pytestmark = pytest.mark.skipif(
-    not (DATA / "answers.txt").is_file(),
-    reason=f"LabelMe files not found in {DATA} (the shared data folder next to the "
-    "repository); the benchmark harness needs them",
-)
+pytestmark = pytest.mark.usefixtures("labelme_data")  # skips without the data
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +24,10 @@ def study():
     return module
 
 
-def test_crowd_matrix_names_columns_by_worker(study):
+def test_crowd_matrix_names_columns_by_worker(study, labelme_data):
     from sklearn_metaannot.datasets import load_labelme
 
-    data = load_labelme(DATA)
+    data = load_labelme(labelme_data)
     target = [4, 5, 6, 7]
     items = np.flatnonzero(np.isin(data.y_train, target))[:30]
     Y, kept = study.crowd_matrix(data, items, target)
