@@ -383,8 +383,9 @@ or torch.nn.Module, default="mlp"
     representation_ : str
         Latent space used by ``fit`` ("meta", "input" or "scaled").
     representation_scores_ : dict
-        With ``representation="auto"``: each candidate's mean held-out
-        agreement with the crowd labels (NaN when the task was too small to
+        With ``representation="auto"``: each candidate's held-out agreement
+        with the crowd labels, averaged per item, then over the labelled items
+        (NaN when the task was too small to
         check; empty for a forced representation).
     input_scaling_ : dict
         Offset and scale of the "input" and "scaled" spaces, from ``X``.
@@ -706,6 +707,7 @@ or torch.nn.Module, default="mlp"
                     n_classes,
                     n_folds=_selection.N_FOLDS,
                     random_state=seed,
+                    by_item=True,
                     n_iter=self.n_em_iter,
                     tau=self.tau,
                     b=self.b,

@@ -25,7 +25,7 @@ MIN_Z = 1.0
 
 
 def held_out_agreement(
-    U, labels, n_classes, *, n_folds=5, random_state=None, **em_params
+    U, labels, n_classes, *, n_folds=5, random_state=None, by_item=False, **em_params
 ) -> np.ndarray:
     """Cross-validated agreement of feature-only predictions with the crowd.
 
@@ -53,15 +53,21 @@ of shape (n_samples, n_annotators)
         folds in turn (deterministic, and classes sorted by item still spread
         over the folds). Use the same value for every candidate space, so that
         their scores are paired.
+    by_item : bool, default=False
+        Return one score per labelled item (the mean over its annotations, items
+        in increasing order) instead of one per annotation. The annotations of an
+        item share its prediction and are not independent, so a paired test
+        between spaces should count items, not annotations.
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
         :func:`sklearn_metaannot._em.run_em_sparse`.
 
     Returns
     -------
-    ndarray of shape (n_labels,)
+    ndarray of shape (n_labels,) or (n_labelled_items,)
         One score per annotation, in an order that depends only on ``labels``
-        and ``random_state`` (empty with fewer than two labelled items).
+        and ``random_state``, or per item with ``by_item`` (empty with fewer
+        than two labelled items).
 
     Examples
     --------
@@ -94,7 +100,7 @@ of shape (n_samples, n_annotators)
         folds = np.array_split(order, n_folds)
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
     N = U.shape[0]
-    scores = []
+    scores, items = [], []
     for fold in folds:
         hidden = np.zeros(N, dtype=bool)
         hidden[fold] = True
@@ -114,7 +120,15 @@ of shape (n_samples, n_annotators)
         position = np.full(N, -1)
         position[fold] = np.arange(len(fold))
         scores.append(np.exp(log_proba[0].numpy()[position[rows[~kept]], codes[~kept]]))
-    return np.concatenate(scores)
+        items.append(rows[~kept])
+    scores = np.concatenate(scores)
+    if not by_item:
+        return scores
+    items = np.concatenate(items)
+    index = np.searchsorted(labelled, items)
+    return np.bincount(index, scores, labelled.size) / np.bincount(
+        index, None, labelled.size
+    )
 
 
 def choose_representation(scores, default, *, min_z=1.0):
@@ -128,7 +142,8 @@ def choose_representation(scores, default, *, min_z=1.0):
     Parameters
     ----------
     scores : dict of str to ndarray
-        Per-annotation held-out scores of each candidate (paired).
+        Held-out scores of each candidate, paired (same items, same folds):
+        per item in ``fit`` (``held_out_agreement(..., by_item=True)``).
     default : str
         The candidate chosen without evidence (a key of ``scores``).
     min_z : float, default=1.0

@@ -109,6 +109,21 @@ def test_held_out_agreement_is_paired_and_ignores_gold():
     assert held_out_agreement(X, lone, 4, random_state=0, **kw).size == 0
 
 
+def test_held_out_agreement_by_item_averages_each_items_annotations():
+    X, y = _task(5, seed=4)
+    codes = np.where(np.isnan(_crowd(y, 4)), -1, _crowd(y, 4)).astype(int)
+    codes[3] = -1  # an unlabelled item has no score
+    kw = {"n_iter": 3, "b": 10.0, "c": (2.0, 1.0), "random_state": 0}
+    per_label = held_out_agreement(X, codes, 4, **kw)
+    per_item = held_out_agreement(X, codes, 4, by_item=True, **kw)
+    labelled = np.flatnonzero((codes >= 0).any(axis=1))
+    assert per_item.shape == (labelled.size,)
+    # same scores, regrouped: items weighted by their number of labels give
+    # back the mean over the annotations
+    n_labels = (codes[labelled] >= 0).sum(axis=1)
+    assert np.isclose(np.average(per_item, weights=n_labels), per_label.mean())
+
+
 def test_choose_representation_needs_a_clear_paired_advantage():
     base = np.linspace(0.2, 0.8, 30)
     assert choose_representation({"a": base, "b": base + 0.05}, "a") == "b"
