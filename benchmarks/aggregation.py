@@ -4,7 +4,7 @@ Accuracy against the gold labels and wall time of label aggregation without
 features, on the six truth-inference sets of ``shared/data/truth_inference``
 and a synthetic crowd of 500 000 labels (500 annotators, 10 classes)::
 
-    python benchmarks/aggregation.py --quick   # a few minutes on 2 CPU cores
+    python benchmarks/aggregation.py --quick   # 1-3 minutes on 2 CPU cores
     python benchmarks/aggregation.py           # GLAD and MMSR everywhere, 500k
 
 Protocol (details on the docs page "Label aggregation"):
@@ -24,6 +24,7 @@ Protocol (details on the docs page "Label aggregation"):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import warnings
 from pathlib import Path

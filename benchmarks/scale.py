@@ -185,12 +185,6 @@ def run(config=None, **overrides) -> dict:
 
 HEADER = ["labels", "method", "time (s)", "time / DawidSkene (ours)", "peak RSS (MB)",
           "RSS after building the crowd (MB)", "accuracy", "EM iterations"]  # fmt: skip
-FORMATS = (("seconds", ".3g"), ("peak_rss_mb", ".0f"), ("data_rss_mb", ".0f"),
-           ("accuracy", ".4f"))  # fmt: skip
-
-
-def _ratio(value):
-    return value if isinstance(value, str) else f"{value:.2f}"
 
 
 def table_rows(results) -> list[list]:
@@ -200,14 +194,16 @@ def table_rows(results) -> list[list]:
     for crowd, method in ((c, m) for c in cfg["crowds"] for m in cfg["methods"]):
         if (r := by.get((crowd, method))) is None:
             continue
-        ok, ds = "seconds" in r, by.get((crowd, "ours_ds"), {})
-        cell = {k: format(r[k], f) if ok else r.get("error", "-") for k, f in FORMATS}
-        ratio = "-" if not ok or "seconds" not in ds else r["seconds"] / ds["seconds"]
-        n_iter = r.get("n_iter") if ok else None
+        label, error = METHODS[method].label, r.get("error", "-")
+        if "seconds" not in r:  # failed or skipped: why, in the measured cells
+            table.append([crowd, label, error, "-", error, error, error, "-"])
+            continue
+        ds = by.get((crowd, "ours_ds"), {})
+        ratio = f"{r['seconds'] / ds['seconds']:.2f}" if "seconds" in ds else "-"
         table.append(
-            [crowd, METHODS[method].label, cell["seconds"], _ratio(ratio)]
-            + [cell[k] for k in ("peak_rss_mb", "data_rss_mb", "accuracy")]
-            + ["-" if n_iter is None else n_iter]
+            [crowd, label, f"{r['seconds']:.3g}", ratio]
+            + [f"{r['peak_rss_mb']:.0f}", f"{r['data_rss_mb']:.0f}"]
+            + [f"{r['accuracy']:.4f}", "-" if r["n_iter"] is None else r["n_iter"]]
         )
     return table
 
