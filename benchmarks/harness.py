@@ -775,3 +775,172 @@ def publish(results, out_dir, markdown_text) -> dict:
     files = write_outputs(out_dir, name, results, markdown=markdown_text.rstrip("\n"))
     print(markdown_text, flush=True)
     return files
+
+
+# -- running, timing, tables of sections, bar charts, command lines --------------------
+
+
+def log(cfg, *args) -> None:
+    """Print ``args`` (flushed) when ``cfg["verbose"]`` is set."""
+    if cfg.get("verbose"):
+        print(*args, flush=True)
+
+
+def run_timed(body, cfg) -> dict:
+    """``body(cfg)`` with torch on ``cfg["threads"]`` threads (when the key is
+    set; restored after), its results dict with ``wall_seconds`` added."""
+    import torch
+
+    start, threads = time.perf_counter(), torch.get_num_threads()
+    torch.set_num_threads(int(cfg.get("threads") or threads))
+    try:
+        results = body(cfg)
+    finally:
+        torch.set_num_threads(threads)
+    results["wall_seconds"] = time.perf_counter() - start
+    return results
+
+
+def repeat_timed(fn, repeats=1, stop_after_s=None) -> tuple[object, list[float]]:
+    """Call ``fn()`` up to ``repeats`` times (warnings silenced), stopping after
+    the first call of ``stop_after_s`` seconds or more.
+
+    Returns
+    -------
+    out : object
+        What the last call returned.
+    seconds : list of float
+        Wall time of each call (report the minimum).
+    """
+    times, out = [], None
+    for _ in range(max(1, int(repeats))):
+        with warnings.catch_warnings(), Timer() as timer:
+            warnings.simplefilter("ignore")
+            out = fn()
+        times.append(timer.seconds)
+        if stop_after_s is not None and timer.seconds >= stop_after_s:
+            break
+    return out, times
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux: ru_maxrss in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(args, *, timeout_s=None) -> dict:
+    """Run ``python args...`` (one BLAS/OpenMP thread) and parse the JSON dict on
+    its last line of output; ``{"error": ...}`` on a timeout or a failure."""
+    import subprocess
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, *map(str, args)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout"}
+    if proc.returncode != 0:
+        tail = (proc.stderr or "").strip().splitlines()[-3:]
+        return {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def section_tables(sections) -> tuple[str, list]:
+    """Markdown (a ``###`` heading per table) and the rst tables of ``sections``.
+
+    Parameters
+    ----------
+    sections : sequence of tuple
+        ``(title, header, rows)``, or ``(markdown title, rst title, header, rows)``.
+
+    Returns
+    -------
+    markdown : str
+    rst : list of (title, header, rows)
+        For :func:`write_outputs`.
+    """
+    sections = [s if len(s) == 4 else (s[0], *s) for s in sections]
+    md = "\n\n".join(f"### {t}\n\n" + markdown_table(h, r) for t, _, h, r in sections)
+    return md, [(t, h, r) for _, t, h, r in sections]
+
+
+def bar_plot(
+    path,
+    groups,
+    series: Mapping[str, tuple],
+    *,
+    ylabel,
+    title,
+    logy=False,
+    ylim=None,
+    figsize=(8.5, 4.6),
+    ncol=4,
+    legend_y=-0.1,
+    tick_fontsize=None,
+) -> Path:
+    """Save a grouped bar chart.
+
+    Parameters
+    ----------
+    path : path
+    groups : sequence of str
+        Tick labels of the groups.
+    series : mapping
+        Label -> ``(values, style)``: one value per group (None: no bar) and
+        keyword arguments of ``Axes.bar`` (``color``, ``hatch``).
+    ylabel, title : str
+    logy : bool, default=False
+    ylim : (float, float), optional
+    figsize, ncol, legend_y, tick_fontsize
+        Figure size, legend columns, legend position below the axes, tick size.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=figsize, dpi=110)
+    width = 0.8 / max(len(series), 1)
+    for j, (label, (values, style)) in enumerate(series.items()):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        kept = [(x, v) for x, v in zip(xs, values) if v is not None]
+        ax.bar([x for x, _ in kept], [v for _, v in kept], width, label=label, **style)
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(
+        list(groups), **({"fontsize": tick_fontsize} if tick_fontsize else {})
+    )
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=ncol, loc="upper center", bbox_to_anchor=(0.5, legend_y))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def benchmark_parser(
+    script, description, quick_help=None, *, no_write=True
+) -> argparse.ArgumentParser:
+    """Command line of ``benchmarks/<script>``: ``--quick`` (when ``quick_help``
+    is given) and ``--no-write`` (when ``no_write``)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python benchmarks/{script}", description=description
+    )
+    if quick_help:
+        parser.add_argument("--quick", action="store_true", help=quick_help)
+    if no_write:
+        parser.add_argument(
+            "--no-write", action="store_true", help="do not write files"
+        )
+    return parser

@@ -224,3 +224,59 @@ def test_options_tables_and_published_files(tmp_path, capsys):
     assert (tmp_path / "tiny.md").read_text() == "# tiny\n"
     assert json.loads((tmp_path / "tiny.json").read_text())["rows"] == [1]
     assert set(files) == {"json", "markdown"}
+
+
+def test_timing_threads_and_logging(capsys):
+    calls = []
+    out, times = harness.repeat_timed(lambda: calls.append(1) or len(calls), 3)
+    assert out == 3 and len(times) == 3 and min(times) >= 0
+    # a call at least stop_after_s long ends the repeats
+    out, times = harness.repeat_timed(lambda: len(calls), 5, stop_after_s=0.0)
+    assert out == 3 and len(times) == 1
+    import torch
+
+    before = torch.get_num_threads()
+    seen = harness.run_timed(
+        lambda cfg: {"threads": torch.get_num_threads()}, {"threads": 1}
+    )
+    assert seen["threads"] == 1 and seen["wall_seconds"] >= 0
+    assert torch.get_num_threads() == before
+    harness.log({"verbose": 0}, "hidden")
+    harness.log({"verbose": 1}, "shown", 1)
+    assert capsys.readouterr().out == "shown 1\n"
+    assert harness.peak_rss_mb() > 1
+
+
+def test_child_process_reports_its_json_or_its_error():
+    ok = harness.run_child(
+        ["-c", "import json; print('log'); print(json.dumps({'a': 1}))"]
+    )
+    assert ok == {"a": 1}
+    failed = harness.run_child(["-c", "raise SystemExit('broken')"])
+    assert failed["error"].startswith("exit 1") and "broken" in failed["error"]
+    assert harness.run_child(["-c", "import time; time.sleep(5)"], timeout_s=0.5) == {
+        "error": "timeout"
+    }
+
+
+def test_section_tables_bar_plot_and_parser(tmp_path):
+    md, rst = harness.section_tables(
+        [("A", ["x", "y"], [[1, 2]]), ("B (long)", "B", ["z"], [[3]])]
+    )
+    assert md.startswith("### A\n\n| x | y |") and "### B (long)\n\n| z |" in md
+    assert [t[0] for t in rst] == ["A", "B"] and rst[1][2] == [[3]]
+    path = harness.bar_plot(
+        tmp_path / "bars.png",
+        ["one", "two"],
+        {"a": ([1.0, None], {"color": "C0"}), "b": ([2.0, 3.0], {"hatch": "//"})},
+        ylabel="value",
+        title="bars",
+        logy=True,
+        tick_fontsize=7,
+    )
+    assert path.stat().st_size > 1000
+    parser = harness.benchmark_parser("tiny.py", "Tiny.", "fast")
+    args = parser.parse_args(["--quick", "--no-write"])
+    assert args.quick and args.no_write and parser.prog == "python benchmarks/tiny.py"
+    bare = harness.benchmark_parser("tiny.py", "Tiny.", no_write=False)
+    assert vars(bare.parse_args([])) == {}

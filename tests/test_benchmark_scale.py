@@ -34,7 +34,7 @@ def test_synthetic_crowd_has_distinct_annotators_and_the_requested_size(harness)
 
 
 def test_measure_and_tables(harness, tmp_path):
-    config = {**harness.DEFAULT_CONFIG, "sizes": {"tiny": [300, 20, 5]}}
+    config = {**harness.default_config(), "sizes": {"tiny": [300, 20, 5]}}
     config["repeats"] = {}
     rows = [harness.measure("tiny", m, config) for m in ("fit", "ours_ds", "ours_mv")]
     for row in rows:
