@@ -20,6 +20,7 @@ BENCHMARKS = (
     "aggregation",
     "throughput",
     "distributed",
+    "scale",
 )
 
 
