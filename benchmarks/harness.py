@@ -944,3 +944,107 @@ def benchmark_parser(
             "--no-write", action="store_true", help="do not write files"
         )
     return parser
+
+
+# -- more plumbing: per-task contexts, logging, threads, pages, command lines, bars --
+
+
+def evaluate_each(methods, taskset, context) -> list[dict]:
+    """:func:`evaluate` with a context per task: ``context(task)`` goes to ``build``.
+
+    For methods that need more of their task than :attr:`TaskSet.read` gives
+    (a ceiling fitted on the task's gold labels, say). The rows are those of
+    :func:`evaluate`, tasks numbered in order.
+    """
+    rows = []
+    for i, task in enumerate(taskset):
+        one = TaskSet([task], taskset.read)
+        rows += [{**row, "task": i} for row in evaluate(methods, one, context(task))]
+    return rows
+
+
+def page_header(results, script, title) -> str:
+    """Title, command, hardware and wall time: the top of a Markdown results page.
+
+    ``results`` has ``config`` (with ``name``; a name with "quick" is the
+    ``--quick`` run), ``environment`` and ``wall_seconds``.
+    """
+    cfg, env = results["config"], results["environment"]
+    command = f"python benchmarks/{script}" + (
+        " --quick" if "quick" in cfg["name"] else ""
+    )
+    return (
+        f"# {title} ({cfg['name']})\n\nCommand: `{command}`; {env['cpu']} "
+        f"({env['cpu_count']} CPUs), torch {env['torch']}; wall time "
+        f"{results['wall_seconds']:.0f} s."
+    )
+
+
+def command_line(script, description, quick_help, argv=None, **options) -> dict:
+    """Parse a benchmark's command line into configuration overrides.
+
+    Parameters
+    ----------
+    script : str
+        File name in ``benchmarks/`` (the program name of ``--help``).
+    description, quick_help : str
+        Help of the program and of ``--quick``.
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+    **options : (type, help)
+        Configuration key -> option ``--key-name`` of that type; the options
+        not given are left out of the overrides.
+
+    Returns
+    -------
+    dict
+        ``quick``, ``write`` (False with ``--no-write``) and the options given.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python benchmarks/{script}", description=description
+    )
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    for key, (kind, help_text) in options.items():
+        parser.add_argument("--" + key.replace("_", "-"), type=kind, help=help_text)
+    parser.add_argument("--no-write", action="store_true", help="do not write files")
+    args = vars(parser.parse_args(argv))
+    overrides = {"quick": args.pop("quick"), "write": not args.pop("no_write")}
+    overrides.update({k: v for k, v in args.items() if v is not None})
+    return overrides
+
+
+def hbar_plot(
+    path, bars: Mapping[str, tuple], *, xlabel, title, references=None, xlim=None
+) -> Path:
+    """Save a horizontal bar chart, first bar on top.
+
+    ``bars`` maps a label to ``(value, error, colour)``; ``references`` maps a
+    label to a value drawn as a vertical line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values, errors, colours = zip(*bars.values())
+    fig, ax = plt.subplots(figsize=(7.2, 5.0), dpi=110)
+    ax.barh(range(len(bars)), values, xerr=errors, color=colours, alpha=0.85)
+    ax.set_yticks(range(len(bars)))
+    ax.set_yticklabels(list(bars), fontsize=8)
+    ax.invert_yaxis()
+    for j, (label, value) in enumerate((references or {}).items()):
+        ls = ["-", "--", "-.", ":"][j % 4]
+        ax.axvline(value, color="k", ls=ls, lw=1, label=f"{label} ({value:.2f})")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    if references:
+        ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.4, -0.13))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

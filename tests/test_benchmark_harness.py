@@ -280,3 +280,76 @@ def test_section_tables_bar_plot_and_parser(tmp_path):
     assert args.quick and args.no_write and parser.prog == "python benchmarks/tiny.py"
     bare = harness.benchmark_parser("tiny.py", "Tiny.", no_write=False)
     assert vars(bare.parse_args([])) == {}
+
+
+def test_evaluate_each_gives_every_task_its_own_context():
+    taskset = tasks(n_tasks=4)
+
+    class Fixed(Constant):
+        def __init__(self, label):
+            self.label = label
+
+        def predict(self, X):
+            return np.full(len(X), self.label)
+
+    registry = harness.Methods()
+    registry.add("fixed", "Per-task constant")(lambda label, seed: Fixed(label))
+    first = {id(t): int(t.query_y[0]) for t in taskset}
+    rows = harness.evaluate_each(registry, taskset, lambda t: first[id(t)])
+    assert [r["task"] for r in rows] == [0, 1, 2, 3]
+    for row, task in zip(rows, taskset):  # the context was that task's own
+        assert row["accuracy"] == np.mean(task.query_y == task.query_y[0])
+    assert set(rows[0]) == {"task", "method", "accuracy", "seconds"}
+
+
+def test_log_threads_page_header_and_columns_table(capsys):
+    torch = pytest.importorskip("torch")
+    harness.log({"verbose": 0}, "hidden")
+    harness.log({"verbose": 1}, "shown", 1)
+    assert capsys.readouterr().out == "shown 1\n"
+    before = torch.get_num_threads()
+    with harness.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    results = {
+        "config": {"name": "tiny_quick"},
+        "environment": {"cpu": "CPU", "cpu_count": 2, "torch": "2.0"},
+        "wall_seconds": 12.4,
+    }
+    assert harness.page_header(results, "tiny.py", "Tiny") == (
+        "# Tiny (tiny_quick)\n\nCommand: `python benchmarks/tiny.py --quick`; "
+        "CPU (2 CPUs), torch 2.0; wall time 12 s."
+    )
+    header, rows = harness.columns_table(
+        {"method": "{name}", "accuracy": "{acc:.3f}", "n": "{n}"}.items(),
+        [{"name": "a", "acc": 0.51234, "n": 3, "unused": None}],
+    )
+    assert header == ["method", "accuracy", "n"] and rows == [["a", "0.512", "3"]]
+
+
+def test_command_line_gives_the_overrides_given():
+    def parse(*argv):
+        options = {"n_tasks": (int, "tasks"), "data": (str, "folder")}
+        return harness.command_line("tiny.py", "Tiny.", "fewer", list(argv), **options)
+
+    assert parse() == {"quick": False, "write": True}
+    assert parse("--quick", "--no-write", "--n-tasks", "3") == {
+        "quick": True,
+        "write": False,
+        "n_tasks": 3,
+    }
+    with pytest.raises(SystemExit):
+        parse("--unknown")
+
+
+def test_hbar_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = harness.hbar_plot(
+        tmp_path / "bars.png",
+        {"ours": (0.9, 0.01, "C3"), "other": (0.8, 0.0, "C0")},
+        xlabel="accuracy",
+        title="tiny",
+        references={"published": 0.85},
+        xlim=(0.5, 1.0),
+    )
+    assert path.stat().st_size > 1000
