@@ -21,6 +21,7 @@ BENCHMARKS = (
     "throughput",
     "distributed",
     "scale",
+    "selection_check",
 )
 
 

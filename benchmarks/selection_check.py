@@ -1,0 +1,184 @@
+"""Validation of the per-task check of ``representation="auto"``: unit and threshold.
+
+    python benchmarks/selection_check.py --quick   # a few minutes
+    python benchmarks/selection_check.py           # the run on the docs
+
+Protocol (validation data only, no test alphabet): the default model
+(``pseudo_annotation=False``, the Omniglot benchmark's Conv-4 settings) is
+meta-fitted on the background alphabets; tasks are 4-way, 3 and 5 shots (the
+check needs 2 items per class), R = 3/5/7 simulated annotators of the main
+mixture, on the validation alphabet (Greek). Per task: every candidate space's
+held-out agreement (per annotation and per item, the folds of ``fit``) and its
+accuracy when forced. The rule of ``fit`` is then replayed for each threshold
+``min_z`` and unit, from each possible default: the right one (what
+``meta_fit`` chose) and the wrong ones (what a failed validation would give).
+"""
+# SPDX-License-Identifier: BSD-3-Clause
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+
+_HERE = Path(__file__).resolve().parent
+if str(_HERE) not in sys.path:
+    sys.path.insert(0, str(_HERE))
+
+import harness  # noqa: E402
+import omniglot  # noqa: E402
+
+from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
+from sklearn_metaannot._selection import (  # noqa: E402
+    N_FOLDS,
+    choose_representation,
+    held_out_agreement,
+)
+
+SPACES = ("meta", "input", "scaled")
+UNITS = {"annotations": False, "items": True}
+
+
+def default_config(quick=False) -> dict:
+    """Every knob; ``quick``: 300 episodes, 4 tasks per cell."""
+    cfg = {
+        "name": "selection_check",
+        "data": str(omniglot.DEFAULT_DATA),
+        "n_episodes": 2000,
+        "n_tasks": 30,
+        "shots": [3, 5],
+        "annotators": [3, 5, 7],
+        "thresholds": [0.5, 1.0, 1.5, 2.0, 3.0],
+        "seed": 7,
+        "threads": 2,
+        "output_dir": str(_HERE / "results"),
+        "write": True,
+        "verbose": 1,
+    }
+    if quick:
+        cfg.update(name="selection_check_quick", n_episodes=300, n_tasks=4)
+    return cfg
+
+
+def task_record(model, X, Y, query_y, Xq) -> dict:
+    """Held-out scores (both units) and forced accuracy of every space on a task."""
+    labels = CrowdLabelMatrix.from_dense(Y, classes=np.arange(4))
+    triplets = (labels.rows, labels.cols, labels.codes)
+    seed = check_random_state(model.random_state).randint(2**31 - 1)  # as in fit
+    em = {"n_iter": model.n_em_iter, "tau": model.tau, "b": model.b, "c": model.c}
+    record = {"scores": {u: {} for u in UNITS}, "accuracy": {}}
+    for space in SPACES:
+        fitted = clone(model).set_params(representation=space)
+        fitted.fit(X, labels, classes=np.arange(4))
+        record["accuracy"][space] = float(np.mean(fitted.predict(Xq) == query_y))
+        U = fitted._embed(X, space)
+        for unit, by_item in UNITS.items():
+            record["scores"][unit][space] = held_out_agreement(
+                U, triplets, 4, n_folds=N_FOLDS, random_state=seed, by_item=by_item,
+                **em,
+            )  # fmt: skip
+    return record
+
+
+def replay(records, thresholds) -> list[dict]:
+    """Mean accuracy of the rule per default, unit and threshold."""
+    rows = []
+    for default in SPACES:
+        for unit in UNITS:
+            row = {"default": default, "unit": unit}
+            for z in thresholds:
+                choice = [
+                    choose_representation(r["scores"][unit], default, min_z=z)
+                    for r in records
+                ]
+                picks = [r["accuracy"][c] for r, c in zip(records, choice)]
+                row[f"z={z:g}"] = float(np.mean(picks))
+            row["never"] = float(np.mean([r["accuracy"][default] for r in records]))
+            rows.append(row)
+    return rows
+
+
+def run(config=None) -> dict:
+    """Meta-fit, score every task, replay the rule; the results."""
+    cfg = harness.configure(default_config, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return harness.run_timed(_run, cfg)
+
+
+def _run(cfg) -> dict:
+    pools = omniglot.load_pools({**omniglot.default_config(), "data": cfg["data"]})
+    (X_train, y_train), (X_val, y_val) = pools["pools"]["train"], pools["pools"]["val"]
+    settings = {**omniglot.default_config(), "n_episodes": cfg["n_episodes"]}
+    model = omniglot.base_estimator(settings).set_params(
+        pseudo_annotation=False, representation="auto", n_threads=cfg["threads"]
+    )
+    with harness.Timer() as timer:
+        model.meta_fit(X_train, y_train, X_val=X_val, y_val=y_val)
+    harness.log(cfg, f"meta_fit {timer.seconds:.0f} s, chose {model.meta_selected_}")
+    records = []
+    for shot in cfg["shots"]:
+        for R in cfg["annotators"]:
+            tasks = harness.sample_crowd_tasks(
+                y_val, n_tasks=cfg["n_tasks"], n_way=4, n_shot=shot, n_query=10,
+                n_annotators=R, seed=[cfg["seed"], shot, R],
+            )  # fmt: skip
+            for t in tasks:
+                Xs, Xq = X_val[t.support], X_val[t.query]
+                records.append(task_record(model, Xs, t.Y, t.query_y, Xq))
+    best = float(np.mean([max(r["accuracy"].values()) for r in records]))
+    return {
+        "config": cfg,
+        "environment": harness.environment(),
+        "meta_selected": model.meta_selected_,
+        "meta_val_scores": model.meta_val_scores_,
+        "n_tasks": len(records),
+        "best_space_per_task": best,
+        "rows": replay(records, cfg["thresholds"]),
+        "meta_fit_seconds": timer.seconds,
+    }
+
+
+def tables(results):
+    """The replay as (title, header, rows)."""
+    keys = [f"z={z:g}" for z in results["config"]["thresholds"]] + ["never"]
+    chosen = results["meta_selected"]
+    rows = [
+        [r["default"] + (" (meta_fit's)" if r["default"] == chosen else ""),
+         r["unit"], *(f"{r[k]:.4f}" for k in keys)]
+        for r in results["rows"]
+    ]  # fmt: skip
+    title = (
+        f"Mean accuracy of representation='auto' on {results['n_tasks']} validation "
+        "tasks, by default space, unit of the paired test and threshold min_z"
+    )
+    return title, ["default", "unit", *keys], rows
+
+
+def main(argv=None):
+    overrides = harness.command_line(
+        "selection_check.py", __doc__.splitlines()[0], "300 episodes, 4 tasks per cell",
+        argv, data=(str, "folder with the Omniglot zip archives"),
+    )  # fmt: skip
+    results = run(overrides)
+    title, header, rows = tables(results)
+    text = (
+        harness.page_header(results, "selection_check.py", "Per-task check")
+        + f"\n\n{title}. Best space per task in hindsight: "
+        f"{results['best_space_per_task']:.4f}.\n\n"
+        + harness.markdown_table(header, rows)
+    )
+    print(text)
+    if results["config"]["write"]:
+        harness.write_outputs(
+            results["config"]["output_dir"], results["config"]["name"], results,
+            markdown=text, rst=[(title, header, rows)],
+        )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

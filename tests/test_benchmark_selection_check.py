@@ -1,0 +1,40 @@
+"""The replay of the per-task check in benchmarks/selection_check.py."""
+# SPDX-License-Identifier: BSD-3-Clause
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_check.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("selection_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
+    module = _module()
+    rng = np.random.default_rng(0)
+    base = rng.uniform(size=20)
+    # "meta" is clearly better on the held-out labels and on the query
+    scores = {
+        "meta": base + 0.2 + 0.05 * rng.normal(size=20),
+        "input": base,
+        "scaled": base + 0.01 * rng.normal(size=20),
+    }
+    record = {
+        "scores": {"annotations": scores, "items": scores},
+        "accuracy": {"meta": 0.9, "input": 0.5, "scaled": 0.55},
+    }
+    rows = module.replay([record], [1.0, 1e9])
+    by = {(r["default"], r["unit"]): r for r in rows}
+    assert len(rows) == 6
+    # a wrong default is overruled at z = 1, never at an infinite threshold
+    assert by["input", "items"]["z=1"] == 0.9
+    assert by["input", "items"]["z=1e+09"] == by["input", "items"]["never"] == 0.5
+    # the right default stands
+    assert by["meta", "annotations"]["z=1"] == 0.9
