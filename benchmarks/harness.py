@@ -634,14 +634,10 @@ def write_study_outputs(results, out_dir, markdown_text, rst_title, table) -> di
 
 
 def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
-    """Command line of a study: ``--quick``, ``--data``, ``--name``, ``--no-write``."""
-    parser = argparse.ArgumentParser(
-        prog=f"python benchmarks/{script}", description=description
-    )
-    parser.add_argument("--quick", action="store_true", help=quick_help)
+    """Command line of a study: ``--quick``, ``--no-write``, ``--data``, ``--name``."""
+    parser = benchmark_parser(script, description, quick_help)
     parser.add_argument("--data", help="folder with the Omniglot zip archives")
     parser.add_argument("--name", help="stem of the output files")
-    parser.add_argument("--no-write", action="store_true", help="do not write files")
     return parser
 
 
@@ -1000,13 +996,9 @@ def command_line(script, description, quick_help, argv=None, **options) -> dict:
     dict
         ``quick``, ``write`` (False with ``--no-write``) and the options given.
     """
-    parser = argparse.ArgumentParser(
-        prog=f"python benchmarks/{script}", description=description
-    )
-    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser = benchmark_parser(script, description, quick_help)
     for key, (kind, help_text) in options.items():
         parser.add_argument("--" + key.replace("_", "-"), type=kind, help=help_text)
-    parser.add_argument("--no-write", action="store_true", help="do not write files")
     args = vars(parser.parse_args(argv))
     overrides = {"quick": args.pop("quick"), "write": not args.pop("no_write")}
     overrides.update({k: v for k, v in args.items() if v is not None})
