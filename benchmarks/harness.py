@@ -12,7 +12,6 @@ writers of the JSON, CSV, Markdown and reStructuredText files and of the plots.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import math
@@ -35,6 +34,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sklearn_metaannot import AnnotatorSimulator, EpisodeSampler  # noqa: E402
+from sklearn_metaannot._meta import torch_threads  # noqa: E402, F401 (for scripts)
 
 #: Default data folder: ``shared/data`` next to the repository (never copied in).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -699,19 +699,6 @@ def adding_seconds(fn, spent: list, *, when=None):
     return timed
 
 
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run the block with ``n`` torch intra-op threads, then restore the number."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def stamped(config, **parts) -> dict:
     """Results: ``config``, then ``parts``, the date (UTC) and :func:`environment`."""
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -787,12 +774,9 @@ def run_timed(body, cfg) -> dict:
     set; restored after), its results dict with ``wall_seconds`` added."""
     import torch
 
-    start, threads = time.perf_counter(), torch.get_num_threads()
-    torch.set_num_threads(int(cfg.get("threads") or threads))
-    try:
+    start = time.perf_counter()
+    with torch_threads(int(cfg.get("threads") or torch.get_num_threads())):
         results = body(cfg)
-    finally:
-        torch.set_num_threads(threads)
     results["wall_seconds"] = time.perf_counter() - start
     return results
 
