@@ -793,6 +793,40 @@ def write_outputs(results) -> dict:
     return files
 
 
+# -- studies: configurations of this benchmark -------------------------------------
+
+
+def meta_study(cfg, ocfg, rows) -> dict:
+    """Results of a study of meta-training alone (``omniglot_clipping.py`` and the
+    like): ``rows(pools)`` (their entries) timed with the meta-training threads of
+    the benchmark's configuration ``ocfg``."""
+    pools = load_pools(ocfg)["pools"]
+    with torch_threads(int(ocfg["meta_threads"])), Timer() as total:
+        out = rows(pools)
+    results = {
+        "config": {**cfg, "omniglot": ocfg},
+        "environment": harness.environment(),
+    }
+    return {**results, **out, "seconds": total.seconds}
+
+
+def write_study(results, script, heading, text, rst_title, table, footer=None):
+    """``<name>.json``, ``.md`` and ``_tables.rst`` of a study; returns their paths."""
+    cfg = results["config"]
+    out_dir = {**default_config(), **cfg["omniglot"]}["output_dir"]
+    intro = f"`python benchmarks/{script}` in {results['seconds']:.0f} s; {text}"
+    return harness.write_page(
+        out_dir,
+        cfg["name"],
+        results,
+        title=f"{heading} ({cfg['name']})",
+        intro=[intro],
+        sections=[("table", rst_title, None, None)],
+        tables={"table": table},
+        footer=footer,
+    )
+
+
 # -- command line -------------------------------------------------------------------
 
 
