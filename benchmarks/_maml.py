@@ -41,31 +41,17 @@ def _soft_cross_entropy(logits, targets):
 class MAML:
     """Model-agnostic meta-learning of a Conv-4 classifier on clean episodes.
 
-    Parameters
-    ----------
-    n_way : int, default=4
-        Classes per task (outputs of the head).
-    n_shot, n_query : int or (int, int), int, default=(1, 5), 10
-        Support (range: uniform) and query examples per class of an episode.
-    n_annotators : int or (int, int), default=(3, 7)
-        Simulated annotators of a validation episode.
-    image_shape : tuple, default=(1, 28, 28)
-        Shape of an image; inputs are flat arrays of that many pixels.
-    inner_lr : float, default=0.1
-        Step size of the inner (adaptation) gradient steps.
-    inner_steps, test_inner_steps : int, default=1
-        Inner steps in meta-training, and when adapting to a target task (and
-        on validation episodes).
-    first_order : bool, default=False
-        Drop the second-order terms of the meta-gradient (FOMAML).
-    n_episodes, episodes_per_epoch, meta_batch_size, lr : int, int, int, float
-        Meta-training length, validation period, tasks per outer step and Adam's
-        learning rate.
-    n_val_episodes : int, default=100
-        Fixed validation episodes (pseudo-annotated, majority-vote labels); the
-        weights of the best validation epoch are kept.
-    random_state : int, default=0
-        Seed of episodes and weights.
+    ``n_way`` classes per task (outputs of the head); episodes of ``n_shot``
+    (range: uniform) support and ``n_query`` query examples per class, with
+    ``n_annotators`` simulated annotators on the validation episodes; flat
+    images of ``image_shape``. ``inner_steps`` gradient steps of size
+    ``inner_lr`` in meta-training, ``test_inner_steps`` on a target task (and
+    the validation episodes); ``first_order`` drops the second-order terms of
+    the meta-gradient (FOMAML). ``n_episodes`` in epochs of
+    ``episodes_per_epoch``, ``meta_batch_size`` tasks per Adam step (``lr``);
+    the weights of the best epoch on ``n_val_episodes`` fixed pseudo-annotated
+    validation episodes (majority-vote labels) are kept; ``random_state`` seeds
+    episodes and weights.
     """
 
     n_way: int = 4

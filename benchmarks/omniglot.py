@@ -715,21 +715,16 @@ def _headline(results) -> str:
 def write_outputs(results) -> dict:
     """JSON, CSV, Markdown and reST results and the PNG plots; returns their paths."""
     cfg, env, summary = results["config"], results["environment"], results["summary"]
-    name, plots, main, tab = (
-        cfg["name"],
-        Path(cfg["plot_dir"]),
-        summary["main"],
-        tables(results),
-    )
+    name, plots, main = cfg["name"], Path(cfg["plot_dir"]), summary["main"]
+    tab, csv = tables(results), []
     mix = lambda m: m if isinstance(m, dict) else "/".join(f"{v:g}" for v in m)  # noqa: E731
-    csv = [
-        {"setting": key, "mixture": mix(s["mixture"]), "n_shot": c["n_shot"]}
-        | {"n_annotators": c["n_annotators"], "method": m, "mean": st["mean"]}
-        | {"sem": st["sem"], "n_tasks": st["n"]}
-        for key, s in summary.items()
-        for c in s["cells"].values()
-        for m, st in c["methods"].items()
-    ]
+    for key, s in summary.items():
+        for c in s["cells"].values():
+            for m, st in c["methods"].items():
+                row = {"setting": key, "mixture": mix(s["mixture"])}
+                row.update(n_shot=c["n_shot"], n_annotators=c["n_annotators"])
+                row.update(method=m, mean=st["mean"], sem=st["sem"], n_tasks=st["n"])
+                csv.append(row)
     cells = tab.get("_spammer_series", [None] * 3)[2]
     secs = [(k, t, h, n and n.format(cells=cells)) for k, t, h, n in SECTIONS]
     command = "python benchmarks/omniglot.py" + " --quick" * ("quick" in name)

@@ -106,9 +106,8 @@ VARIANTS = {
 def default_config(quick=False) -> dict:
     """Settings of the study; ``omniglot`` overrides the benchmark's own."""
     cfg = {"name": "omniglot_variants", "variants": list(VARIANTS), "n_episodes": 4000}
-    cfg.update(
-        n_val_tasks=30, n_gradient_episodes=300, omniglot={}, write=True, verbose=1
-    )
+    cfg.update(n_val_tasks=30, n_gradient_episodes=300, omniglot={})
+    cfg.update(write=True, verbose=1)
     if quick:
         cfg.update(name="omniglot_variants_quick", n_episodes=200, n_val_tasks=4)
         meta = {"episodes_per_epoch": 100, "n_val_episodes": 30}
@@ -125,10 +124,10 @@ def meta_train_variant(name, ocfg, pools, n_episodes):
         for p in encoder.parameters():
             p.requires_grad_(True)
         cfg["n_episodes"] = n_episodes - n_episodes // 2
-        return omniglot.meta_fit(omniglot.base_estimator(cfg, encoder=encoder), pools)[
-            0
-        ]
-    return omniglot.meta_fit(omniglot.base_estimator(cfg, **VARIANTS[name]), pools)[0]
+        model = omniglot.base_estimator(cfg, encoder=encoder)
+    else:
+        model = omniglot.base_estimator(cfg, **VARIANTS[name])
+    return omniglot.meta_fit(model, pools)[0]
 
 
 def _run_em(model, U, codes):
@@ -151,9 +150,8 @@ def empty_class_rate(model, ocfg, pools, n_tasks) -> dict:
     for shot in ocfg["shots"]:
         empty = []
         for R in ocfg["annotators"]:
-            for task in omniglot.crowd_tasks(
-                ocfg, y_val, shot, R, n_tasks, "validation", shot, R
-            ):
+            keys = (n_tasks, "validation", shot, R)
+            for task in omniglot.crowd_tasks(ocfg, y_val, shot, R, *keys):
                 codes = np.nan_to_num(task.Y, nan=-1).astype(np.int64)
                 empty.append(_empty_class(_run_em(model, Z[task.support][None], codes)))
         out[f"{shot}-shot"] = float(np.mean(empty))
@@ -170,15 +168,9 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
         p.requires_grad_(True)
     module.train()
     X_train, y_train = pools["train"]
-    sampler = EpisodeSampler(
-        encoder.scale_inputs(X_train),
-        y_train,
-        n_way=model.n_way,
-        n_shot=model.n_shot,
-        n_query=model.n_query,
-        n_annotators=model.n_annotators,
-        random_state=seed,
-    )
+    kw = {k: getattr(model, k) for k in ("n_way", "n_shot", "n_query", "n_annotators")}
+    X = encoder.scale_inputs(X_train)
+    sampler = EpisodeSampler(X, y_train, random_state=seed, **kw)
     norms, empty = [], []
     for _ in range(n_episodes):
         ep = sampler.sample()
@@ -191,9 +183,8 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
         module.zero_grad()
         loss = torch.nn.functional.nll_loss(log_proba[0], torch.from_numpy(ep.query_y))
         loss.backward()
-        norms.append(
-            float(torch.sqrt(sum((p.grad**2).sum() for p in module.parameters())))
-        )
+        squares = sum((p.grad**2).sum() for p in module.parameters())
+        norms.append(float(torch.sqrt(squares)))
         empty.append(_empty_class(res))
     module.eval()
     for p in module.parameters():
@@ -202,24 +193,18 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
     top = norms >= np.quantile(norms, 0.99)
     out = {"n_episodes": int(n_episodes), "median": float(np.median(norms))}
     out.update(p99=float(np.quantile(norms, 0.99)), max=float(norms.max()))
-    out.update(
-        empty_class_share=float(empty.mean()),
-        empty_class_share_top1pct=float(empty[top].mean()),
-    )
-    out["median_when_empty"] = (
-        float(np.median(norms[empty > 0])) if empty.any() else None
-    )
-    return out
+    out["empty_class_share"] = float(empty.mean())
+    out["empty_class_share_top1pct"] = float(empty[top].mean())
+    when_empty = float(np.median(norms[empty > 0])) if empty.any() else None
+    return {**out, "median_when_empty": when_empty}
 
 
 def run(config=None, **overrides) -> dict:
     """Meta-train the variants; ``config`` and ``overrides`` override
     :func:`default_config` (``quick=True`` first selects its quick one)."""
     cfg = harness.study_config(default_config, config, overrides)
-    if bad := set(cfg["variants"]) - set(VARIANTS):
-        raise ValueError(
-            f"unknown variants {sorted(bad)}; choose from {tuple(VARIANTS)}"
-        )
+    if bad := sorted(set(cfg["variants"]) - set(VARIANTS)):
+        raise ValueError(f"unknown variants {bad}; choose from {tuple(VARIANTS)}")
     ocfg = {**omniglot.default_config(), **cfg["omniglot"]}
 
     def rows(pools):
@@ -229,9 +214,8 @@ def run(config=None, **overrides) -> dict:
                 model = meta_train_variant(name, ocfg, pools, cfg["n_episodes"])
             row = {"variant": name, "best_val_accuracy": model.meta_val_accuracy_}
             row["best_epoch"] = model.meta_best_epoch_
-            row["empty_class_rate"] = empty_class_rate(
-                model, ocfg, pools, cfg["n_val_tasks"]
-            )
+            rate = empty_class_rate(model, ocfg, pools, cfg["n_val_tasks"])
+            row["empty_class_rate"] = rate
             out.append({**row, "seconds": t.seconds})
             if name == "Ours" and cfg["n_gradient_episodes"]:
                 spikes = gradient_spikes(model, pools, cfg["n_gradient_episodes"])
