@@ -624,14 +624,6 @@ def study_config(default_config, config=None, overrides=None) -> dict:
     return configure(default_config, config, nested=("omniglot",))
 
 
-def write_study_outputs(results, out_dir, markdown_text, rst_title, table) -> dict:
-    """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst``; returns their paths."""
-    name = results["config"]["name"]
-    return write_outputs(
-        out_dir, name, results, markdown=markdown_text, rst=[(rst_title, *table)]
-    )
-
-
 def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
     """Command line of a study: ``--quick``, ``--data``, ``--name``, ``--no-write``."""
     parser = argparse.ArgumentParser(
