@@ -92,7 +92,8 @@ class CleanAndPALoss(MetaAnnotatorClassifier):
 
 
 #: Variant -> (class, parameters) of its model; ``curriculum`` is two runs. The
-#: pseudo_annotation of "Ours" and the others is the package default.
+#: pseudo_annotation of "Ours" and the others is the package default (False
+#: since the default changed; the committed full results predate that change).
 VARIANTS = {
     "Ours": {},
     "w/o PA": {"pseudo_annotation": False},
