@@ -19,9 +19,8 @@ sees the same number of source tasks.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
-from __future__ import annotations
-
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,72 +37,41 @@ def _soft_cross_entropy(logits, targets):
     return -(targets * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
 
 
+@dataclass(eq=False)
 class MAML:
     """Model-agnostic meta-learning of a Conv-4 classifier on clean episodes.
 
-    Parameters
-    ----------
-    n_way : int, default=4
-        Classes per task (outputs of the head).
-    n_shot : int or (int, int), default=(1, 5)
-        Support examples per class of a meta-training episode (range: uniform).
-    n_query : int, default=10
-        Query examples per class of a meta-training episode.
-    n_annotators : int or (int, int), default=(3, 7)
-        Simulated annotators of a validation episode.
-    image_shape : tuple, default=(1, 28, 28)
-        Shape of an image; inputs are flat arrays of that many pixels.
-    inner_lr : float, default=0.1
-        Step size of the inner (adaptation) gradient steps.
-    inner_steps : int, default=1
-        Inner steps in meta-training.
-    test_inner_steps : int, default=1
-        Inner steps when adapting to a target task (and on validation episodes).
-    first_order : bool, default=False
-        Drop the second-order terms of the meta-gradient (FOMAML).
-    n_episodes, episodes_per_epoch, meta_batch_size, lr : int, int, int, float
-        Meta-training length, validation period, tasks per outer step and Adam's
-        learning rate.
-    n_val_episodes : int, default=100
-        Fixed validation episodes (pseudo-annotated, majority-vote labels); the
-        weights of the best validation epoch are kept.
-    random_state : int, default=0
-        Seed of episodes and weights.
+    ``n_way`` classes per task (outputs of the head); episodes of ``n_shot``
+    (range: uniform) support and ``n_query`` query examples per class, with
+    ``n_annotators`` simulated annotators on the validation episodes; flat
+    images of ``image_shape``. ``inner_steps`` gradient steps of size
+    ``inner_lr`` in meta-training, ``test_inner_steps`` on a target task (and
+    the validation episodes); ``first_order`` drops the second-order terms of
+    the meta-gradient (FOMAML). ``n_episodes`` in epochs of
+    ``episodes_per_epoch``, ``meta_batch_size`` tasks per Adam step (``lr``);
+    the weights of the best epoch on ``n_val_episodes`` fixed pseudo-annotated
+    validation episodes (majority-vote labels) are kept; ``random_state`` seeds
+    episodes and weights.
     """
 
-    def __init__(
-        self,
-        n_way=4,
-        n_shot=(1, 5),
-        n_query=10,
-        n_annotators=(3, 7),
-        image_shape=(1, 28, 28),
-        inner_lr=0.1,
-        inner_steps=1,
-        test_inner_steps=1,
-        first_order=False,
-        n_episodes=4000,
-        episodes_per_epoch=250,
-        meta_batch_size=4,
-        lr=1e-3,
-        n_val_episodes=100,
-        random_state=0,
-    ):
-        self.n_way = n_way
-        self.n_shot = n_shot
-        self.n_query = n_query
-        self.n_annotators = n_annotators
-        self.image_shape = tuple(image_shape)
-        self.inner_lr = inner_lr
-        self.inner_steps = inner_steps
-        self.test_inner_steps = test_inner_steps
-        self.first_order = first_order
-        self.n_episodes = n_episodes
-        self.episodes_per_epoch = episodes_per_epoch
-        self.meta_batch_size = meta_batch_size
-        self.lr = lr
-        self.n_val_episodes = n_val_episodes
-        self.random_state = random_state
+    n_way: int = 4
+    n_shot: int | tuple = (1, 5)
+    n_query: int = 10
+    n_annotators: int | tuple = (3, 7)
+    image_shape: tuple = (1, 28, 28)
+    inner_lr: float = 0.1
+    inner_steps: int = 1
+    test_inner_steps: int = 1
+    first_order: bool = False
+    n_episodes: int = 4000
+    episodes_per_epoch: int = 250
+    meta_batch_size: int = 4
+    lr: float = 1e-3
+    n_val_episodes: int = 100
+    random_state: int = 0
+
+    def __post_init__(self):
+        self.image_shape = tuple(self.image_shape)
 
     def _build(self):
         encoder = Conv4Encoder(self.image_shape)
@@ -112,25 +80,10 @@ class MAML:
         return nn.Sequential(encoder, nn.Linear(dim, self.n_way))
 
     def adapt(self, X, targets, *, steps=None, create_graph=False, params=None):
-        """Weights after ``steps`` gradient steps on (X, soft targets).
-
-        Parameters
-        ----------
-        X : Tensor of shape (n, n_pixels)
-        targets : Tensor of shape (n, n_way)
-            Class probabilities (one-hot for clean labels).
-        steps : int, optional
-            Inner steps; ``test_inner_steps`` by default.
-        create_graph : bool, default=False
-            Keep the graph of the steps (meta-training, second order).
-        params : dict, optional
-            Starting weights; the meta-learned ones by default.
-
-        Returns
-        -------
-        dict
-            Parameter name -> tensor.
-        """
+        """Weights (name -> tensor) after ``steps`` gradient steps on ``X`` (n,
+        n_pixels) with soft ``targets`` (n, n_way); ``test_inner_steps`` steps
+        from the meta-learned weights by default, keeping the graph with
+        ``create_graph`` (second-order meta-training)."""
         steps = self.test_inner_steps if steps is None else steps
         if params is None:
             params = {
@@ -138,9 +91,7 @@ class MAML:
                 for k, v in self.net_.named_parameters()
             }
         for _ in range(steps):
-            loss = _soft_cross_entropy(
-                functional_call(self.net_, params, (X,)), targets
-            )
+            loss = _soft_cross_entropy(self.logits(params, X), targets)
             grads = torch.autograd.grad(
                 loss, list(params.values()), create_graph=create_graph
             )
@@ -172,35 +123,23 @@ class MAML:
         return correct / total
 
     def meta_fit(self, X, y, X_val=None, y_val=None):
-        """Meta-train on clean episodes of (X, y); validate on (X_val, y_val).
-
-        Returns
-        -------
-        self
-        """
+        """Meta-train on clean episodes of (X, y); validate on (X_val, y_val)."""
         rng = np.random.default_rng(self.random_state)
         torch.manual_seed(int(rng.integers(2**31 - 1)))
         self.net_ = self._build()
         # batch statistics everywhere, as in MAML: a task is its own batch
         self.net_.train()
-        sampler = EpisodeSampler(
-            X,
-            y,
-            n_way=self.n_way,
-            n_shot=self.n_shot,
-            n_query=self.n_query,
-            pseudo_annotation=False,
-        )
+        shots = {"n_way": self.n_way, "n_shot": self.n_shot, "n_query": self.n_query}
+        sampler = EpisodeSampler(X, y, pseudo_annotation=False, **shots)
         val = []
         if X_val is not None:
+            simulator = AnnotatorSimulator()
             val_sampler = EpisodeSampler(
                 X_val,
                 y_val,
-                n_way=self.n_way,
-                n_shot=self.n_shot,
-                n_query=self.n_query,
                 n_annotators=self.n_annotators,
-                simulator=AnnotatorSimulator(),
+                simulator=simulator,
+                **shots,
             )
             val_rng = np.random.default_rng([self.random_state, 1])
             val = [val_sampler.sample(val_rng) for _ in range(self.n_val_episodes)]
@@ -221,13 +160,12 @@ class MAML:
                 for _ in range(batch):
                     ep = sampler.sample(rng)
                     xs, xq = self._episode_tensors(ep)
-                    params = dict(self.net_.named_parameters())
                     fast = self.adapt(
                         xs,
                         eye[ep.support_y],
                         steps=self.inner_steps,
                         create_graph=not self.first_order,
-                        params=params,
+                        params=dict(self.net_.named_parameters()),
                     )
                     loss = nn.functional.cross_entropy(
                         self.logits(fast, xq), torch.as_tensor(ep.query_y)
@@ -240,11 +178,8 @@ class MAML:
             if val:
                 row["valid_acc"] = self._val_accuracy(val)
                 if row["valid_acc"] > best[0]:
-                    best = (
-                        row["valid_acc"],
-                        copy.deepcopy(self.net_.state_dict()),
-                        epoch,
-                    )
+                    state = copy.deepcopy(self.net_.state_dict())
+                    best = (row["valid_acc"], state, epoch)
             self.history_.append(row)
         if val:
             self.net_.load_state_dict(best[1])
@@ -299,23 +234,15 @@ class MAMLAggregateClassifier(ClassifierMixin, BaseEstimator):
         return torch.as_tensor(X, dtype=torch.float32)
 
     def fit(self, X, Y):
-        """Aggregate ``Y`` (codes ``0 .. n_way - 1``, NaN missing) and fine-tune.
-
-        Returns
-        -------
-        self
-        """
+        """Aggregate ``Y`` (codes ``0 .. n_way - 1``, NaN missing) and fine-tune."""
         K = self.maml.n_way
         crowd = CrowdLabelMatrix.from_dense(np.asarray(Y, float), classes=np.arange(K))
         agg = clone(self.aggregator).fit(crowd)
         targets = np.zeros((len(Y), K))
         targets[:, np.asarray(agg.classes_).astype(int)] = agg.probas_
         self.classes_ = np.arange(K)
-        self.params_ = self.maml.adapt(
-            self._pixels(X),
-            torch.as_tensor(targets, dtype=torch.float32),
-            steps=self.steps,
-        )
+        targets = torch.as_tensor(targets, dtype=torch.float32)
+        self.params_ = self.maml.adapt(self._pixels(X), targets, steps=self.steps)
         return self
 
     def predict(self, X):

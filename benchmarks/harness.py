@@ -625,14 +625,6 @@ def study_config(default_config, config=None, overrides=None) -> dict:
     return configure(default_config, config, nested=("omniglot",))
 
 
-def write_study_outputs(results, out_dir, markdown_text, rst_title, table) -> dict:
-    """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst``; returns their paths."""
-    name = results["config"]["name"]
-    return write_outputs(
-        out_dir, name, results, markdown=markdown_text, rst=[(rst_title, *table)]
-    )
-
-
 def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
     """Command line of a study: ``--quick``, ``--no-write``, ``--data``, ``--name``."""
     parser = benchmark_parser(script, description, quick_help)
@@ -1024,3 +1016,137 @@ def hbar_plot(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+# -- crowd tasks on pool indices, tables of cells --------------------------------
+
+
+class TaskModel:
+    """``estimator`` fitted on one crowd task given as pool indices.
+
+    Every method of a benchmark then reads the same task (see
+    :func:`index_features`); when every annotation names one class, that class
+    is predicted without fitting (many estimators need two classes).
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted on ``(X, Y)``: crowd labels ``Y`` with ``np.nan`` for missing.
+    features : ndarray of shape (n_pool, ...), optional
+        When given, the estimator sees these rows of the pool instead of indices.
+    """
+
+    def __init__(self, estimator, features=None):
+        self.estimator = estimator
+        self.features = features
+
+    def _rows(self, X):
+        if self.features is None:
+            return X
+        return self.features[np.asarray(X)[:, 0].astype(np.int64)]
+
+    def fit(self, X, Y):
+        """Fit the estimator, unless the annotations name a single class."""
+        Y = np.asarray(Y, dtype=float)
+        named = np.unique(Y[~np.isnan(Y)]).astype(int)
+        self.single_class_ = named[0] if len(named) < 2 else None
+        if self.single_class_ is None:
+            self.estimator.fit(self._rows(X), Y)
+        return self
+
+    def predict(self, X):
+        """Predictions of the estimator (or the single class named)."""
+        if self.single_class_ is not None:
+            return np.full(len(X), self.single_class_)
+        return self.estimator.predict(self._rows(X))
+
+
+def pooled(stats: Sequence[Mapping]) -> tuple[float, float]:
+    """Mean of several cells' means and its standard error (independent cells)."""
+    means = [s["mean"] for s in stats]
+    sems = [s["sem"] ** 2 for s in stats]
+    return float(np.mean(means)), float(np.sqrt(np.sum(sems)) / len(stats))
+
+
+def accuracy_rows(methods, columns: Sequence[Mapping], *, bold=False) -> list:
+    """Table rows ``[method, "mean ± sem", ...]``, one per method.
+
+    Parameters
+    ----------
+    methods : sequence of str
+    columns : sequence of mapping
+        One per column: method -> ``(mean, sem)`` (``sem`` None: the mean alone).
+    bold : bool, default=False
+        Print the highest mean of each column in bold.
+    """
+    rows = [[m] for m in methods]
+    for col in columns:
+        top = max(col[m][0] for m in methods)
+        for row, m in zip(rows, methods):
+            row.append(fmt_acc(*col[m], bold=bold and col[m][0] == top))
+    return rows
+
+
+def format_table(records: Sequence[Mapping], columns: Mapping) -> tuple[list, list]:
+    """Header and rows of a table with one row per record.
+
+    Parameters
+    ----------
+    records : sequence of mapping
+    columns : mapping
+        Header -> a :meth:`str.format` template of the record's fields (nested
+        fields as ``{grad_norm[max]:.0f}``) or a function of the record.
+    """
+    rows = [
+        [f(r) if callable(f) else f.format_map(r) for f in columns.values()]
+        for r in records
+    ]
+    return list(columns), rows
+
+
+def rst_blocks(sections, tables) -> list:
+    """(title, header, rows) of the tables for reStructuredText (no Markdown bold).
+
+    ``sections`` as in :func:`write_page`; ``tables`` maps a key to (header, rows).
+    """
+    out = []
+    for key, title, *_ in sections:
+        if key in tables:
+            header, rows = tables[key]
+            out.append(
+                (title, header, [[str(c).replace("**", "") for c in r] for r in rows])
+            )
+    return out
+
+
+def write_page(
+    out_dir, name, results, *, title, intro, sections, tables, footer=None, csv=None
+) -> dict:
+    """A benchmark's files from its tables; returns their paths.
+
+    Parameters
+    ----------
+    out_dir, name, results, csv
+        As in :func:`write_outputs`.
+    title : str
+        Heading of the Markdown page.
+    intro : sequence of str
+        Its first paragraphs.
+    sections : sequence of (key, rst_title, heading, note)
+        The tables ``tables[key]`` (absent keys are skipped) in order: on the
+        page under ``## heading`` (None: under the previous one) after ``note``
+        (None: none); in ``<name>_tables.rst`` under ``rst_title``.
+    tables : mapping
+        Key -> (header, rows).
+    footer : str, optional
+        The page's last block.
+    """
+    blocks = [f"# {title}", *intro]
+    for key, _, heading, note in sections:
+        if key in tables:
+            blocks += [] if heading is None else [f"## {heading}"]
+            blocks += [] if note is None else [note]
+            blocks.append(markdown_table(*tables[key]))
+    page = "\n\n".join(blocks + ([] if footer is None else [footer]))
+    rst = rst_blocks(sections, tables)
+    return write_outputs(out_dir, name, results, markdown=page, rst=rst, csv=csv)

@@ -1,35 +1,36 @@
-"""Omniglot few-shot crowd benchmark: our method against the paper's baselines."""
-# SPDX-License-Identifier: BSD-3-Clause
+"""Omniglot few-shot crowd benchmark: our method against the paper's baselines.
 
-# Reproduces the Omniglot experiment of Kumagai et al. (2025), Sec. 5 of the spec,
-# on the 242 characters of Omniglot's two small background archives.
-#
-#   python benchmarks/omniglot.py --quick      # a few minutes on 2 CPU cores
-#   python benchmarks/omniglot.py              # the full run (about 27 minutes)
-#
-# Protocol (all fixed before any result was seen):
-# - split by alphabet: meta-train on 5 alphabets with their 90/180/270-degree
-#   rotations as extra classes, validate on 1 alphabet, test on 2;
-# - meta-train our model (pseudo-annotation) and "w/o PA" (clean episodes, i.e. a
-#   prototypical network with our EM) with the same settings, one after the other,
-#   and time both; PrMV, PrDS and MCL use the "w/o PA" encoder (same meta-training
-#   as a prototypical network); MaMV and MaDS use a MAML meta-trained on the same
-#   number of clean episodes (benchmarks/_maml.py);
-# - choose J (EM iterations at adaptation) and b (class-prior strength) of our
-#   method, and of w/o PA, on validation-alphabet tasks only;
-# - evaluate every method on the SAME seeded 4-way test tasks: 1/3/5 shots,
-#   R = 3/5/7 simulated annotators, 10 query examples per class, annotators from
-#   expert/hammer/spammer mixtures (spammer ratio 0.1-0.4) and from pair-wise
-#   flippers and class-wise spammers;
-# - report mean accuracy +- standard error and paired t-tests (ours against the
-#   best baseline of each cell), accuracy against J and b, and the meta-training
-#   wall time of ours against w/o PA.
-#
-# ``run(config) -> results`` does everything and is what the tests call.
+The Omniglot experiment of Kumagai et al. (2025), Sec. 5 of the spec, on the 242
+characters of Omniglot's two small background archives::
+
+    python benchmarks/omniglot.py --quick      # a few minutes on 2 CPU cores
+    python benchmarks/omniglot.py              # the full run (about 27 minutes)
+
+Protocol (all fixed before any result was seen):
+
+- split by alphabet: meta-train on 5 alphabets with their 90/180/270-degree
+  rotations as extra classes, validate on 1 alphabet, test on 2;
+- meta-train our model (pseudo-annotation) and "w/o PA" (clean episodes: a
+  prototypical network with our EM) with the same settings and time both; PrMV,
+  PrDS and MCL use the w/o-PA encoder, MaMV and MaDS a MAML meta-trained on as
+  many clean episodes (``_maml.py``);
+- choose J (EM iterations at adaptation) and b (class-prior strength) of both
+  models, and the fine-tuning steps of MaMV and MaDS, on validation tasks only;
+- evaluate every method on the same seeded 4-way test tasks: 1/3/5 shots, R =
+  3/5/7 simulated annotators, 10 queries per class, expert/hammer/spammer
+  mixtures (spammer ratio 0.1-0.4), pair-wise flippers and class-wise spammers;
+- report mean accuracy ± standard error, paired t-tests (ours against the best
+  baseline of each cell), accuracy against J and b, and meta-training times.
+
+``run(config) -> results`` does everything; the studies ``omniglot_seeds.py``,
+``omniglot_clipping.py`` and ``omniglot_variants.py`` are configurations of it.
+"""
+# SPDX-License-Identifier: BSD-3-Clause
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -44,75 +45,38 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 from _maml import MAML, MAMLAggregateClassifier  # noqa: E402
-from harness import (  # noqa: E402
-    PrecomputedEncoder,
-    Timer,
-    fmt_acc,
-    index_features,
-    markdown_table,
-    paired_ttest,
-    sample_crowd_tasks,
-    stable_seed,
-    summarize,
-)
+from harness import Timer, index_features  # noqa: E402
 
 from sklearn_metaannot import (  # noqa: E402
     DawidSkene,
     MajorityVote,
-    MetaAnnotatorClassifier,
     MetaLearningWarning,
+    baselines,
+    datasets,
 )
-from sklearn_metaannot.baselines import (  # noqa: E402
-    AggregateThenClassify,
-    CrowdLayerClassifier,
-    PrototypeClassifier,
-)
-from sklearn_metaannot.datasets import (  # noqa: E402
-    load_omniglot,
-    rotate_classes,
-    split_omniglot_by_alphabet,
-)
+from sklearn_metaannot import MetaAnnotatorClassifier as Model  # noqa: E402
+from sklearn_metaannot._meta import torch_threads  # noqa: E402
 
-REPO = _HERE.parent
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = harness.SHARED_DATA / "omniglot"
-
-#: Fixed alphabet split of the 8 alphabets of images_background_small1/2.zip
-#: (242 characters): 5 meta-train alphabets (159 characters, 636 classes with
-#: rotations), 1 validation alphabet (24), 2 test alphabets (59 characters).
-VAL_ALPHABETS = ("Greek",)
-TEST_ALPHABETS = ("Sanskrit", "Tagalog")
-
-OURS, WOPA = "Ours", "w/o PA"
+OURS, WOPA, MAML_KEY = "Ours", "w/o PA", "MAML"
+#: Our two models: meta-trained with and without pseudo-annotation.
+PSEUDO_ANNOTATION = {OURS: True, WOPA: False}
 #: The paper's baselines run here (CNAL and MCNAL are omitted).
-BASELINES = (
-    "LRMV",
-    "LRDS",
-    "RFMV",
-    "RFDS",
-    "CL",
-    "PrMV",
-    "PrDS",
-    "MaMV",
-    "MaDS",
-    "MCL",
-)
-#: Baselines that need the MAML meta-training.
+BASELINES = tuple("LRMV LRDS RFMV RFDS CL PrMV PrDS MaMV MaDS MCL".split())
 MAML_METHODS = ("MaMV", "MaDS")
-#: Extra rows: our EM without meta-learning (on standardised pixels).
-EXTRAS = ("EM, no meta",)
-METHODS = (OURS, WOPA, *BASELINES, *EXTRAS)
-
+METHODS = (OURS, WOPA, *BASELINES, "EM, no meta")
+MAIN_MIXTURE = (0.1, 0.7, 0.2)
+_MA = "MAML (Conv-4 + linear head) meta-trained on clean episodes, fine-tuned on "
+_JB = "(J, b chosen on validation alphabets)"
 METHOD_NOTES = {
-    OURS: "MetaAnnotatorClassifier meta-trained with pseudo-annotation; EM on the "
-    "support (J, b chosen on validation alphabets)",
+    OURS: f"MetaAnnotatorClassifier meta-trained with pseudo-annotation; EM on the "
+    f"support {_JB}",
     WOPA: "the same, meta-trained without pseudo-annotation (a prototypical network "
-    "on clean episodes); EM (J, b chosen on validation alphabets)",
+    f"on clean episodes); EM {_JB}",
     "LRMV": "majority vote, then logistic regression on standardised pixels",
     "LRDS": "Dawid-Skene, then logistic regression on standardised pixels",
     "RFMV": "majority vote, then a random forest (100 trees) on pixels",
@@ -122,104 +86,44 @@ METHOD_NOTES = {
     "PrMV": "prototypes from soft majority-vote labels in the w/o-PA (ProtoNet) space",
     "PrDS": "prototypes from soft Dawid-Skene posteriors in the w/o-PA (ProtoNet) "
     "space",
-    "MaMV": "MAML (Conv-4 + linear head) meta-trained on clean episodes, fine-tuned "
-    "on soft majority-vote labels (steps chosen on validation alphabets)",
-    "MaDS": "MAML (Conv-4 + linear head) meta-trained on clean episodes, fine-tuned "
-    "on Dawid-Skene posteriors (steps chosen on validation alphabets)",
+    "MaMV": f"{_MA}soft majority-vote labels (steps chosen on validation alphabets)",
+    "MaDS": f"{_MA}Dawid-Skene posteriors (steps chosen on validation alphabets)",
     "MCL": "frozen w/o-PA (ProtoNet) encoder + linear head + crowd layer (MW), "
     "trained on the target support",
     "EM, no meta": "our EM on standardised pixels (no meta-learning)",
 }
 
-MAIN_MIXTURE = (0.1, 0.7, 0.2)
-
 
 def default_config(quick=False) -> dict:
-    """The configuration of the full run, or of the ``--quick`` run.
-
-    Returns
-    -------
-    dict
-        Every knob of the benchmark; ``run`` accepts any subset as overrides.
-    """
-    cfg = {
-        "name": "omniglot",
-        "data": str(DEFAULT_DATA),
-        "seed": 0,
-        # seed of meta-training (both models); None: ``seed``. The test and
-        # validation tasks always follow ``seed``.
-        "meta_seed": None,
-        "val_alphabets": list(VAL_ALPHABETS),
-        "test_alphabets": list(TEST_ALPHABETS),
-        "rotations": [90, 180, 270],
-        # meta-training (both models)
-        "encoder": "conv4",
-        "n_way": 4,
-        "meta_n_shot": [1, 5],
-        "meta_n_annotators": [3, 7],
-        "meta_n_query": 10,
-        "meta_mixture": list(MAIN_MIXTURE),
-        "meta_em_iter": 3,
-        "meta_b": 10.0,
-        "n_episodes": 4000,
-        "episodes_per_epoch": 250,
-        "meta_batch_size": 4,
-        "n_val_episodes": 100,
-        "lr": 1e-3,
-        "max_grad_norm": 1.0,
-        # MAML baselines (same episodes, meta-batch, lr and validation as ours)
-        "maml_inner_lr": 0.1,
-        "maml_inner_steps": 1,
-        "maml_first_order": False,
-        # fine-tuning steps of MaMV / MaDS, chosen on validation-alphabet tasks
-        "maml_steps_grid": [1, 2, 3, 5],
-        # paired timing: alternated short meta-training runs (episodes each)
-        "timing_rounds": 4,
-        "timing_episodes": 200,
-        # adaptation hyperparameters, chosen on validation-alphabet tasks
-        "em_iter_grid": [1, 2, 3, 4, 5],
-        "b_grid": [1.0, 10.0, 100.0],
-        "n_val_tasks": 30,
-        # test tasks
-        "shots": [1, 3, 5],
-        "annotators": [3, 5, 7],
-        "n_query": 10,
-        "n_test_tasks": 100,
-        # spammer-ratio sweep and other annotator types (on a sub-grid)
-        "spammer_mixtures": [[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.1, 0.5, 0.4]],
-        "other_types": ["pairwise_flipper", "classwise_spammer"],
-        "sweep_shots": [1, 3, 5],
-        "sweep_annotators": [5],
-        "n_sweep_tasks": 100,
-        "methods": list(METHODS),
-        # baselines
-        "rf_n_estimators": 100,
-        "cl_hidden": [64],
-        "cl_epochs": 200,
-        "cl_lr": 0.01,
-        # torch threads: meta-training (conv nets on batches of episodes) and the
-        # evaluation (thousands of tiny fits, fastest on one thread)
-        "meta_threads": 2,
-        "eval_threads": 1,
-        # outputs
-        "output_dir": str(REPO / "benchmarks" / "results"),
-        "plot_dir": str(REPO / "docs" / "_static" / "benchmarks"),
-        "write": True,
-        "verbose": 1,
-    }
+    """Every knob of the benchmark (of the ``--quick`` run with ``quick``)."""
+    # seed: of the tasks, and of meta-training unless meta_seed is given
+    cfg = {"name": "omniglot", "data": str(DEFAULT_DATA), "seed": 0, "meta_seed": None}
+    cfg.update(val_alphabets=["Greek"], test_alphabets=["Sanskrit", "Tagalog"])
+    # meta-training of every meta-learned model, MAML's inner loop
+    cfg.update(rotations=[90, 180, 270], encoder="conv4", n_way=4, meta_n_shot=[1, 5])
+    cfg.update(meta_n_annotators=[3, 7], meta_n_query=10, meta_mixture=[0.1, 0.7, 0.2])
+    cfg.update(meta_em_iter=3, meta_b=10.0, n_episodes=4000, episodes_per_epoch=250)
+    cfg.update(meta_batch_size=4, n_val_episodes=100, lr=1e-3, max_grad_norm=1.0)
+    cfg.update(maml_inner_lr=0.1, maml_inner_steps=1, maml_first_order=False)
+    # chosen on validation tasks: MAML fine-tuning steps, J and b; paired timing:
+    # alternated short meta-training runs (of timing_episodes episodes)
+    cfg.update(maml_steps_grid=[1, 2, 3, 5], timing_rounds=4, timing_episodes=200)
+    cfg.update(em_iter_grid=[1, 2, 3, 4, 5], b_grid=[1.0, 10.0, 100.0], n_val_tasks=30)
+    # test tasks: the main grid, the spammer-ratio sweep and other annotator types
+    cfg.update(shots=[1, 3, 5], annotators=[3, 5, 7], n_query=10, n_test_tasks=100)
+    cfg.update(spammer_mixtures=[[0.1, 0.8, 0.1], [0.1, 0.6, 0.3], [0.1, 0.5, 0.4]])
+    cfg.update(other_types=["pairwise_flipper", "classwise_spammer"])
+    cfg.update(sweep_shots=[1, 3, 5], sweep_annotators=[5], n_sweep_tasks=100)
+    cfg.update(methods=list(METHODS), rf_n_estimators=100, cl_hidden=[64])
+    # torch threads of meta-training and of the evaluation (thousands of tiny fits)
+    cfg.update(cl_epochs=200, cl_lr=0.01, meta_threads=2, eval_threads=1)
+    cfg.update(output_dir=str(REPO / "benchmarks" / "results"))
+    cfg.update(plot_dir=str(REPO / "docs" / "_static" / "benchmarks"))
+    cfg.update(write=True, verbose=1)
     if quick:
-        cfg.update(
-            name="omniglot_quick",
-            n_episodes=300,
-            episodes_per_epoch=100,
-            n_val_episodes=30,
-            n_val_tasks=4,
-            n_test_tasks=8,
-            n_sweep_tasks=8,
-            rf_n_estimators=50,
-            timing_rounds=2,
-            timing_episodes=40,
-        )
+        cfg.update(name="omniglot_quick", n_episodes=300, episodes_per_epoch=100)
+        cfg.update(n_val_episodes=30, n_val_tasks=4, n_test_tasks=8, n_sweep_tasks=8)
+        cfg.update(rf_n_estimators=50, timing_rounds=2, timing_episodes=40)
     return cfg
 
 
@@ -228,324 +132,284 @@ def _log(cfg, *args):
         print(*args, flush=True)
 
 
-# -- data ---------------------------------------------------------------------------
-
-
 def load_pools(cfg) -> dict:
     """Meta-train (with rotations), validation and test pools of flat images."""
-    bunch = load_omniglot(cfg["data"])
-    train, val, test = split_omniglot_by_alphabet(
-        bunch, val_alphabets=cfg["val_alphabets"], test_alphabets=cfg["test_alphabets"]
-    )
+    bunch = datasets.load_omniglot(cfg["data"])
+    alphabets = {"val_alphabets": cfg["val_alphabets"]}
+    alphabets["test_alphabets"] = cfg["test_alphabets"]
+    masks = datasets.split_omniglot_by_alphabet(bunch, **alphabets)
     images, target = bunch.images, bunch.target
+    train = images[masks[0]], target[masks[0]]
     if cfg["rotations"]:
-        train_images, train_y = rotate_classes(
-            images[train], target[train], rotations=tuple(cfg["rotations"])
-        )
-    else:
-        train_images, train_y = images[train], target[train]
+        train = datasets.rotate_classes(*train, rotations=tuple(cfg["rotations"]))
     flat = lambda a: np.ascontiguousarray(a.reshape(len(a), -1), dtype=np.float32)  # noqa: E731
-    pools = {
-        "train": (flat(train_images), train_y),
-        "val": (flat(images[val]), target[val]),
-        "test": (flat(images[test]), target[test]),
-    }
-    info = {
-        split: {
-            "alphabets": sorted(set(bunch.alphabet[mask].tolist())),
-            "characters": int(len(np.unique(target[mask]))),
-            "images": int(mask.sum()),
-        }
-        for split, mask in (("train", train), ("val", val), ("test", test))
-    }
-    info["train"]["classes_with_rotations"] = int(len(np.unique(train_y)))
-    info["train"]["images_with_rotations"] = int(len(train_y))
+    pools, info = {"train": (flat(train[0]), train[1])}, {}
+    for split, mask in zip(("train", "val", "test"), masks):
+        pools.setdefault(split, (flat(images[mask]), target[mask]))
+        info[split] = {"alphabets": sorted(set(bunch.alphabet[mask].tolist()))}
+        info[split]["characters"] = len(np.unique(target[mask]))
+        info[split]["images"] = int(mask.sum())
+    info["train"]["classes_with_rotations"] = len(np.unique(train[1]))
+    info["train"]["images_with_rotations"] = len(train[1])
     return {"pools": pools, "info": info}
 
 
-# -- meta-training --------------------------------------------------------------------
+# -- meta-training ------------------------------------------------------------------
 
 
 def grad_norm_stats(history, max_grad_norm) -> dict:
     """Quantiles of the meta-gradient norms (before clipping) over all steps."""
-    norms = np.array(
-        [b["grad_norm"] for row in history for b in row["batches"] if "grad_norm" in b]
-    )
-    return {
-        "steps": int(len(norms)),
-        "median": float(np.median(norms)),
-        "p90": float(np.quantile(norms, 0.9)),
-        "p99": float(np.quantile(norms, 0.99)),
-        "max": float(norms.max()),
-        "clipped_fraction": (
-            None if max_grad_norm is None else float(np.mean(norms > max_grad_norm))
-        ),
-    }
+    norms = [b.get("grad_norm") for row in history for b in row["batches"]]
+    norms = np.array([n for n in norms if n is not None])
+    out = {"steps": len(norms), "median": float(np.median(norms))}
+    out.update({f"p{q}": float(np.quantile(norms, q / 100)) for q in (90, 99)})
+    out["max"] = float(norms.max())
+    clip = max_grad_norm
+    out["clipped_fraction"] = None if clip is None else float(np.mean(norms > clip))
+    return out
 
 
 def _episode_settings(cfg) -> dict:
     """Episodes, optimiser and seed shared by every meta-learned method."""
-    return {
-        "n_way": cfg["n_way"],
-        "n_shot": tuple(cfg["meta_n_shot"]),
-        "n_query": cfg["meta_n_query"],
-        "n_annotators": tuple(cfg["meta_n_annotators"]),
-        "n_episodes": cfg["n_episodes"],
-        "episodes_per_epoch": cfg["episodes_per_epoch"],
-        "meta_batch_size": cfg["meta_batch_size"],
-        "n_val_episodes": cfg["n_val_episodes"],
-        "lr": cfg["lr"],
-        "random_state": cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"],
-    }
+    keys = ("n_way", "n_episodes", "episodes_per_epoch", "meta_batch_size", "lr")
+    out = {k: cfg[k] for k in (*keys, "n_val_episodes")}
+    out.update(n_shot=tuple(cfg["meta_n_shot"]), n_query=cfg["meta_n_query"])
+    out["n_annotators"] = tuple(cfg["meta_n_annotators"])
+    out["random_state"] = cfg["seed"] if cfg["meta_seed"] is None else cfg["meta_seed"]
+    return out
 
 
-def base_estimator(cfg) -> MetaAnnotatorClassifier:
-    """Our model with the benchmark's meta-training settings (not yet fitted).
+def base_estimator(cfg, cls=Model, **params) -> Model:
+    """Our model (or a subclass) with the benchmark's meta-training settings.
 
     "Ours" is the paper's method, with pseudo-annotation (no longer the package
     default); w/o PA sets ``pseudo_annotation=False``.
     """
-    return MetaAnnotatorClassifier(
+    em = {"n_em_iter": cfg["meta_em_iter"], "b": cfg["meta_b"]}
+    return cls(
         pseudo_annotation=True,
         encoder=cfg["encoder"],
         image_shape=(1, 28, 28),
         annotator_mixture=tuple(cfg["meta_mixture"]),
         max_grad_norm=cfg["max_grad_norm"],
-        n_em_iter=cfg["meta_em_iter"],
-        b=cfg["meta_b"],
         representation="meta",
+        **em,
         **_episode_settings(cfg),
-    )
+    ).set_params(**params)
+
+
+def meta_fit(model, pools, validate=True):
+    """``model`` meta-trained on the train pool (validated on the validation pool)
+    and the :class:`harness.Timer` of its meta-training."""
+    val = dict(zip(("X_val", "y_val"), pools["val"])) if validate else {}
+    with warnings.catch_warnings(), Timer() as timer:
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        model.meta_fit(*pools["train"], **val)
+    return model, timer
+
+
+def meta_record(model, timer, max_grad_norm) -> dict:
+    """Times, best epoch, validation curves and gradient norms of a meta-training."""
+    history = model.meta_history_
+    curve = lambda key, *nan: [float(r.get(key, *nan)) for r in history]  # noqa: E731
+    return {
+        "wall_seconds": timer.seconds,
+        "cpu_seconds": timer.cpu,
+        "epoch_seconds": curve("dur"),
+        "best_epoch": model.meta_best_epoch_,
+        "val_accuracy": model.meta_val_accuracy_,
+        "val_accuracy_input_em": model.no_meta_val_accuracy_,
+        "valid_acc_curve": curve("valid_acc", np.nan),
+        "train_loss_curve": curve("train_loss"),
+        "grad_norm_max_curve": curve("grad_norm_max"),
+        "grad_norm": grad_norm_stats(history, max_grad_norm),
+    }
 
 
 def meta_train(cfg, pools) -> tuple[dict, dict]:
-    """Meta-train our model and w/o PA (the ProtoNet encoder), timing both."""
-    X_train, y_train = pools["train"]
-    X_val, y_val = pools["val"]
-    base = base_estimator(cfg)
+    """Our model and w/o PA meta-trained and timed (also in alternated short runs),
+    and the MAML of MaMV and MaDS."""
+    # a warm-up: one-off costs of the first run would bias the first model's time
+    n = 2 * cfg["meta_batch_size"]
+    short = {"n_episodes": n, "episodes_per_epoch": n, "validation_classes": 0.0}
+    meta_fit(base_estimator(cfg, **short), pools, validate=False)
     models, timing = {}, {}
-    torch.set_num_threads(int(cfg["meta_threads"]))
-    # warm-up (one-off costs of the first run in a process would bias the timing
-    # against whichever model is trained first)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetaLearningWarning)
-        clone(base).set_params(
-            n_episodes=2 * cfg["meta_batch_size"],
-            episodes_per_epoch=2 * cfg["meta_batch_size"],
-            validation_classes=0.0,
-        ).meta_fit(X_train, y_train)
-    for name, pa in ((OURS, True), (WOPA, False)):
+    for name, pa in PSEUDO_ANNOTATION.items():
         _log(cfg, f"meta-training {name!r} ({cfg['n_episodes']} episodes)")
-        model = clone(base).set_params(pseudo_annotation=pa)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MetaLearningWarning)
-            with Timer() as t:
-                model.meta_fit(X_train, y_train, X_val=X_val, y_val=y_val)
-        models[name] = model
-        history = model.meta_history_
-        timing[name] = {
-            "wall_seconds": t.seconds,
-            "cpu_seconds": t.cpu,
-            "epoch_seconds": [float(row["dur"]) for row in history],
-            "best_epoch": model.meta_best_epoch_,
-            "val_accuracy": model.meta_val_accuracy_,
-            "val_accuracy_input_em": model.no_meta_val_accuracy_,
-            "valid_acc_curve": [float(row.get("valid_acc", np.nan)) for row in history],
-            "train_loss_curve": [float(row["train_loss"]) for row in history],
-            "grad_norm_max_curve": [float(row["grad_norm_max"]) for row in history],
-            "grad_norm": grad_norm_stats(history, cfg["max_grad_norm"]),
-        }
-        _log(
-            cfg,
-            f"  {t.seconds:.0f} s; best validation accuracy "
-            f"{model.meta_val_accuracy_:.3f} at epoch {model.meta_best_epoch_} "
-            f"(EM on pixels {model.no_meta_val_accuracy_:.3f})",
-        )
-    timing["ratio_ours_over_wopa"] = (
-        timing[OURS]["wall_seconds"] / timing[WOPA]["wall_seconds"]
-    )
-    # The two long runs above are minutes apart, and on a shared machine the load
-    # may change in between. Short runs alternated ABBA give a paired estimate.
-    rounds = []
-    for r in range(int(cfg["timing_rounds"])):
-        order = ((OURS, True), (WOPA, False))
-        seconds = {}
-        for name, pa in order if r % 2 == 0 else order[::-1]:
-            short = clone(base).set_params(
-                pseudo_annotation=pa,
-                n_episodes=cfg["timing_episodes"],
-                episodes_per_epoch=cfg["timing_episodes"],
-                validation_classes=0.0,
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", MetaLearningWarning)
-                with Timer() as t:
-                    short.meta_fit(X_train, y_train)
-            seconds[name] = t.seconds
-        rounds.append(seconds)
+        models[name], t = meta_fit(base_estimator(cfg, pseudo_annotation=pa), pools)
+        timing[name] = meta_record(models[name], t, cfg["max_grad_norm"])
+        _log(cfg, f"  {t.seconds:.0f} s; validation {models[name].meta_val_accuracy_}")
+    wall = {m: timing[m]["wall_seconds"] for m in PSEUDO_ANNOTATION}
+    timing["ratio_ours_over_wopa"] = wall[OURS] / wall[WOPA]
+    # the load of a shared machine may change between the two long runs: ABBA
+    short.update(n_episodes=cfg["timing_episodes"])
+    short.update(episodes_per_epoch=cfg["timing_episodes"])
+    rounds = [{} for _ in range(int(cfg["timing_rounds"]))]
+    for r, seconds in enumerate(rounds):
+        for name in list(PSEUDO_ANNOTATION)[:: -1 if r % 2 else 1]:
+            model = base_estimator(cfg, pseudo_annotation=PSEUDO_ANNOTATION[name])
+            seconds[name] = meta_fit(model.set_params(**short), pools, False)[1].seconds
     if rounds:
-        ratios = [r[OURS] / r[WOPA] for r in rounds]
         timing["paired_rounds"] = rounds
+        ratios = [r[OURS] / r[WOPA] for r in rounds]
         timing["paired_ratio_median"] = float(np.median(ratios))
-        _log(cfg, f"  paired timing rounds: ours / w/o PA = {np.round(ratios, 3)}")
-    timing["epoch_ratio_ours_over_wopa"] = float(
-        np.sum(timing[OURS]["epoch_seconds"]) / np.sum(timing[WOPA]["epoch_seconds"])
-    )
+    epochs = {m: np.sum(timing[m]["epoch_seconds"]) for m in PSEUDO_ANNOTATION}
+    timing["epoch_ratio_ours_over_wopa"] = float(epochs[OURS] / epochs[WOPA])
     if any(m in cfg["methods"] for m in MAML_METHODS):
         models[MAML_KEY], timing[MAML_KEY] = meta_train_maml(cfg, pools)
-        timing["ratio_maml_over_wopa"] = (
-            timing[MAML_KEY]["wall_seconds"] / timing[WOPA]["wall_seconds"]
-        )
+        timing["ratio_maml_over_wopa"] = timing[MAML_KEY]["wall_seconds"] / wall[WOPA]
     return models, timing
 
 
-MAML_KEY = "MAML"
-
-
 def meta_train_maml(cfg, pools) -> tuple[MAML, dict]:
-    """Meta-train the MAML of MaMV and MaDS on clean episodes, timed."""
-    X_train, y_train = pools["train"]
-    X_val, y_val = pools["val"]
-    maml = MAML(
-        inner_lr=cfg["maml_inner_lr"],
-        inner_steps=cfg["maml_inner_steps"],
-        test_inner_steps=cfg["maml_inner_steps"],
-        first_order=cfg["maml_first_order"],
-        **_episode_settings(cfg),
-    )
+    """The MAML of MaMV and MaDS meta-trained on clean episodes, and its record."""
+    steps, first_order = cfg["maml_inner_steps"], cfg["maml_first_order"]
+    kw = {"inner_steps": steps, "test_inner_steps": steps, "first_order": first_order}
+    maml = MAML(inner_lr=cfg["maml_inner_lr"], **kw, **_episode_settings(cfg))
     _log(cfg, f"meta-training MAML ({cfg['n_episodes']} episodes)")
     with Timer() as t:
-        maml.meta_fit(X_train, y_train, X_val, y_val)
-    _log(
-        cfg,
-        f"  {t.seconds:.0f} s; best validation accuracy {maml.val_accuracy_:.3f} "
-        f"at epoch {maml.best_epoch_}",
-    )
-    timing = {
-        "wall_seconds": t.seconds,
-        "cpu_seconds": t.cpu,
-        "best_epoch": maml.best_epoch_,
-        "val_accuracy": maml.val_accuracy_,
-        "valid_acc_curve": [float(r["valid_acc"]) for r in maml.history_],
-        "train_loss_curve": [float(r["train_loss"]) for r in maml.history_],
-    }
-    return maml, timing
-
-
-def _embed_all(model, X, batch_size=500):
-    return model.meta_encoder_.transform(X, batch_size=batch_size)
-
-
-class _Context:
-    """What the methods need on one pool: pixels, embeddings, fitted templates."""
-
-    def __init__(self, cfg, models, X, y):
-        self.cfg = cfg
-        self.X = X
-        self.y = y
-        self.idx = index_features(np.arange(len(y)))
-        self.encoders = {}
-        self.templates = {}
-        self.maml = models.get(MAML_KEY)
-        for name, model in models.items():
-            if name == MAML_KEY:
-                continue
-            enc = PrecomputedEncoder(_embed_all(model, X))
-            template = clone(model)
-            template.meta_encoder_ = enc  # embeddings computed once for the pool
-            self.encoders[name] = enc
-            self.templates[name] = template
+        maml.meta_fit(*pools["train"], *pools["val"])
+    curve = lambda key: [float(r[key]) for r in maml.history_]  # noqa: E731
+    rec = {"wall_seconds": t.seconds, "cpu_seconds": t.cpu}
+    rec.update(best_epoch=maml.best_epoch_, val_accuracy=maml.val_accuracy_)
+    rec.update(valid_acc_curve=curve("valid_acc"), train_loss_curve=curve("train_loss"))
+    return maml, rec
 
 
 # -- methods ------------------------------------------------------------------------
 
 
-def _logistic():
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+class _Context:
+    """What the methods need on one pool: its pixels, our models' embeddings of it
+    (and templates on them), the MAML and the chosen hyperparameters."""
+
+    def __init__(self, cfg, models, X, selection=None):
+        self.cfg, self.X, self.selection = cfg, X, selection
+        self.maml = models.get(MAML_KEY)
+        self.encoders, self.templates = {}, {}
+        for name in [m for m in models if m != MAML_KEY]:  # embedded once per pool
+            Z = models[name].meta_encoder_.transform(X, batch_size=500)
+            self.encoders[name] = harness.PrecomputedEncoder(Z)
+            self.templates[name] = clone(models[name])
+            self.templates[name].meta_encoder_ = self.encoders[name]
 
 
-def _make_method(name, ctx, selection, task_seed):
-    """``(estimator, X_kind)`` of a method; X_kind is "pixels" or "index"."""
-    cfg = ctx.cfg
-    agg = {"MV": MajorityVote(random_state=task_seed), "DS": DawidSkene()}
-    if name in (OURS, WOPA):
-        sel = selection[name]
-        est = clone(ctx.templates[name]).set_params(n_em_iter=sel["J"], b=sel["b"])
-        return est, "index"
-    if name.startswith(f"{OURS} [") or name.startswith(f"{WOPA} ["):
-        # sensitivity variants, e.g. "Ours [J=2]" or "Ours [b=100]"
-        base, _, spec = name.partition(" [")
-        key, _, value = spec.rstrip("]").partition("=")
-        params = {"n_em_iter": selection[base]["J"], "b": selection[base]["b"]}
-        params["n_em_iter" if key == "J" else "b"] = (
-            int(value) if key == "J" else float(value)
-        )
-        return clone(ctx.templates[base]).set_params(**params), "index"
-    if name in ("LRMV", "LRDS"):
-        return AggregateThenClassify(
-            agg[name[2:]], _logistic(), random_state=task_seed
-        ), ("pixels")
-    if name in ("RFMV", "RFDS"):
-        rf = RandomForestClassifier(n_estimators=cfg["rf_n_estimators"])
-        return AggregateThenClassify(
-            agg[name[2:]], rf, random_state=task_seed
-        ), "pixels"
-    if name in ("PrMV", "PrDS"):
-        return PrototypeClassifier(ctx.encoders[WOPA], agg[name[2:]]), "index"
-    if name == "CL":
-        est = CrowdLayerClassifier(
-            hidden_layer_sizes=tuple(cfg["cl_hidden"]),
-            n_epochs=cfg["cl_epochs"],
-            lr=cfg["cl_lr"],
-            random_state=task_seed,
-        )
-        return est, "pixels"
-    if name in MAML_METHODS:
-        steps = selection.get(name, {}).get("steps")
-        est = MAMLAggregateClassifier(
-            ctx.maml, agg[name[2:]], images=ctx.X, steps=steps
-        )
-        return est, "index"
-    if name == "MCL":
-        est = CrowdLayerClassifier(
-            ctx.encoders[WOPA],
-            hidden_layer_sizes=(),
-            n_epochs=cfg["cl_epochs"],
-            lr=cfg["cl_lr"],
-            random_state=task_seed,
-        )
-        return est, "index"
-    if name == "EM, no meta":
-        sel = selection[OURS]
-        est = MetaAnnotatorClassifier(
-            n_em_iter=sel["J"], b=sel["b"], representation="input"
-        )
-        return est, "pixels"
-    raise ValueError(f"unknown method {name!r}")
+#: The methods: ``build(context, seed)`` of a :class:`harness.TaskModel`.
+REGISTRY = harness.Methods()
 
 
-def evaluate_tasks(tasks, ctx, selection, methods, timings=None) -> dict:
-    """Query accuracy of every method on every task: ``{method: [acc, ...]}``."""
-    out = {m: [] for m in methods}
-    for task in tasks:
-        observed = np.unique(task.Y[~np.isnan(task.Y)]).astype(int)
-        for name in methods:
-            if len(observed) < 2:
-                # every annotation names one class: every method predicts it
-                out[name].append(float(np.mean(task.query_y == observed[0])))
-                continue
-            with Timer() as t:
-                est, kind = _make_method(name, ctx, selection, task.seed)
-                feats = ctx.X if kind == "pixels" else ctx.idx
-                est.fit(feats[task.support], task.Y)
-                pred = est.predict(feats[task.query])
-            out[name].append(float(np.mean(pred == task.query_y)))
-            if timings is not None:
-                timings[name] = timings.get(name, 0.0) + t.seconds
+def method(name, *, pixels=False, meta=True, registry=REGISTRY):
+    """Register ``build(ctx, seed) -> estimator`` as method ``name``, fitted on
+    pool indices (on the pixels with ``pixels``) by a :class:`harness.TaskModel`."""
+
+    def register(build):
+        def task_model(ctx, seed):
+            return harness.TaskModel(build(ctx, seed), ctx.X if pixels else None)
+
+        registry.add(name, name, needs_meta=meta)(task_model)
+        return build
+
+    return register
+
+
+def _em(base, **fixed):
+    """Our EM in ``base``'s space; J and b chosen on validation unless ``fixed``."""
+
+    def build(ctx, seed):
+        params = {"n_em_iter": ctx.selection[base]["J"], "b": ctx.selection[base]["b"]}
+        return clone(ctx.templates[base]).set_params(**{**params, **fixed})
+
+    return build
+
+
+def _agg(kind, seed):
+    return MajorityVote(random_state=seed) if kind == "MV" else DawidSkene()
+
+
+def _register_aggregating(k):
+    """LR, RF, Pr and Ma on majority vote (``k="MV"``) or Dawid-Skene (``"DS"``)."""
+
+    @method(f"LR{k}", pixels=True, meta=False)
+    def _lr(ctx, seed):
+        lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        return baselines.AggregateThenClassify(_agg(k, seed), lr, random_state=seed)
+
+    @method(f"RF{k}", pixels=True, meta=False)
+    def _rf(ctx, seed):
+        rf = RandomForestClassifier(n_estimators=ctx.cfg["rf_n_estimators"])
+        return baselines.AggregateThenClassify(_agg(k, seed), rf, random_state=seed)
+
+    @method(f"Pr{k}")
+    def _pr(ctx, seed):
+        return baselines.PrototypeClassifier(ctx.encoders[WOPA], _agg(k, seed))
+
+    @method(f"Ma{k}")
+    def _ma(ctx, seed):
+        steps = ctx.selection.get(f"Ma{k}", {}).get("steps")
+        return MAMLAggregateClassifier(ctx.maml, _agg(k, seed), ctx.X, steps)
+
+
+def _crowd_layer(ctx, seed, encoder=None, hidden=()):
+    kw = {
+        "n_epochs": ctx.cfg["cl_epochs"],
+        "lr": ctx.cfg["cl_lr"],
+        "random_state": seed,
+    }
+    return baselines.CrowdLayerClassifier(encoder, hidden_layer_sizes=hidden, **kw)
+
+
+for _name in PSEUDO_ANNOTATION:
+    method(_name)(_em(_name))
+for _k in ("MV", "DS"):
+    _register_aggregating(_k)
+method("CL", pixels=True, meta=False)(
+    lambda ctx, seed: _crowd_layer(ctx, seed, hidden=tuple(ctx.cfg["cl_hidden"]))
+)
+method("MCL")(lambda ctx, seed: _crowd_layer(ctx, seed, ctx.encoders[WOPA]))
+
+
+@method("EM, no meta", pixels=True, meta=False)
+def _em_input(ctx, seed):
+    sel = ctx.selection[OURS]
+    return Model(n_em_iter=sel["J"], b=sel["b"], representation="input")
+
+
+def sensitivity(cfg) -> harness.Methods:
+    """Our models with J (or b) fixed instead of chosen on validation."""
+    out = harness.Methods()
+    for base in PSEUDO_ANNOTATION:
+        for J in cfg["em_iter_grid"]:
+            method(f"{base} [J={J}]", registry=out)(_em(base, n_em_iter=int(J)))
+    for b in cfg["b_grid"]:
+        method(f"{OURS} [b={b:g}]", registry=out)(_em(OURS, b=float(f"{b:g}")))
     return out
 
 
 # -- protocol -----------------------------------------------------------------------
+
+
+def crowd_tasks(cfg, y, shot, R, n_tasks, *keys, mixture=MAIN_MIXTURE) -> list:
+    """Seeded tasks of one cell on the pool labels ``y`` (seeded by ``keys``)."""
+    kw = {"n_way": cfg["n_way"], "n_query": cfg["n_query"], "mixture": mixture}
+    kw.update(n_tasks=n_tasks, n_shot=shot, n_annotators=R)
+    return harness.sample_crowd_tasks(
+        y, seed=harness.stable_seed(cfg["seed"], *keys), **kw
+    )
+
+
+def _read(task):
+    support, query = index_features(task.support), index_features(task.query)
+    return support, task.Y, query, task.query_y, task.seed
+
+
+def accuracies(methods, tasks, ctx, seconds=None) -> dict:
+    """Query accuracy of every method on every task, ``{method: [acc, ...]}``; the
+    times of fit and predict are added up in ``seconds``."""
+    rows = harness.evaluate(methods, harness.TaskSet(tasks, _read), ctx)
+    for name, times in harness.column(rows, "seconds").items():
+        if seconds is not None:
+            seconds[name] = seconds.get(name, 0.0) + float(np.sum(times))
+    return harness.column(rows)
 
 
 def _cells(shots, annotators):
@@ -554,223 +418,127 @@ def _cells(shots, annotators):
 
 def select_hyperparameters(cfg, models, pools) -> dict:
     """Choose J, b (ours, w/o PA) and MAML fine-tuning steps on validation tasks."""
-    X_val, y_val = pools["val"]
-    ctx = _Context(cfg, models, X_val, y_val)
-    tasks = []
+    ctx, tasks, y_val = _Context(cfg, models, pools["val"][0]), [], pools["val"][1]
     for shot, R in _cells(cfg["shots"], cfg["annotators"]):
-        tasks += sample_crowd_tasks(
-            y_val,
-            n_tasks=cfg["n_val_tasks"],
-            n_way=cfg["n_way"],
-            n_shot=shot,
-            n_query=cfg["n_query"],
-            n_annotators=R,
-            mixture=MAIN_MIXTURE,
-            seed=stable_seed(cfg["seed"], "validation", shot, R),
+        tasks += crowd_tasks(
+            cfg, y_val, shot, R, cfg["n_val_tasks"], "validation", shot, R
         )
-    selection, grid = {}, {}
-    for base in (OURS, WOPA):
-        scores = {}
-        for J in cfg["em_iter_grid"]:
-            for b in cfg["b_grid"]:
-                sel = {base: {"J": int(J), "b": float(b)}}
-                acc = evaluate_tasks(tasks, ctx, sel, [base])[base]
-                scores[(int(J), float(b))] = float(np.mean(acc))
-        best = max(scores, key=lambda k: (scores[k], -abs(k[0] - cfg["meta_em_iter"])))
-        selection[base] = {"J": best[0], "b": best[1], "val_accuracy": scores[best]}
-        grid[base] = [
-            {"J": J, "b": b, "val_accuracy": v} for (J, b), v in scores.items()
-        ]
-        _log(
-            cfg,
-            f"validation choice for {base!r}: J={best[0]}, b={best[1]:g} "
-            f"(accuracy {scores[best]:.3f} on {len(tasks)} validation tasks)",
-        )
-    for name in MAML_METHODS:
-        if name not in cfg["methods"] or ctx.maml is None:
-            continue
-        scores = {}
-        for steps in cfg["maml_steps_grid"]:
-            sel = {name: {"steps": int(steps)}}
-            scores[int(steps)] = float(
-                np.mean(evaluate_tasks(tasks, ctx, sel, [name])[name])
-            )
-        best = max(scores, key=lambda k: (scores[k], -k))  # ties: fewer steps
-        selection[name] = {"steps": best, "val_accuracy": scores[best]}
-        grid[name] = [{"steps": k, "val_accuracy": v} for k, v in scores.items()]
-        _log(
-            cfg,
-            f"validation choice for {name!r}: {best} fine-tuning steps "
-            f"(accuracy {scores[best]:.3f})",
-        )
+    em = [(int(J), float(b)) for J in cfg["em_iter_grid"] for b in cfg["b_grid"]]
+    grid = {m: [{"J": J, "b": b} for J, b in em] for m in PSEUDO_ANNOTATION}
+    for m in [m for m in MAML_METHODS if m in cfg["methods"] and ctx.maml]:
+        grid[m] = [{"steps": int(s)} for s in cfg["maml_steps_grid"]]
+    selection, J = {}, cfg["meta_em_iter"]
+    for name, choices in grid.items():
+        for choice in choices:
+            ctx.selection = {name: choice}
+            acc = accuracies(REGISTRY.select([name]), tasks, ctx)[name]
+            choice["val_accuracy"] = float(np.mean(acc))
+        # ties: the J of meta-training, or fewer fine-tuning steps
+        prefer = lambda c: -abs(c["J"] - J) if "J" in c else -c["steps"]  # noqa: E731
+        selection[name] = max(choices, key=lambda c: (c["val_accuracy"], prefer(c)))
+        _log(cfg, f"validation choice for {name!r}: {selection[name]}")
     return {"selection": selection, "grid": grid, "n_tasks": len(tasks)}
 
 
 def _settings(cfg):
     """(key, mixture, cells, n_tasks) of every test setting."""
-    out = [
-        (
-            "main",
-            list(MAIN_MIXTURE),
-            _cells(cfg["shots"], cfg["annotators"]),
-            cfg["n_test_tasks"],
-        )
-    ]
-    sweep = _cells(cfg["sweep_shots"], cfg["sweep_annotators"])
-    for mix in cfg["spammer_mixtures"]:
-        out.append((f"spammer_{mix[2]:g}", list(mix), sweep, cfg["n_sweep_tasks"]))
-    for kind in cfg["other_types"]:
-        out.append((kind, {kind: 1.0}, sweep, cfg["n_sweep_tasks"]))
-    return out
-
-
-def _cell_key(shot, R):
-    return f"{shot}-shot, R={R}"
+    sweep, n = _cells(cfg["sweep_shots"], cfg["sweep_annotators"]), cfg["n_sweep_tasks"]
+    out = [("main", list(MAIN_MIXTURE), _cells(cfg["shots"], cfg["annotators"]))]
+    out[0] += (cfg["n_test_tasks"],)
+    out += [(f"spammer_{m[2]:g}", list(m), sweep, n) for m in cfg["spammer_mixtures"]]
+    return out + [(k, {k: 1.0}, sweep, n) for k in cfg["other_types"]]
 
 
 def evaluate(cfg, models, pools, selection) -> tuple[dict, dict]:
-    """Every setting, cell and method on the test alphabets."""
+    """Every setting, cell and method on the test alphabets (and seconds per method)."""
     X_test, y_test = pools["test"]
-    ctx = _Context(cfg, models, X_test, y_test)
+    ctx, extra = _Context(cfg, models, X_test, selection), sensitivity(cfg)
+    registry = harness.Methods({**REGISTRY, **extra})
     methods = [m for m in cfg["methods"] if m in METHODS]
-    sensitivity = [f"{OURS} [J={J}]" for J in cfg["em_iter_grid"]]
-    sensitivity += [f"{WOPA} [J={J}]" for J in cfg["em_iter_grid"]]
-    sensitivity += [f"{OURS} [b={b:g}]" for b in cfg["b_grid"]]
-    results, timings = {}, {}
+    raw, seconds = {}, {}
     for key, mixture, cells, n_tasks in _settings(cfg):
-        results[key] = {"mixture": mixture, "cells": {}}
+        raw[key] = {"mixture": mixture, "cells": {}}
+        names = registry.select(methods + (list(extra) if key == "main" else []))
         for shot, R in cells:
-            tasks = sample_crowd_tasks(
-                y_test,
-                n_tasks=n_tasks,
-                n_way=cfg["n_way"],
-                n_shot=shot,
-                n_query=cfg["n_query"],
-                n_annotators=R,
-                mixture=mixture,
-                seed=stable_seed(cfg["seed"], "test", key, shot, R),
-            )
-            names = methods + (sensitivity if key == "main" else [])
+            keys = ("test", key, shot, R)
+            tasks = crowd_tasks(cfg, y_test, shot, R, n_tasks, *keys, mixture=mixture)
             with Timer() as t:
-                acc = evaluate_tasks(tasks, ctx, selection, names, timings)
-            results[key]["cells"][_cell_key(shot, R)] = {
+                acc = accuracies(names, tasks, ctx, seconds)
+            ck = f"{shot}-shot, R={R}"
+            raw[key]["cells"][ck] = {
                 "n_shot": shot,
                 "n_annotators": R,
                 "accuracies": acc,
             }
-            _log(
-                cfg,
-                f"[{key}] {_cell_key(shot, R)}: {n_tasks} tasks in {t.seconds:.1f} s; "
-                + ", ".join(f"{m} {np.mean(acc[m]):.3f}" for m in methods[:4]),
-            )
-    return results, timings
+            means = ", ".join(f"{m} {np.mean(acc[m]):.3f}" for m in methods[:4])
+            _log(cfg, f"[{key}] {ck}: {n_tasks} tasks in {t.seconds:.1f} s; {means}")
+    return raw, seconds
 
 
-def _best_baseline(cell, baselines):
-    means = {
-        m: np.mean(cell["accuracies"][m]) for m in baselines if m in cell["accuracies"]
-    }
+def _best(acc, names):
+    means = {m: np.mean(acc[m]) for m in names if m in acc}
     return max(means, key=means.get) if means else None
 
 
+def _cell_summary(cell) -> dict:
+    """Mean ± s.e. of every method; ours against the best baseline and w/o PA."""
+    acc, test = cell["accuracies"], harness.paired_ttest
+    out = {k: cell[k] for k in ("n_shot", "n_annotators")}
+    out["methods"] = {m: harness.summarize(a) for m, a in acc.items()}
+    if OURS in acc:
+        if (best := _best(acc, BASELINES)) is not None:
+            out["best_baseline"] = best
+            out["ours_vs_best_baseline"] = test(acc[OURS], acc[best])
+        if WOPA in acc:
+            out["ours_vs_wopa"] = test(acc[OURS], acc[WOPA])
+        if (other := _best(acc, [m for m in METHODS if m != OURS])) is not None:
+            out["best_other"] = other
+            out["ours_best_or_tied"] = test(acc[OURS], acc[other])["verdict"] != "loss"
+    return out
+
+
 def summarize_results(cfg, raw) -> dict:
-    """Per cell: mean +- s.e. of every method, best baseline, paired t-tests."""
+    """Per setting: the cell summaries, method averages and ours' headline."""
     summary = {}
     for key, setting in raw.items():
-        cells = {}
-        for ck, cell in setting["cells"].items():
-            stats = {m: summarize(a) for m, a in cell["accuracies"].items()}
-            entry = {
-                "n_shot": cell["n_shot"],
-                "n_annotators": cell["n_annotators"],
-                "methods": stats,
-            }
-            if OURS in cell["accuracies"]:
-                ours = cell["accuracies"][OURS]
-                best = _best_baseline(cell, BASELINES)
-                if best is not None:
-                    entry["best_baseline"] = best
-                    entry["ours_vs_best_baseline"] = paired_ttest(
-                        ours, cell["accuracies"][best]
-                    )
-                if WOPA in cell["accuracies"]:
-                    entry["ours_vs_wopa"] = paired_ttest(ours, cell["accuracies"][WOPA])
-                others = [m for m in METHODS if m != OURS and m in cell["accuracies"]]
-                best_other = _best_baseline(cell, others)
-                if best_other is not None:
-                    test = paired_ttest(ours, cell["accuracies"][best_other])
-                    entry["best_other"] = best_other
-                    entry["ours_best_or_tied"] = test["verdict"] != "loss"
-            cells[ck] = entry
-        methods = list(next(iter(setting["cells"].values()))["accuracies"])
-        average = {
-            m: float(np.mean([c["methods"][m]["mean"] for c in cells.values()]))
-            for m in methods
+        cells = {ck: _cell_summary(c) for ck, c in setting["cells"].items()}
+        cl = list(cells.values())
+        avg = {
+            m: float(np.mean([c["methods"][m]["mean"] for c in cl]))
+            for m in cl[0]["methods"]
         }
-        summary[key] = {
-            "mixture": setting["mixture"],
-            "cells": cells,
-            "average": average,
+        summary[key] = {"mixture": setting["mixture"], "cells": cells, "average": avg}
+        if OURS not in avg or not (base := [m for m in BASELINES if m in avg]):
+            continue
+        best = max(base, key=avg.get)
+        verdicts = [c.get("ours_vs_best_baseline", {}).get("verdict") for c in cl]
+        h = {
+            "ours": avg[OURS],
+            "best_baseline": best,
+            "best_baseline_accuracy": avg[best],
         }
-        baselines = [m for m in BASELINES if m in average]
-        if OURS in average and baselines:
-            best_avg = max(baselines, key=average.get)
-            summary[key]["headline"] = {
-                "ours": average[OURS],
-                "best_baseline": best_avg,
-                "best_baseline_accuracy": average[best_avg],
-                "wopa": average.get(WOPA),
-                "ours_minus_best_baseline": average[OURS] - average[best_avg],
-                "ours_minus_wopa": (
-                    average[OURS] - average[WOPA] if WOPA in average else None
-                ),
-                "cells_won": sum(
-                    c.get("ours_vs_best_baseline", {}).get("verdict") == "win"
-                    for c in cells.values()
-                ),
-                "cells_tied": sum(
-                    c.get("ours_vs_best_baseline", {}).get("verdict") == "tie"
-                    for c in cells.values()
-                ),
-                "cells_lost": sum(
-                    c.get("ours_vs_best_baseline", {}).get("verdict") == "loss"
-                    for c in cells.values()
-                ),
-                "cells_best_or_tied_vs_all": sum(
-                    bool(c.get("ours_best_or_tied")) for c in cells.values()
-                ),
-                "n_cells": len(cells),
-            }
+        h.update(wopa=avg.get(WOPA), ours_minus_best_baseline=avg[OURS] - avg[best])
+        h["ours_minus_wopa"] = avg[OURS] - avg[WOPA] if WOPA in avg else None
+        for verdict, count in (("win", "won"), ("tie", "tied"), ("loss", "lost")):
+            h[f"cells_{count}"] = verdicts.count(verdict)
+        h["cells_best_or_tied_vs_all"] = sum(
+            bool(c.get("ours_best_or_tied")) for c in cl
+        )
+        summary[key]["headline"] = {**h, "n_cells": len(cells)}
     return summary
 
 
 def run(config=None, **overrides) -> dict:
-    """Run the benchmark and return (and, with ``write``, save) its results.
+    """Run the benchmark; return (and, with ``write``, save) its results.
 
-    Parameters
-    ----------
-    config : dict, optional
-        Overrides of :func:`default_config` (``quick=True`` in it selects the
-        quick defaults first).
-    **overrides
-        More overrides.
-
-    Returns
-    -------
-    dict
-        ``config``, ``environment``, ``data``, ``meta_training`` (timing and
-        validation curves), ``hyperparameters`` (validation choice of J and b),
-        ``summary`` (per setting and cell: mean, s.e., paired tests, averages),
-        ``raw`` (per-task accuracies), ``method_seconds``, ``seconds`` and,
-        when written, ``files``.
+    ``config`` and ``overrides`` override :func:`default_config` (``quick=True``
+    selects the quick defaults first). The results hold ``config``,
+    ``environment``, ``data``, ``meta_training`` (times, validation curves,
+    gradient norms), ``hyperparameters`` (the validation choices), ``summary``
+    (per setting and cell: mean, s.e., paired tests; averages, headline), ``raw``
+    (per-task accuracies), ``method_seconds``, ``seconds`` and maybe ``files``.
     """
-    config = dict(config or {})
-    config.update(overrides)
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    cfg.update(config)
+    cfg = harness.configure(default_config, {**(config or {}), **overrides})
     if not Path(cfg["data"]).is_dir():
         raise FileNotFoundError(
             f"Omniglot folder {cfg['data']!r} not found; pass --data DIR (it holds "
@@ -781,276 +549,162 @@ def run(config=None, **overrides) -> dict:
         data = load_pools(cfg)
         pools = data["pools"]
         _log(cfg, f"data: {data['info']}")
-        threads = torch.get_num_threads()
-        try:
+        with torch_threads(int(cfg["meta_threads"])):
             models, timing = meta_train(cfg, pools)
-            torch.set_num_threads(int(cfg["eval_threads"]))
-            with warnings.catch_warnings(), threadpool_limits(int(cfg["eval_threads"])):
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                with Timer() as t_sel:
-                    hyper = select_hyperparameters(cfg, models, pools)
-                with Timer() as t_eval:
-                    raw, method_seconds = evaluate(
-                        cfg, models, pools, hyper["selection"]
-                    )
-        finally:
-            torch.set_num_threads(threads)
+        n = int(cfg["eval_threads"])
+        with torch_threads(n), threadpool_limits(n), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with Timer() as t_sel:
+                hyper = select_hyperparameters(cfg, models, pools)
+            with Timer() as t_eval:
+                raw, seconds = evaluate(cfg, models, pools, hyper["selection"])
         summary = summarize_results(cfg, raw)
-    results = {
-        "config": cfg,
-        "environment": harness.environment(),
-        "data": data["info"],
-        "meta_training": timing,
-        "hyperparameters": hyper,
-        "summary": summary,
-        "raw": raw,
-        "method_seconds": method_seconds,
-        "seconds": {
-            "total": total.seconds,
-            "selection": t_sel.seconds,
-            "evaluation": t_eval.seconds,
-        },
-    }
+    results = {"config": cfg, "environment": harness.environment()}
+    results.update(data=data["info"], meta_training=timing, hyperparameters=hyper)
+    results.update(summary=summary, raw=raw, method_seconds=seconds)
+    times = {"total": total.seconds, "selection": t_sel.seconds}
+    results["seconds"] = {**times, "evaluation": t_eval.seconds}
     if cfg["write"]:
         results["files"] = write_outputs(results)
-    h = summary["main"].get("headline")
-    if h:
-        _log(
-            cfg,
-            f"\nmain grid average: ours {h['ours']:.3f}, best baseline "
-            f"{h['best_baseline']} {h['best_baseline_accuracy']:.3f}, w/o PA "
-            f"{h['wopa']:.3f}; cells won/tied/lost vs best baseline "
-            f"{h['cells_won']}/{h['cells_tied']}/{h['cells_lost']}; meta-training time "
-            f"ratio ours / w/o PA {timing['ratio_ours_over_wopa']:.3f}; total "
-            f"{total.seconds:.0f} s",
-        )
+    _log(cfg, f"main grid: {summary['main'].get('headline')}; {total.seconds:.0f} s")
     return results
 
 
 # -- outputs ------------------------------------------------------------------------
 
 
-def _main_methods(summary_setting):
-    avg = summary_setting["average"]
-    return [m for m in METHODS if m in avg]
+def _columns(setting, methods):
+    """{method: (mean, sem)} of every cell of a setting, then of their averages."""
+    stats = [c["methods"] for c in setting["cells"].values()]
+    cols = [{m: (s[m]["mean"], s[m]["sem"]) for m in methods} for s in stats]
+    return cols + [{m: (setting["average"][m], None) for m in methods}]
+
+
+PAIRED = {
+    "cell": "{cell}",
+    "ours": "{methods[Ours][mean]:.3f}",
+    "best baseline": lambda c: f"{c['best_baseline']} {c['baseline_mean']:.3f}",
+    "difference": "{ours_vs_best_baseline[diff]:+.3f}",
+    "t": "{ours_vs_best_baseline[t]:.2f}",
+    "p": "{ours_vs_best_baseline[p]:.3g}",
+    "verdict": "{ours_vs_best_baseline[verdict]}",
+    "w/o PA": "{methods[w/o PA][mean]:.3f}",
+    "ours - w/o PA": "{ours_vs_wopa[diff]:+.3f}",
+    "p (vs w/o PA)": "{ours_vs_wopa[p]:.3g}",
+}
+
+
+TIMES = {
+    "model": "{model}",
+    "meta-training wall time (s)": "{wall_seconds:.0f}",
+    "CPU time (s)": "{cpu_seconds:.0f}",
+    "best validation accuracy": "{val_accuracy:.3f}",
+    "best epoch": "{best_epoch}",
+}
 
 
 def tables(results) -> dict:
     """The result tables as (header, rows) pairs, keyed by name."""
-    summary = results["summary"]
-    out = {}
-    # main grid
+    summary, cfg, tm = results["summary"], results["config"], results["meta_training"]
     main = summary["main"]
-    cells = list(main["cells"])
-    methods = _main_methods(main)
-    header = ["method", *cells, "average"]
-    rows = []
-    for m in methods:
-        row = [m]
-        for ck in cells:
-            st = main["cells"][ck]["methods"][m]
-            means = [main["cells"][ck]["methods"][o]["mean"] for o in methods]
-            row.append(fmt_acc(st["mean"], st["sem"], bold=st["mean"] == max(means)))
-        avg = main["average"][m]
-        row.append(fmt_acc(avg, bold=avg == max(main["average"][o] for o in methods)))
-        rows.append(row)
-    out["main"] = (header, rows)
-    # paired tests
-    header = [
-        "cell",
-        "ours",
-        "best baseline",
-        "difference",
-        "t",
-        "p",
-        "verdict",
-        "w/o PA",
-        "ours - w/o PA",
-        "p (vs w/o PA)",
-    ]
-    rows = []
-    for ck, c in main["cells"].items():
-        b, t, w = c["best_baseline"], c["ours_vs_best_baseline"], c["ours_vs_wopa"]
-        rows.append(
-            [
-                ck,
-                f"{c['methods'][OURS]['mean']:.3f}",
-                f"{b} {c['methods'][b]['mean']:.3f}",
-                f"{t['diff']:+.3f}",
-                f"{t['t']:.2f}",
-                f"{t['p']:.3g}",
-                t["verdict"],
-                f"{c['methods'][WOPA]['mean']:.3f}",
-                f"{w['diff']:+.3f}",
-                f"{w['p']:.3g}",
-            ]
-        )
-    out["paired"] = (header, rows)
-    # spammer-ratio sweep: average over the sweep cells; the 0.2 column is the
-    # main setting restricted to the same cells
-    sweep_keys = [(k, s) for k, s in summary.items() if k.startswith("spammer_")]
-    sweep_cells = list(sweep_keys[0][1]["cells"]) if sweep_keys else []
-    columns = [(s["mixture"][2], s) for _, s in sweep_keys]
-    columns.append((MAIN_MIXTURE[2], main))
-    columns.sort(key=lambda c: c[0])
-    if sweep_keys:
-        header = ["method", *[f"spammers {r:g}" for r, _ in columns]]
-        rows, series = [], {}
-        for m in methods:
-            means, sems = [], []
-            for _, s in columns:
-                vals = [s["cells"][ck]["methods"][m] for ck in sweep_cells]
-                means.append(float(np.mean([v["mean"] for v in vals])))
-                sems.append(
-                    float(np.sqrt(np.sum([v["sem"] ** 2 for v in vals])) / len(vals))
-                )
-            series[m] = (means, sems)
-            rows.append([m, *[fmt_acc(a, e) for a, e in zip(means, sems)]])
-        out["spammer_ratio"] = (header, rows)
-        out["_spammer_series"] = ([r for r, _ in columns], series, sweep_cells)
-    # other annotator types
-    kinds = [k for k in summary if k in ("pairwise_flipper", "classwise_spammer")]
-    if kinds:
-        header = [
-            "method",
-            *[f"{k} ({ck})" for k in kinds for ck in summary[k]["cells"]],
-            *[f"{k} average" for k in kinds],
-        ]
-        rows = []
-        for m in _main_methods(summary[kinds[0]]):
-            row = [m]
-            for k in kinds:
-                for ck, c in summary[k]["cells"].items():
-                    st = c["methods"][m]
-                    row.append(fmt_acc(st["mean"], st["sem"]))
-            row += [fmt_acc(summary[k]["average"][m]) for k in kinds]
-            rows.append(row)
-        out["other_types"] = (header, rows)
-    # sensitivity to J and b (main grid average)
-    avg = main["average"]
-    Js = results["config"]["em_iter_grid"]
-    header = ["J", *[str(J) for J in Js]]
-    rows = [
-        [base, *[f"{avg[f'{base} [J={J}]']:.3f}" for J in Js]] for base in (OURS, WOPA)
-    ]
-    out["em_iterations"] = (header, rows)
-    bs = results["config"]["b_grid"]
-    header = ["b", *[f"{b:g}" for b in bs]]
+    methods = [m for m in METHODS if m in main["average"]]
+    rows = harness.accuracy_rows(methods, _columns(main, methods), bold=True)
+    out = {"main": (["method", *main["cells"], "average"], rows)}
+    cells = [{"cell": k, **c} for k, c in main["cells"].items()]
+    for c in cells:
+        c["baseline_mean"] = c["methods"][c["best_baseline"]]["mean"]
+    out["paired"] = harness.format_table(cells, PAIRED)
+    # the spammer ratio: averages over the sweep cells (0.2: the main setting's)
+    sweep = [(s["mixture"][2], s) for k, s in summary.items() if k[:8] == "spammer_"]
+    if sweep:
+        cells = list(sweep[0][1]["cells"])
+        sweep = sorted([*sweep, (MAIN_MIXTURE[2], main)], key=lambda c: c[0])
+        pool = lambda s, m: harness.pooled([s["cells"][c]["methods"][m] for c in cells])  # noqa: E731
+        cols = [{m: pool(s, m) for m in methods} for _, s in sweep]
+        header = ["method", *[f"spammers {r:g}" for r, _ in sweep]]
+        out["spammer_ratio"] = (header, harness.accuracy_rows(methods, cols))
+        series = {m: tuple(map(list, zip(*[c[m] for c in cols]))) for m in methods}
+        out["_spammer_series"] = ([r for r, _ in sweep], series, cells)
+    if kinds := [k for k in summary if k in ("pairwise_flipper", "classwise_spammer")]:
+        others = [m for m in METHODS if m in summary[kinds[0]]["average"]]
+        cols = [_columns(summary[k], others) for k in kinds]
+        cols = [c for col in cols for c in col[:-1]] + [col[-1] for col in cols]
+        header = [f"{k} ({c})" for k in kinds for c in summary[k]["cells"]]
+        header = ["method", *header, *[f"{k} average" for k in kinds]]
+        out["other_types"] = (header, harness.accuracy_rows(others, cols))
+    avg, Js, bs = main["average"], cfg["em_iter_grid"], cfg["b_grid"]
+    rows = [[m, *[f"{avg[f'{m} [J={J}]']:.3f}" for J in Js]] for m in PSEUDO_ANNOTATION]
+    out["em_iterations"] = (["J", *map(str, Js)], rows)
     rows = [[OURS, *[f"{avg[f'{OURS} [b={b:g}]']:.3f}" for b in bs]]]
-    out["class_prior"] = (header, rows)
-    # timing
-    tm = results["meta_training"]
-    header = [
-        "model",
-        "meta-training wall time (s)",
-        "CPU time (s)",
-        "best validation accuracy",
-        "best epoch",
-    ]
-    rows = [
-        [
-            m,
-            f"{tm[m]['wall_seconds']:.0f}",
-            f"{tm[m]['cpu_seconds']:.0f}",
-            f"{tm[m]['val_accuracy']:.3f}",
-            tm[m]["best_epoch"],
-        ]
-        for m in (OURS, WOPA, MAML_KEY)
-        if m in tm
-    ]
-    rows.append(
-        [
-            "ratio ours / w/o PA",
-            f"{tm['ratio_ours_over_wopa']:.3f}",
-            f"{tm[OURS]['cpu_seconds'] / tm[WOPA]['cpu_seconds']:.3f}",
-            "",
-            "",
-        ]
-    )
+    out["class_prior"] = (["b", *[f"{b:g}" for b in bs]], rows)
+    models = [{"model": m, **t} for m, t in tm.items() if m in (OURS, WOPA, MAML_KEY)]
+    header, rows = harness.format_table(models, TIMES)
+    cpu = lambda m: f"{tm[m]['cpu_seconds'] / tm[WOPA]['cpu_seconds']:.3f}"  # noqa: E731
+    rows.append(["ratio ours / w/o PA", f"{tm['ratio_ours_over_wopa']:.3f}", cpu(OURS)])
     if "paired_ratio_median" in tm:
-        rows.append(
-            [
-                f"ratio, median of {len(tm['paired_rounds'])} alternated runs of "
-                f"{results['config']['timing_episodes']} episodes",
-                f"{tm['paired_ratio_median']:.3f}",
-                "",
-                "",
-                "",
-            ]
-        )
+        label = f"ratio, median of {len(tm['paired_rounds'])} alternated runs of "
+        label += f"{cfg['timing_episodes']} episodes"
+        rows.append([label, f"{tm['paired_ratio_median']:.3f}", ""])
     if MAML_KEY in tm:
-        rows.append(
-            [
-                "ratio MAML / w/o PA",
-                f"{tm['ratio_maml_over_wopa']:.3f}",
-                f"{tm[MAML_KEY]['cpu_seconds'] / tm[WOPA]['cpu_seconds']:.3f}",
-                "",
-                "",
-            ]
-        )
-    out["timing"] = (header, rows)
-    # hyperparameter choice
+        ratio = f"{tm['ratio_maml_over_wopa']:.3f}"
+        rows.append(["ratio MAML / w/o PA", ratio, cpu(MAML_KEY)])
+    out["timing"] = (header, [r + [""] * (len(header) - len(r)) for r in rows])
     sel = results["hyperparameters"]["selection"]
-    header = ["model", "choice", "validation accuracy"]
-    rows = [
-        [m, f"J={sel[m]['J']}, b={sel[m]['b']:g}", f"{sel[m]['val_accuracy']:.3f}"]
-        for m in (OURS, WOPA)
-    ]
+    rows = [[m, f"J={sel[m]['J']}, b={sel[m]['b']:g}"] for m in PSEUDO_ANNOTATION]
     rows += [
-        [m, f"fine-tuning steps: {sel[m]['steps']}", f"{sel[m]['val_accuracy']:.3f}"]
-        for m in MAML_METHODS
-        if m in sel
+        [m, f"fine-tuning steps: {sel[m]['steps']}"] for m in MAML_METHODS if m in sel
     ]
-    out["selection"] = (header, rows)
+    rows = [[*r, f"{sel[r[0]]['val_accuracy']:.3f}"] for r in rows]
+    out["selection"] = (["model", "choice", "validation accuracy"], rows)
     return out
 
 
-def write_outputs(results) -> dict:
-    """JSON, CSV and Markdown results and the PNG plots; returns their paths."""
-    cfg = results["config"]
-    out_dir, plot_dir, name = (
-        Path(cfg["output_dir"]),
-        Path(cfg["plot_dir"]),
-        cfg["name"],
-    )
-    files = {}
-    files["json"] = str(harness.write_json(results, out_dir / f"{name}.json"))
-    rows = []
-    for key, s in results["summary"].items():
-        mix = s["mixture"]
-        for ck, c in s["cells"].items():
-            for m, st in c["methods"].items():
-                rows.append(
-                    {
-                        "setting": key,
-                        "mixture": mix
-                        if isinstance(mix, dict)
-                        else "/".join(f"{v:g}" for v in mix),
-                        "n_shot": c["n_shot"],
-                        "n_annotators": c["n_annotators"],
-                        "method": m,
-                        "mean": st["mean"],
-                        "sem": st["sem"],
-                        "n_tasks": st["n"],
-                    }
-                )
-    files["csv"] = str(harness.write_csv(rows, out_dir / f"{name}.csv"))
+_MIX = "4-way, mixture (expert, hammer, spammer) = (0.1, 0.7, 0.2)"
+_TEST = "Test accuracy (mean ± standard error), mixture (0.1, 0.7, 0.2)"
+_PAIRED = "Ours against the best baseline of each cell (paired t-test)"
+_SPAMMERS = "Accuracy against the spammer ratio"
+_SELECTION = "Hyperparameters chosen on the validation alphabet"
+_SENSITIVITY = (
+    "Sensitivity (test, main grid average; J and b were chosen on validation)"
+)
+#: (key, reST title, Markdown heading, note) of the tables, in order.
+SECTIONS = [
+    (
+        "main",
+        _TEST,
+        f"Test accuracy, {_MIX}",
+        "Mean ± standard error over the test tasks of each cell; bold: highest mean.",
+    ),
+    ("paired", _PAIRED, _PAIRED, None),
+    (
+        "spammer_ratio",
+        _SPAMMERS,
+        _SPAMMERS,
+        "Average over the cells {cells}; mixtures (0.1, 0.9 - s, s).",
+    ),
+    (
+        "other_types",
+        "Other annotator types",
+        "Other annotator types (every annotator of that type)",
+        None,
+    ),
+    ("em_iterations", "Accuracy against J (main grid average)", _SENSITIVITY, None),
+    ("class_prior", "Accuracy against b (main grid average)", None, None),
+    ("selection", _SELECTION, _SELECTION, None),
+    ("timing", "Meta-training time", "Meta-training time", None),
+]
 
-    tab = tables(results)
-    h = results["summary"]["main"]["headline"]
-    tm = results["meta_training"]
-    md = [
-        f"# Omniglot few-shot crowd benchmark ({name})",
-        "",
-        "Generated by `python benchmarks/omniglot.py"
-        f"{' --quick' if 'quick' in name else ''}`"
-        f" in {results['seconds']['total']:.0f} s "
-        f"(torch {results['environment']['torch']}, "
-        f"{results['environment']['cpu_count']} CPUs: "
-        f"{results['environment']['cpu']}).",
-        "",
-        f"Data: {results['data']}.",
-        "",
+
+def rst_tables(results) -> str:
+    """The result tables as reStructuredText ``csv-table`` directives (for the docs)."""
+    blocks = harness.rst_blocks(SECTIONS, tables(results))
+    return "\n\n".join(harness.rst_csv_table(*b) for b in blocks) + "\n"
+
+
+def _headline(results) -> str:
+    h, tm = results["summary"]["main"]["headline"], results["meta_training"]
+    paired = tm.get("paired_ratio_median", np.nan)
+    return (
         f"**Headline** (average over the {h['n_cells']} cells at mixture "
         f"{MAIN_MIXTURE}): ours {h['ours']:.3f}, best baseline {h['best_baseline']} "
         f"{h['best_baseline_accuracy']:.3f} ({h['ours_minus_best_baseline']:+.3f}), "
@@ -1059,135 +713,118 @@ def write_outputs(results) -> dict:
         f"{h['cells_tied']} ties, {h['cells_lost']} losses; best or tied with every "
         f"method in {h['cells_best_or_tied_vs_all']} of {h['n_cells']} cells. "
         f"Meta-training wall time ours / w/o PA: {tm['ratio_ours_over_wopa']:.3f} "
-        "(median of alternated short runs: "
-        f"{tm.get('paired_ratio_median', np.nan):.3f}).",
-        "",
-        "## Test accuracy, 4-way, mixture (expert, hammer, spammer) = (0.1, 0.7, 0.2)",
-        "",
-        "Mean ± standard error over the test tasks of each cell; bold: highest mean.",
-        "",
-        markdown_table(*tab["main"]),
-        "",
-        "## Ours against the best baseline of each cell (paired t-test)",
-        "",
-        markdown_table(*tab["paired"]),
-        "",
-    ]
-    if "spammer_ratio" in tab:
-        md += [
-            "## Accuracy against the spammer ratio",
-            "",
-            f"Average over the cells {tab['_spammer_series'][2]}; mixtures "
-            "(0.1, 0.9 - s, s).",
-            "",
-            markdown_table(*tab["spammer_ratio"]),
-            "",
-        ]
-    if "other_types" in tab:
-        md += [
-            "## Other annotator types (every annotator of that type)",
-            "",
-            markdown_table(*tab["other_types"]),
-            "",
-        ]
-    md += [
-        "## Sensitivity (test, main grid average; J and b were chosen on validation)",
-        "",
-        markdown_table(*tab["em_iterations"]),
-        "",
-        markdown_table(*tab["class_prior"]),
-        "",
-        "## Hyperparameters chosen on the validation alphabet",
-        "",
-        markdown_table(*tab["selection"]),
-        "",
-        "## Meta-training time",
-        "",
-        markdown_table(*tab["timing"]),
-        "",
-        "## Methods",
-        "",
-        *[f"- **{m}**: {METHOD_NOTES[m]}" for m in METHODS if m in cfg["methods"]],
-        "",
-    ]
-    md_path = out_dir / f"{name}.md"
-    md_path.write_text("\n".join(md))
-    files["markdown"] = str(md_path)
-    rst_path = out_dir / f"{name}_tables.rst"
-    rst_path.write_text(rst_tables(results))
-    files["rst"] = str(rst_path)
+        f"(median of alternated short runs: {paired:.3f})."
+    )
 
-    # plots
-    plot_methods = [
-        m
-        for m in (OURS, WOPA, "PrDS", "PrMV", "MaDS", "MCL", "LRDS", "RFDS", "CL")
-        if m in results["summary"]["main"]["average"]
+
+def write_outputs(results) -> dict:
+    """JSON, CSV, Markdown and reST results and the PNG plots; returns their paths."""
+    cfg, env, summary = results["config"], results["environment"], results["summary"]
+    name, plots, main = cfg["name"], Path(cfg["plot_dir"]), summary["main"]
+    tab, csv = tables(results), []
+    mix = lambda m: m if isinstance(m, dict) else "/".join(f"{v:g}" for v in m)  # noqa: E731
+    for key, s in summary.items():
+        for c in s["cells"].values():
+            for m, st in c["methods"].items():
+                row = {"setting": key, "mixture": mix(s["mixture"])}
+                row.update(n_shot=c["n_shot"], n_annotators=c["n_annotators"])
+                row.update(method=m, mean=st["mean"], sem=st["sem"], n_tasks=st["n"])
+                csv.append(row)
+    cells = tab.get("_spammer_series", [None] * 3)[2]
+    secs = [(k, t, h, n and n.format(cells=cells)) for k, t, h, n in SECTIONS]
+    command = "python benchmarks/omniglot.py" + " --quick" * ("quick" in name)
+    intro = [
+        f"Generated by `{command}` in {results['seconds']['total']:.0f} s (torch "
+        f"{env['torch']}, {env['cpu_count']} CPUs: {env['cpu']}).",
+        f"Data: {results['data']}.",
+        _headline(results),
     ]
+    notes = [f"- **{m}**: {METHOD_NOTES[m]}" for m in METHODS if m in cfg["methods"]]
+    files = harness.write_page(
+        cfg["output_dir"],
+        name,
+        results,
+        title=f"Omniglot few-shot crowd benchmark ({name})",
+        intro=intro,
+        sections=secs,
+        tables=tab,
+        footer="## Methods\n\n" + "\n".join(notes),
+        csv=csv,
+    )
+
+    def plot(key, *args, **kwargs):
+        path = plots / f"{name}_{key}.png"
+        return str(harness.line_plot(path, *args, **kwargs))
+
+    shown = (OURS, WOPA, "PrDS", "PrMV", "MaDS", "MCL", "LRDS", "RFDS", "CL")
+    shown = [m for m in shown if m in main["average"]]
     if "_spammer_series" in tab:
-        ratios, series, sweep_cells = tab["_spammer_series"]
-        files["plot_spammer_ratio"] = str(
-            harness.line_plot(
-                plot_dir / f"{name}_spammer_ratio.png",
-                ratios,
-                {m: series[m] for m in plot_methods},
-                xlabel="spammer ratio of the target annotators",
-                ylabel="test accuracy",
-                title=f"Omniglot, 4-way, average over {', '.join(sweep_cells)}",
-                xticks=ratios,
-            )
+        ratios, series, _ = tab["_spammer_series"]
+        files["plot_spammer_ratio"] = plot(
+            "spammer_ratio",
+            ratios,
+            {m: series[m] for m in shown},
+            xlabel="spammer ratio of the target annotators",
+            ylabel="test accuracy",
+            title=f"Omniglot, 4-way, average over {', '.join(cells)}",
+            xticks=ratios,
         )
-    main = results["summary"]["main"]
-    Js = cfg["em_iter_grid"]
-    series = {}
-    for base in (OURS, WOPA):
-        means, sems = [], []
-        for J in Js:
-            vals = [c["methods"][f"{base} [J={J}]"] for c in main["cells"].values()]
-            means.append(float(np.mean([v["mean"] for v in vals])))
-            sems.append(
-                float(np.sqrt(np.sum([v["sem"] ** 2 for v in vals])) / len(vals))
-            )
-        series[base] = (means, sems)
+    Js, series, cl = cfg["em_iter_grid"], {}, main["cells"].values()
+    for base in PSEUDO_ANNOTATION:
+        stats = [
+            harness.pooled([c["methods"][f"{base} [J={J}]"] for c in cl]) for J in Js
+        ]
+        series[base] = tuple(map(list, zip(*stats)))
     best = main["headline"]["best_baseline"]
     series[f"{best} (best baseline)"] = (
         [main["average"][best]] * len(Js),
         [0.0] * len(Js),
     )
-    files["plot_em_iterations"] = str(
-        harness.line_plot(
-            plot_dir / f"{name}_em_iterations.png",
-            Js,
-            series,
-            xlabel="EM iterations J at adaptation (meta-trained with J = "
-            f"{cfg['meta_em_iter']})",
-            ylabel="test accuracy (average over the 9 cells)",
-            title="Omniglot, 4-way, mixture (0.1, 0.7, 0.2)",
-            xticks=Js,
-        )
+    files["plot_em_iterations"] = plot(
+        "em_iterations",
+        Js,
+        series,
+        xlabel="EM iterations J at adaptation (meta-trained with J = "
+        f"{cfg['meta_em_iter']})",
+        ylabel="test accuracy (average over the 9 cells)",
+        title="Omniglot, 4-way, mixture (0.1, 0.7, 0.2)",
+        xticks=Js,
     )
     return files
 
 
-def rst_tables(results) -> str:
-    """The result tables as reStructuredText ``csv-table`` directives (for the docs)."""
-    tab = tables(results)
-    titles = {
-        "main": "Test accuracy (mean ± standard error), mixture (0.1, 0.7, 0.2)",
-        "paired": "Ours against the best baseline of each cell (paired t-test)",
-        "spammer_ratio": "Accuracy against the spammer ratio",
-        "other_types": "Other annotator types",
-        "em_iterations": "Accuracy against J (main grid average)",
-        "class_prior": "Accuracy against b (main grid average)",
-        "selection": "Hyperparameters chosen on the validation alphabet",
-        "timing": "Meta-training time",
+# -- studies: configurations of this benchmark -------------------------------------
+
+
+def meta_study(cfg, ocfg, rows) -> dict:
+    """Results of a study of meta-training alone (``omniglot_clipping.py`` and the
+    like): ``rows(pools)`` (their entries) timed with the meta-training threads of
+    the benchmark's configuration ``ocfg``."""
+    pools = load_pools(ocfg)["pools"]
+    with torch_threads(int(ocfg["meta_threads"])), Timer() as total:
+        out = rows(pools)
+    results = {
+        "config": {**cfg, "omniglot": ocfg},
+        "environment": harness.environment(),
     }
-    blocks = []
-    for key, title in titles.items():
-        if key in tab:
-            header, rows = tab[key]
-            rows = [[str(c).replace("**", "") for c in row] for row in rows]
-            blocks.append(harness.rst_csv_table(title, header, rows))
-    return "\n\n".join(blocks) + "\n"
+    return {**results, **out, "seconds": total.seconds}
+
+
+def write_study(results, script, heading, text, rst_title, table, footer=None):
+    """``<name>.json``, ``.md`` and ``_tables.rst`` of a study; returns their paths."""
+    cfg = results["config"]
+    out_dir = {**default_config(), **cfg["omniglot"]}["output_dir"]
+    intro = f"`python benchmarks/{script}` in {results['seconds']:.0f} s; {text}"
+    return harness.write_page(
+        out_dir,
+        cfg["name"],
+        results,
+        title=f"{heading} ({cfg['name']})",
+        intro=[intro],
+        sections=[("table", rst_title, None, None)],
+        tables={"table": table},
+        footer=footer,
+    )
 
 
 # -- command line -------------------------------------------------------------------
@@ -1200,68 +837,37 @@ def parse_max_grad_norm(value):
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/omniglot.py",
-        description="Omniglot few-shot crowd benchmark: ours vs the paper's baselines.",
+    parser = harness.study_parser(
+        "omniglot.py",
+        "Omniglot few-shot crowd benchmark: ours vs the paper's baselines.",
+        "a few minutes: few episodes and tasks",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="a few minutes: few episodes and tasks"
-    )
-    parser.add_argument(
-        "--data",
-        default=str(DEFAULT_DATA),
-        help="folder with the Omniglot zip archives",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-episodes", type=int, help="meta-training episodes")
-    parser.add_argument("--n-test-tasks", type=int, help="test tasks per main cell")
-    parser.add_argument(
+    arg = parser.add_argument
+    arg("--seed", type=int, default=0)
+    arg("--n-episodes", type=int, help="meta-training episodes")
+    arg("--n-test-tasks", type=int, help="test tasks per main cell")
+    clip = "meta-gradient clipping of both models ('none': off; default 1.0)"
+    arg(
         "--max-grad-norm",
         type=parse_max_grad_norm,
         default=argparse.SUPPRESS,
-        help="meta-gradient clipping of both models ('none': off; default 1.0)",
+        help=clip,
     )
-    parser.add_argument(
-        "--name", help="stem of the output files (default omniglot / omniglot_quick)"
-    )
-    parser.add_argument("--no-write", action="store_true", help="do not write files")
-    parser.add_argument(
-        "--rst-from",
-        metavar="JSON",
-        help="print the tables of a results file as reStructuredText and exit",
-    )
-    parser.add_argument(
-        "--replot-from",
-        metavar="JSON",
-        help="rewrite the tables and plots of a results file and exit",
-    )
+    rst = "print the tables of a results file as reStructuredText and exit"
+    arg("--rst-from", metavar="JSON", help=rst)
+    replot = "rewrite the tables and plots of a results file and exit"
+    arg("--replot-from", metavar="JSON", help=replot)
     args = parser.parse_args(argv)
-    if args.replot_from:
-        import json
-
-        results = json.loads(Path(args.replot_from).read_text())
+    if args.replot_from or args.rst_from:
+        results = json.loads(Path(args.replot_from or args.rst_from).read_text())
         results.pop("files", None)
-        print(write_outputs(results))
+        print(write_outputs(results) if args.replot_from else rst_tables(results))
         return
-    if args.rst_from:
-        import json
-
-        print(rst_tables(json.loads(Path(args.rst_from).read_text())))
-        return
-    overrides = {
-        "quick": args.quick,
-        "data": args.data,
-        "seed": args.seed,
-        "write": not args.no_write,
-    }
-    if args.n_episodes is not None:
-        overrides["n_episodes"] = args.n_episodes
-    if args.n_test_tasks is not None:
-        overrides["n_test_tasks"] = args.n_test_tasks
-    if hasattr(args, "max_grad_norm"):
+    extra = {"seed": args.seed, "n_episodes": args.n_episodes}
+    overrides = harness.study_overrides(args, n_test_tasks=args.n_test_tasks, **extra)
+    overrides.update(overrides.pop("omniglot", {}))  # --data
+    if hasattr(args, "max_grad_norm"):  # "none": None
         overrides["max_grad_norm"] = args.max_grad_norm
-    if args.name:
-        overrides["name"] = args.name
     run(overrides)
 
 

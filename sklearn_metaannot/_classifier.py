@@ -445,6 +445,11 @@ or torch.nn.Module, default="mlp"
     True
     """
 
+    #: Meta-training's episode module and episode datasets (private hooks for
+    #: ablations that change them, e.g. ``benchmarks/omniglot_variants.py``).
+    _episodic_em = EpisodicEM
+    _episode_dataset = EpisodeDataset
+
     _parameter_constraints: dict = {
         "encoder": [
             StrOptions({"mlp", "residual_mlp", "feature_weights", "low_rank", "conv4"}),
@@ -937,7 +942,9 @@ or torch.nn.Module, default="mlp"
             **episode_kw,
         )
         epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
-        train_ds = EpisodeDataset(train_sampler, self.episodes_per_epoch, seed_train)
+        train_ds = self._episode_dataset(
+            train_sampler, self.episodes_per_epoch, seed_train
+        )
         if group is not None:
             train_ds = ShardedEpisodeDataset(
                 train_ds, self.meta_batch_size, group.rank, world_size
@@ -953,7 +960,7 @@ or torch.nn.Module, default="mlp"
                 pseudo_annotation=True,
                 **episode_kw,
             )
-            val_ds = EpisodeDataset(
+            val_ds = self._episode_dataset(
                 val_sampler, self.n_val_episodes, seed_val, fixed=True
             )
 
@@ -961,7 +968,7 @@ or torch.nn.Module, default="mlp"
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int(seed_torch))
             module = self._new_encoder(X.shape[1], image_shape)
-            episodic = EpisodicEM(
+            episodic = self._episodic_em(
                 module,
                 train_way,
                 n_em_iter=self.n_em_iter,

@@ -227,6 +227,7 @@ def run_em(
     lam_init: torch.Tensor | None = None,
     gold: tuple[torch.Tensor, torch.Tensor] | None = None,
     prior_counts: torch.Tensor | None = None,
+    detach_responsibilities: bool = False,
 ) -> EMResult:
     """Majority-vote initialisation, ``n_iter`` (M-step, E-step) rounds, final M-step.
 
@@ -252,6 +253,9 @@ def run_em(
     prior_counts : Tensor of shape (R, K, K) or (T, R, K, K), optional
         Per-annotator Dirichlet pseudo-counts added to ``c - 1`` (annotator
         history), see :func:`m_step`.
+    detach_responsibilities : bool, default=False
+        Stop the gradient through the E-step responsibilities (an ablation: it
+        then flows through the embeddings of the prototypes and the query only).
 
     Returns
     -------
@@ -264,7 +268,8 @@ def run_em(
     c = _concentrations(c, Y.shape[-1], U)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
-        lam = _pin(e_step(U, Y, mu, log_pi, log_A, w=w), gold)
+        lam = e_step(U, Y, mu, log_pi, log_A, w=w)
+        lam = _pin(lam.detach() if detach_responsibilities else lam, gold)
     mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
     return EMResult(mu, log_pi, log_A, lam)
 

@@ -61,6 +61,9 @@ class EpisodicEM(nn.Module):
     autocast_dtype : torch.dtype, default=None
         Run the encoder under ``torch.autocast`` with this dtype (bfloat16 or
         float16); its embeddings are cast to float32 for the EM.
+    detach_responsibilities : bool, default=False
+        No gradient through the E-step responsibilities (an ablation, see
+        :func:`~sklearn_metaannot._em.run_em`).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class EpisodicEM(nn.Module):
         c=(2.0, 1.0),
         encoder_alpha=0.0,
         autocast_dtype=None,
+        detach_responsibilities=False,
     ):
         super().__init__()
         self.encoder = encoder
@@ -81,6 +85,7 @@ class EpisodicEM(nn.Module):
         self.tau, self.b, self.c = tau, b, c
         self.encoder_alpha = encoder_alpha
         self.autocast_dtype = autocast_dtype
+        self.detach_responsibilities = detach_responsibilities
 
     def penalty(self):
         """``encoder_alpha`` times the encoder's distance from the identity (or 0)."""
@@ -127,6 +132,7 @@ class EpisodicEM(nn.Module):
             b=self.b,
             c=self.c,
             w=support_mask,
+            detach_responsibilities=self.detach_responsibilities,
         )
         return predict_log_proba(Uq, res.mu, res.log_pi)
 

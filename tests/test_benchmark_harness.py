@@ -353,3 +353,88 @@ def test_hbar_plot_is_written(tmp_path):
         xlim=(0.5, 1.0),
     )
     assert path.stat().st_size > 1000
+
+
+def test_task_models_read_pool_rows_and_predict_a_unanimous_crowd():
+    X, y = pool()
+    taskset = tasks()
+    index = harness.TaskSet(
+        taskset.tasks,
+        lambda t: (
+            harness.index_features(t.support),
+            t.Y,
+            harness.index_features(t.query),
+            t.query_y,
+            t.seed,
+        ),
+    )
+    registry = harness.Methods()
+    registry.add("pixels", "on the pool rows")(lambda X, seed: Centroids())
+    registry.add("indices", "through TaskModel")(
+        lambda X, seed: harness.TaskModel(Centroids(), X)
+    )
+    direct = harness.column(harness.evaluate(registry.select(["pixels"]), taskset))
+    looked_up = harness.column(harness.evaluate(registry.select(["indices"]), index, X))
+    assert direct["pixels"] == looked_up["indices"]
+    # every annotation names class 2: no fit, class 2 predicted
+    model = harness.TaskModel(Constant()).fit(
+        np.zeros((3, 1)), [[2, np.nan], [2, 2], [np.nan, 2]]
+    )
+    assert model.single_class_ == 2 and not hasattr(model.estimator, "fitted_")
+    assert model.predict(np.zeros((4, 1))).tolist() == [2, 2, 2, 2]
+
+
+def test_cell_tables_pool_format_and_mark_the_best():
+    mean, sem = harness.pooled([{"mean": 0.5, "sem": 0.3}, {"mean": 0.7, "sem": 0.4}])
+    assert mean == pytest.approx(0.6) and sem == pytest.approx(0.25)
+    columns = [
+        {"a": (0.5, 0.01), "b": (0.7, 0.02)},
+        {"a": (0.9, None), "b": (0.8, None)},
+    ]
+    assert harness.accuracy_rows(["a", "b"], columns, bold=True) == [
+        ["a", "0.500 ± 0.010", "**0.900**"],
+        ["b", "**0.700 ± 0.020**", "0.800"],
+    ]
+    assert harness.accuracy_rows(["a"], columns) == [["a", "0.500 ± 0.010", "0.900"]]
+    records = [{"name": "x", "stats": {"max": 3.14159}, "n": 2}]
+    columns = {
+        "name": "{name}",
+        "max": "{stats[max]:.2f}",
+        "twice": lambda r: 2 * r["n"],
+    }
+    assert harness.format_table(records, columns) == (
+        ["name", "max", "twice"],
+        [["x", "3.14", 4]],
+    )
+
+
+def test_write_page_gives_the_page_and_the_rst_tables_of_its_sections(tmp_path):
+    tables = {"a": (["m", "acc"], [["x", "**0.9**"]]), "b": (["m"], [["y"]])}
+    sections = [
+        ("a", "Table A", "Heading A", "A note."),
+        ("b", "Table B", None, None),
+        ("missing", "Never", "Never", None),
+    ]
+    files = harness.write_page(
+        tmp_path,
+        "page",
+        {"n": 1},
+        title="Page",
+        intro=["Intro."],
+        sections=sections,
+        tables=tables,
+        footer="The end.",
+    )
+    md = (tmp_path / "page.md").read_text()
+    assert md == (
+        "# Page\n\nIntro.\n\n## Heading A\n\nA note.\n\n| m | acc |\n|---|---|\n"
+        "| x | **0.9** |\n\n| m |\n|---|\n| y |\n\nThe end.\n"
+    )
+    rst = (tmp_path / "page_tables.rst").read_text()
+    assert rst.count(".. csv-table::") == 2 and "Never" not in rst and "**" not in rst
+    assert harness.rst_blocks(sections, tables)[0] == (
+        "Table A",
+        ["m", "acc"],
+        [["x", "0.9"]],
+    )
+    assert set(files) == {"json", "markdown", "rst"}

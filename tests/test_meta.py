@@ -41,3 +41,67 @@ def test_gradient_norm_is_clipped_and_recorded_before_clipping(max_norm, expecte
     assert net.history[-1, "batches", -1, "grad_norm"] == pytest.approx(5.0, rel=1e-5)
     callback.on_epoch_end(net)
     assert net.history[-1, "grad_norm_max"] == pytest.approx(5.0, rel=1e-5)
+
+
+def test_run_em_can_stop_the_gradient_through_the_responsibilities():
+    from sklearn_metaannot._em import one_hot_annotations, run_em
+
+    torch.manual_seed(0)
+    U = torch.randn(1, 6, 3, dtype=torch.float64, requires_grad=True)
+    codes = torch.tensor([[[0, 0], [1, 1], [0, 1], [1, 0], [0, 0], [1, -1]]])
+    Y = one_hot_annotations(codes, 2).double()
+    full = run_em(U, Y, n_iter=2)
+    stop = run_em(U, Y, n_iter=2, detach_responsibilities=True)
+    torch.testing.assert_close(stop.mu, full.mu, rtol=0, atol=0)  # same values
+    assert full.lam.requires_grad and not stop.lam.requires_grad
+    (g_full,) = torch.autograd.grad(full.mu.sum(), U)
+    (g_stop,) = torch.autograd.grad(stop.mu.sum(), U)
+    assert not torch.allclose(g_full, g_stop)
+    # with the responsibilities held fixed, mu_k is their weighted mean of U
+    lam = stop.lam[0]
+    torch.testing.assert_close(
+        g_stop[0],
+        (lam / lam.sum(0)).sum(1, keepdim=True) * torch.ones(6, 3, dtype=torch.float64),
+    )
+
+
+def test_meta_training_module_and_episodes_are_private_hooks():
+    import numpy as np
+
+    from sklearn_metaannot import MetaAnnotatorClassifier
+    from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM
+
+    calls = set()
+
+    class Episodes(EpisodeDataset):
+        def __getitem__(self, i):
+            calls.add(("episodes", self.fixed))
+            return super().__getitem__(i)
+
+    class Module(EpisodicEM):
+        def forward(self, *args, **kwargs):
+            calls.add(("forward", self.training))
+            return super().forward(*args, **kwargs)
+
+    class Hooked(MetaAnnotatorClassifier):
+        _episodic_em = Module
+        _episode_dataset = Episodes
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(9), 10)
+    X = rng.normal(size=(90, 4)) + np.eye(9, 4)[y]
+    model = Hooked(
+        n_way=3,
+        n_shot=1,
+        n_query=2,
+        n_episodes=4,
+        episodes_per_epoch=4,
+        n_val_episodes=2,
+    )
+    model.meta_fit(X, y)
+    assert calls == {
+        ("episodes", False),
+        ("episodes", True),
+        ("forward", True),
+        ("forward", False),
+    }
