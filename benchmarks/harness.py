@@ -1097,11 +1097,7 @@ def format_table(records: Sequence[Mapping], columns: Mapping) -> tuple[list, li
         Header -> a :meth:`str.format` template of the record's fields (nested
         fields as ``{grad_norm[max]:.0f}``) or a function of the record.
     """
-    rows = [
-        [f(r) if callable(f) else f.format_map(r) for f in columns.values()]
-        for r in records
-    ]
-    return list(columns), rows
+    return columns_table(list(columns.items()), records)
 
 
 def rst_blocks(sections, tables) -> list:

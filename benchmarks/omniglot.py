@@ -127,11 +127,6 @@ def default_config(quick=False) -> dict:
     return cfg
 
 
-def _log(cfg, *args):
-    if cfg.get("verbose"):
-        print(*args, flush=True)
-
-
 def load_pools(cfg) -> dict:
     """Meta-train (with rotations), validation and test pools of flat images."""
     bunch = datasets.load_omniglot(cfg["data"])
@@ -235,10 +230,11 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
     meta_fit(base_estimator(cfg, **short), pools, validate=False)
     models, timing = {}, {}
     for name, pa in PSEUDO_ANNOTATION.items():
-        _log(cfg, f"meta-training {name!r} ({cfg['n_episodes']} episodes)")
+        harness.log(cfg, f"meta-training {name!r} ({cfg['n_episodes']} episodes)")
         models[name], t = meta_fit(base_estimator(cfg, pseudo_annotation=pa), pools)
         timing[name] = meta_record(models[name], t, cfg["max_grad_norm"])
-        _log(cfg, f"  {t.seconds:.0f} s; validation {models[name].meta_val_accuracy_}")
+        val = models[name].meta_val_accuracy_
+        harness.log(cfg, f"  {t.seconds:.0f} s; validation {val}")
     wall = {m: timing[m]["wall_seconds"] for m in PSEUDO_ANNOTATION}
     timing["ratio_ours_over_wopa"] = wall[OURS] / wall[WOPA]
     # the load of a shared machine may change between the two long runs: ABBA
@@ -266,7 +262,7 @@ def meta_train_maml(cfg, pools) -> tuple[MAML, dict]:
     steps, first_order = cfg["maml_inner_steps"], cfg["maml_first_order"]
     kw = {"inner_steps": steps, "test_inner_steps": steps, "first_order": first_order}
     maml = MAML(inner_lr=cfg["maml_inner_lr"], **kw, **_episode_settings(cfg))
-    _log(cfg, f"meta-training MAML ({cfg['n_episodes']} episodes)")
+    harness.log(cfg, f"meta-training MAML ({cfg['n_episodes']} episodes)")
     with Timer() as t:
         maml.meta_fit(*pools["train"], *pools["val"])
     curve = lambda key: [float(r[key]) for r in maml.history_]  # noqa: E731
@@ -436,7 +432,7 @@ def select_hyperparameters(cfg, models, pools) -> dict:
         # ties: the J of meta-training, or fewer fine-tuning steps
         prefer = lambda c: -abs(c["J"] - J) if "J" in c else -c["steps"]  # noqa: E731
         selection[name] = max(choices, key=lambda c: (c["val_accuracy"], prefer(c)))
-        _log(cfg, f"validation choice for {name!r}: {selection[name]}")
+        harness.log(cfg, f"validation choice for {name!r}: {selection[name]}")
     return {"selection": selection, "grid": grid, "n_tasks": len(tasks)}
 
 
@@ -471,7 +467,8 @@ def evaluate(cfg, models, pools, selection) -> tuple[dict, dict]:
                 "accuracies": acc,
             }
             means = ", ".join(f"{m} {np.mean(acc[m]):.3f}" for m in methods[:4])
-            _log(cfg, f"[{key}] {ck}: {n_tasks} tasks in {t.seconds:.1f} s; {means}")
+            done = f"{n_tasks} tasks in {t.seconds:.1f} s"
+            harness.log(cfg, f"[{key}] {ck}: {done}; {means}")
     return raw, seconds
 
 
@@ -548,7 +545,7 @@ def run(config=None, **overrides) -> dict:
         torch.manual_seed(cfg["seed"])
         data = load_pools(cfg)
         pools = data["pools"]
-        _log(cfg, f"data: {data['info']}")
+        harness.log(cfg, f"data: {data['info']}")
         with torch_threads(int(cfg["meta_threads"])):
             models, timing = meta_train(cfg, pools)
         n = int(cfg["eval_threads"])
@@ -566,7 +563,8 @@ def run(config=None, **overrides) -> dict:
     results["seconds"] = {**times, "evaluation": t_eval.seconds}
     if cfg["write"]:
         results["files"] = write_outputs(results)
-    _log(cfg, f"main grid: {summary['main'].get('headline')}; {total.seconds:.0f} s")
+    headline = summary["main"].get("headline")
+    harness.log(cfg, f"main grid: {headline}; {total.seconds:.0f} s")
     return results
 
 

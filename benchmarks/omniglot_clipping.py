@@ -78,7 +78,7 @@ def run(config=None, **overrides) -> dict:
                 last_val_accuracy=rec["valid_acc_curve"][-1], seconds=timer.seconds
             )
             out.append({**row, "grad_norm": rec["grad_norm"]})
-            omniglot._log(cfg, harness.format_table([out[-1]], TABLE)[1][0])
+            harness.log(cfg, harness.format_table([out[-1]], TABLE)[1][0])
         return {"rows": out}
 
     results = omniglot.meta_study(cfg, ocfg, rows)

@@ -81,7 +81,7 @@ def run(config=None, **overrides) -> dict:
         for seed in map(int, cfg["seeds"]):
             grid = {**cfg["omniglot"], "meta_seed": seed, **MAIN_GRID}
             runs.append(_run_row(seed, omniglot.run(grid, verbose=cfg["verbose"])))
-            omniglot._log(cfg, f"meta seed {seed}: {runs[-1]['average']}")
+            harness.log(cfg, f"meta seed {seed}: {runs[-1]['average']}")
     scores = {m: [r["average"][m] for r in runs] for m in METHODS}
     results = {"config": cfg, "environment": harness.environment(), "runs": runs}
     results["mean_over_seeds"] = {m: float(np.mean(v)) for m, v in scores.items()}

@@ -219,7 +219,7 @@ def run(config=None, **overrides) -> dict:
             out.append({**row, "seconds": t.seconds})
             if name == "Ours" and cfg["n_gradient_episodes"]:
                 spikes = gradient_spikes(model, pools, cfg["n_gradient_episodes"])
-            omniglot._log(cfg, harness.format_table([out[-1]], _columns(ocfg))[1][0])
+            harness.log(cfg, harness.format_table([out[-1]], _columns(ocfg))[1][0])
         return {"rows": out, "gradient_spikes": spikes}
 
     results = omniglot.meta_study(cfg, ocfg, rows)
