@@ -710,7 +710,9 @@ def columns_table(columns: Sequence[tuple], rows: Sequence[Mapping]) -> tuple:
     return [header for header, _ in columns], body
 
 
-def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> dict:
+def parse_options(
+    argv, description, options: Mapping[str, dict], prog=None, parser=None
+) -> dict:
     """Parse a command line; the options given, by name.
 
     Parameters
@@ -724,6 +726,9 @@ def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> 
         option is ``--name`` with ``-`` for ``_``.
     prog : str, optional
         Name of the program in ``--help``.
+    parser : argparse.ArgumentParser, optional
+        A parser with common options to add to (e.g. :func:`benchmark_parser`);
+        ``prog`` and ``description`` are then its own.
 
     Returns
     -------
@@ -731,7 +736,8 @@ def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> 
         Name -> value of the options on the command line (the others are left
         out, so that the configuration's defaults apply).
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    if parser is None:
+        parser = argparse.ArgumentParser(prog=prog, description=description)
     for name, kwargs in options.items():
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, dest=name, **{"default": None, **kwargs})
@@ -972,13 +978,10 @@ def command_line(script, description, quick_help, argv=None, **options) -> dict:
     dict
         ``quick``, ``write`` (False with ``--no-write``) and the options given.
     """
-    parser = benchmark_parser(script, description, quick_help)
-    for key, (kind, help_text) in options.items():
-        parser.add_argument("--" + key.replace("_", "-"), type=kind, help=help_text)
-    args = vars(parser.parse_args(argv))
-    overrides = {"quick": args.pop("quick"), "write": not args.pop("no_write")}
-    overrides.update({k: v for k, v in args.items() if v is not None})
-    return overrides
+    kwargs = {k: {"type": kind, "help": text} for k, (kind, text) in options.items()}
+    base = benchmark_parser(script, description, quick_help)
+    args = parse_options(argv, description, kwargs, parser=base)
+    return {"quick": args.pop("quick"), "write": not args.pop("no_write"), **args}
 
 
 def hbar_plot(
