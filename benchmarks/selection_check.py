@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 
 _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:
@@ -33,11 +32,7 @@ import harness  # noqa: E402
 import omniglot  # noqa: E402
 
 from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
-from sklearn_metaannot._selection import (  # noqa: E402
-    N_FOLDS,
-    choose_representation,
-    held_out_agreement,
-)
+from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
 SPACES = ("meta", "input", "scaled")
 UNITS = {"annotations": False, "items": True}
@@ -67,9 +62,7 @@ def default_config(quick=False) -> dict:
 def task_record(model, X, Y, query_y, Xq) -> dict:
     """Held-out scores (both units) and forced accuracy of every space on a task."""
     labels = CrowdLabelMatrix.from_dense(Y, classes=np.arange(4))
-    triplets = (labels.rows, labels.cols, labels.codes)
-    seed = check_random_state(model.random_state).randint(2**31 - 1)  # as in fit
-    em = {"n_iter": model.n_em_iter, "tau": model.tau, "b": model.b, "c": model.c}
+    seed = model._held_out_seed()  # the folds of fit
     record = {"scores": {u: {} for u in UNITS}, "accuracy": {}}
     for space in SPACES:
         fitted = clone(model).set_params(representation=space)
@@ -77,10 +70,8 @@ def task_record(model, X, Y, query_y, Xq) -> dict:
         record["accuracy"][space] = float(np.mean(fitted.predict(Xq) == query_y))
         U = fitted._embed(X, space)
         for unit, by_item in UNITS.items():
-            record["scores"][unit][space] = held_out_agreement(
-                U, triplets, 4, n_folds=N_FOLDS, random_state=seed, by_item=by_item,
-                **em,
-            )  # fmt: skip
+            scores = fitted._held_out_scores(U, labels, 4, seed, by_item=by_item)
+            record["scores"][unit][space] = scores
     return record
 
 

@@ -700,26 +700,39 @@ or torch.nn.Module, default="mlp"
         self.representation_scores_ = dict.fromkeys(candidates, float("nan"))
         if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
             return default
-        seed = None  # folds in turn: fit stays deterministic without random_state
-        if self.random_state is not None:
-            seed = check_random_state(self.random_state).randint(2**31 - 1)
+        seed = self._held_out_seed()
         scores = {}
         with torch_threads(1):
             for name in candidates:
-                scores[name] = _selection.held_out_agreement(
-                    self._embed(X, name),
-                    (labels.rows, labels.cols, labels.codes),
-                    n_classes,
-                    n_folds=_selection.N_FOLDS,
-                    random_state=seed,
-                    by_item=True,
-                    n_iter=self.n_em_iter,
-                    tau=self.tau,
-                    b=self.b,
-                    c=self._em_prior_c(),
-                )
+                U = self._embed(X, name)
+                scores[name] = self._held_out_scores(U, labels, n_classes, seed)
                 self.representation_scores_[name] = float(np.mean(scores[name]))
         return _selection.choose_representation(scores, default, min_z=_selection.MIN_Z)
+
+    def _held_out_seed(self):
+        """Seed of the held-out folds; None (folds in turn) without random_state.
+
+        Drawn once per task, so that every candidate space gets the same folds.
+        """
+        if self.random_state is None:
+            return None  # fit stays deterministic without random_state
+        return check_random_state(self.random_state).randint(2**31 - 1)
+
+    def _held_out_scores(self, U, labels, n_classes, seed, *, by_item=True):
+        """Held-out agreement of the crowd ``labels`` in the space ``U``, with the
+        folds of ``seed`` and this model's EM settings (per item by default)."""
+        return _selection.held_out_agreement(
+            U,
+            (labels.rows, labels.cols, labels.codes),
+            n_classes,
+            n_folds=_selection.N_FOLDS,
+            random_state=seed,
+            by_item=by_item,
+            n_iter=self.n_em_iter,
+            tau=self.tau,
+            b=self.b,
+            c=self._em_prior_c(),
+        )
 
     # -- meta-training -----------------------------------------------------------
 
