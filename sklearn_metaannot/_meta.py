@@ -24,7 +24,12 @@ from torch import nn
 
 from ._checkpoint import CHECKPOINT_NAME, ResumeCheckpoint
 from ._em import one_hot_annotations, predict_log_proba, run_em
-from ._throughput import GradScalerMixin, encoder_autocast, episode_iterator
+from ._throughput import (
+    CompiledOrEager,
+    GradScalerMixin,
+    encoder_autocast,
+    episode_iterator,
+)
 from .episodes import EpisodeSampler, collate_episodes, pad_episode
 
 
@@ -42,6 +47,33 @@ def torch_threads(n_threads):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def episode_log_proba(
+    U, codes, w, Uq, n_classes, *, n_iter, tau, b, c, detach_responsibilities
+):
+    """EM on the supports (Algorithm 1) and Eq. 8 on the queries of a task batch.
+
+    ``U`` (T, N, M) support embeddings, ``codes`` (T, N, R) their annotations
+    (``-1``: missing), ``w`` (T, N) the sample mask, ``Uq`` (T, Q, M) query
+    embeddings; returns the (T, Q, K) log class probabilities of the queries.
+    """
+    Y = one_hot_annotations(codes, n_classes).to(U.dtype)
+    res = run_em(
+        U,
+        Y,
+        n_iter=n_iter,
+        tau=tau,
+        b=b,
+        c=c,
+        w=w,
+        detach_responsibilities=detach_responsibilities,
+    )
+    return predict_log_proba(Uq, res.mu, res.log_pi)
+
+
+#: :func:`episode_log_proba` compiled once per process (``compile_em=True``)
+compiled_episode_log_proba = CompiledOrEager(episode_log_proba)
 
 
 class EpisodicEM(nn.Module):
@@ -64,6 +96,10 @@ class EpisodicEM(nn.Module):
     detach_responsibilities : bool, default=False
         No gradient through the E-step responsibilities (an ablation, see
         :func:`~sklearn_metaannot._em.run_em`).
+    compile_em : bool, default=False
+        Run the EM of the training batches through ``torch.compile``
+        (:data:`compiled_episode_log_proba`); validation batches, which have
+        no backward pass and other shapes, stay eager.
     """
 
     def __init__(
@@ -77,6 +113,7 @@ class EpisodicEM(nn.Module):
         encoder_alpha=0.0,
         autocast_dtype=None,
         detach_responsibilities=False,
+        compile_em=False,
     ):
         super().__init__()
         self.encoder = encoder
@@ -86,6 +123,7 @@ class EpisodicEM(nn.Module):
         self.encoder_alpha = encoder_alpha
         self.autocast_dtype = autocast_dtype
         self.detach_responsibilities = detach_responsibilities
+        self.compile_em = compile_em
 
     def penalty(self):
         """``encoder_alpha`` times the encoder's distance from the identity (or 0)."""
@@ -123,18 +161,20 @@ class EpisodicEM(nn.Module):
         )
         U = U.view(T, N, -1)
         Uq = Z[n_real:].view(T, Q, -1)
-        Y = one_hot_annotations(support_codes, K).to(U.dtype)
-        res = run_em(
+        compiled = self.compile_em and self.training and torch.is_grad_enabled()
+        head = compiled_episode_log_proba if compiled else episode_log_proba
+        return head(
             U,
-            Y,
+            support_codes,
+            support_mask,
+            Uq,
+            K,
             n_iter=self.n_em_iter,
             tau=self.tau,
             b=self.b,
             c=self.c,
-            w=support_mask,
             detach_responsibilities=self.detach_responsibilities,
         )
-        return predict_log_proba(Uq, res.mu, res.log_pi)
 
 
 class EpisodeDataset(torch.utils.data.Dataset):

@@ -11,13 +11,17 @@ Kept apart from ``_meta.py`` so that the net itself stays small:
   once per ``meta_fit`` and the same batches serve the epoch-0 validation and
   every epoch's; other datasets get a plain ``DataLoader``;
 * :func:`validation_batch_size`: validation runs without gradients, so it
-  takes several training batches' worth of tasks at once.
+  takes several training batches' worth of tasks at once;
+* :class:`CompiledOrEager`: the EM of the training episodes through
+  ``torch.compile`` (``compile_em=True``), which fuses its many small
+  operations; eager, with a warning, where compilation fails.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 from skorch.dataset import unpack_data
@@ -132,3 +136,36 @@ class GradScalerMixin:
         for name in self._optimizers:
             self.grad_scaler_.step(getattr(self, name + "_"))
         self.grad_scaler_.update()
+
+
+class CompiledOrEager:
+    """``fn`` through ``torch.compile``; eager, with a warning, after a failure.
+
+    The EM of an episode batch is some hundred operations on small tensors,
+    each of which costs a dispatch (and an autograd node) in eager mode; the
+    compiled function runs a few fused kernels forward and backward. Compiling
+    takes tens of seconds per new input shape, once per process (the compiled
+    graphs are shared by every estimator). Where it cannot (no C++ compiler on
+    the CPU, no Triton on CUDA) the eager function runs instead.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.compiled = None
+        self.failed = False
+
+    def __call__(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                if self.compiled is None:
+                    self.compiled = torch.compile(self.fn, dynamic=False)
+                return self.compiled(*args, **kwargs)
+            except Exception as exc:  # a compiler or backend missing: run eager
+                self.failed = True
+                warnings.warn(
+                    f"compile_em=True: torch.compile failed ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); the EM of meta-training runs eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        return self.fn(*args, **kwargs)

@@ -196,3 +196,73 @@ def test_fp16_checkpoint_keeps_the_loss_scale(tmp_path):
     b = _meta_fit(mixed_precision="fp16", checkpoint_dir=tmp_path)
     for wa, wb in zip(_weights(a), _weights(b)):
         np.testing.assert_array_equal(wa, wb)
+
+
+def _episode_batch(T=3, N=6, R=3, K=3, M=4, Q=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    U = torch.randn(T, N, M, generator=g, requires_grad=True)
+    Uq = torch.randn(T, Q, M, generator=g, requires_grad=True)
+    codes = torch.randint(-1, K, (T, N, R), generator=g)
+    w = torch.ones(T, N)
+    w[0, -2:] = 0  # padding rows
+    yq = torch.randint(0, K, (T * Q,), generator=g)
+    return U, codes, w, Uq, yq
+
+
+def _loss_and_grads(head, batch, K=3, n_iter=1):
+    U, codes, w, Uq, yq = batch
+    em = {"n_iter": n_iter, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
+    log_proba = head(U, codes, w, Uq, K, detach_responsibilities=False, **em)
+    loss = torch.nn.functional.nll_loss(log_proba.reshape(-1, K), yq)
+    return (loss, *torch.autograd.grad(loss, (U, Uq)))
+
+
+def test_compiled_em_matches_the_eager_em_forward_and_backward():
+    from sklearn_metaannot._meta import episode_log_proba
+    from sklearn_metaannot._throughput import CompiledOrEager
+
+    compiled = CompiledOrEager(episode_log_proba)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback to eager
+        got = _loss_and_grads(compiled, _episode_batch())
+    assert compiled.compiled is not None and not compiled.failed
+    for ours, ref in zip(got, _loss_and_grads(episode_log_proba, _episode_batch())):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_compile_em_falls_back_to_eager_with_a_warning(monkeypatch):
+    from sklearn_metaannot._meta import episode_log_proba
+    from sklearn_metaannot._throughput import CompiledOrEager
+
+    def broken_compile(fn, **kwargs):
+        def fail(*args, **kw):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    compiled = CompiledOrEager(episode_log_proba)
+    with pytest.warns(RuntimeWarning, match="compile_em=True: torch.compile failed"):
+        got = _loss_and_grads(compiled, _episode_batch())
+    assert compiled.failed
+    for ours, ref in zip(got, _loss_and_grads(episode_log_proba, _episode_batch())):
+        torch.testing.assert_close(ours, ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("compile_em", [False, True])
+def test_compile_em_routes_only_the_training_batches_through_the_compiled_em(
+    monkeypatch, compile_em
+):
+    import sklearn_metaannot._meta as meta
+
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return meta.episode_log_proba(*args, **kwargs)
+
+    monkeypatch.setattr(meta, "compiled_episode_log_proba", counting)
+    model = _meta_fit(compile_em=compile_em, random_state=0)
+    # 24 episodes in batches of 4: 6 training batches; validation stays eager
+    assert calls == ([True] * 6 if compile_em else [])
+    assert model.meta_encoder_ is not None
