@@ -1,6 +1,7 @@
 """Data-loading workers, mixed precision and cheaper validation of meta_fit."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+import shutil
 import warnings
 
 import numpy as np
@@ -217,6 +218,10 @@ def _loss_and_grads(head, batch, K=3, n_iter=1):
     return (loss, *torch.autograd.grad(loss, (U, Uq)))
 
 
+@pytest.mark.skipif(
+    not any(shutil.which(cxx) for cxx in ("g++", "clang++", "c++")),
+    reason="torch.compile on the CPU needs a C++ compiler",
+)
 def test_compiled_em_matches_the_eager_em_forward_and_backward():
     from sklearn_metaannot._meta import episode_log_proba
     from sklearn_metaannot._throughput import CompiledOrEager
