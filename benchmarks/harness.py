@@ -1002,9 +1002,9 @@ def command_line(
     dict
         ``quick``, ``write`` (False with ``--no-write``) and the options given.
     """
-    common = (
-        {"quick": {"action": "store_true", "help": quick_help}} if quick_help else {}
-    )
+    common = {}
+    if quick_help:
+        common["quick"] = {"action": "store_true", "help": quick_help}
     if no_write:
         common["no_write"] = {"action": "store_true", "help": "do not write files"}
     for name, spec in options.items():
@@ -1012,5 +1012,5 @@ def command_line(
             spec if isinstance(spec, dict) else dict(zip(("type", "help"), spec))
         )
     args = parse_options(argv, description, common, f"python benchmarks/{script}")
-    overrides = {"quick": args.pop("quick", False)}
-    return {**overrides, "write": not args.pop("no_write", False), **args}
+    quick, skip_files = args.pop("quick", False), args.pop("no_write", False)
+    return {"quick": quick, "write": not skip_files, **args}
