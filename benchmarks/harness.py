@@ -967,13 +967,15 @@ def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> 
     Returns
     -------
     dict
-        Name -> value of the options on the command line (the others are left
-        out, so that the configuration's defaults apply).
+        Name -> value of the options on the command line; the others are left
+        out (so that the configuration's defaults apply) unless their keywords
+        give a ``default``.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     for name, kwargs in options.items():
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, **kwargs)
+        kwargs = {"default": argparse.SUPPRESS, **kwargs}  # not given: left out
+        parser.add_argument(flag, dest=name, **kwargs)
     return vars(parser.parse_args(argv))
 
 

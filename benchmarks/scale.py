@@ -245,11 +245,10 @@ def main(argv=None):
         out={},
         render={"metavar": "JSON", "help": "rewrite the tables of a results file"},
         child={"nargs": 2, "metavar": ("CROWD", "METHOD")},
-        config_json={},
+        config_json={"default": "{}"},
     )
     if "child" in options:
-        config = json.loads(options.get("config_json", "{}"))
-        config = harness.configure(default_config, config)
+        config = harness.configure(default_config, json.loads(options["config_json"]))
         print(json.dumps(measure(*options["child"], config)))
         return
     out = options.pop("out", str(_HERE / "results"))

@@ -219,17 +219,16 @@ def labelme_splits(cfg):
 
 
 def _log(cfg, r):
-    if not cfg["verbose"]:
-        return
+    """Print one partition's means per shot and method (``cfg["verbose"]``)."""
     means = {
         shot: " ".join(f"{m} {np.mean(v):.3f}" for m, v in s["accuracy"].items())
         for shot, s in r["shots"].items()
     }
-    print(
+    harness.log(
+        cfg,
         f"{r['data']} n_source={r['n_source']} partition {r['partition']} "
         f"(meta_fit {r['meta_fit']['seconds']:.0f} s, validation chose "
         f"{r['meta_fit']['meta_selected']}): {means}",
-        flush=True,
     )
 
 
