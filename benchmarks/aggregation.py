@@ -339,6 +339,12 @@ def _field(results, name, key, field):
     return results["sets"][name]["methods"].get(key, {}).get(field)
 
 
+#: Rows of the table of the sets: label -> field of a set's entry.
+SIZES = {"labels": "n_labels", "items": "n_items", "annotators": "n_workers",
+         "classes": "n_classes", "items with gold": "n_gold",
+         "tied MV items": "mv_ties"}  # fmt: skip
+
+
 def tables(results) -> list:
     """The tables (:class:`harness.Table`), each under a ``###`` heading."""
     sets, names = results["sets"], list(results["sets"])
@@ -352,17 +358,7 @@ def tables(results) -> list:
             for k in keys
         ]
 
-    sizes = [
-        [label, *(str(sets[n][field]) for n in names)]
-        for label, field in (
-            ("labels", "n_labels"),
-            ("items", "n_items"),
-            ("annotators", "n_workers"),
-            ("classes", "n_classes"),
-            ("items with gold", "n_gold"),
-            ("tied MV items", "mv_ties"),
-        )
-    ]
+    sizes = [[label, *(str(sets[n][f]) for n in names)] for label, f in SIZES.items()]
     columns = [  # of the comparison: (header, tag, field, format)
         ("DS acc. diff (defaults)", "defaults", "accuracy_diff_points", "+.2f"),
         ("DS acc. diff (matched)", "matched", "accuracy_diff_points", "+.2f"),
