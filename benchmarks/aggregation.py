@@ -316,7 +316,9 @@ def run(config=None, **overrides) -> dict:
     against crowd-kit per set) and ``wall_seconds``.
     """
     cfg = harness.configure(default_config, {**(config or {}), **overrides})
-    results = harness.run_timed(_run, cfg)
+    with harness.Timer() as timer, harness.torch_threads(cfg["threads"]):
+        results = _run(cfg)
+    results["wall_seconds"] = timer.seconds
     if cfg["write"]:
         results["files"] = write_outputs(results)
     return results
@@ -337,8 +339,14 @@ def _field(results, name, key, field):
     return results["sets"][name]["methods"].get(key, {}).get(field)
 
 
+#: Rows of the table of the sets: label -> field of a set's entry.
+SIZES = {"labels": "n_labels", "items": "n_items", "annotators": "n_workers",
+         "classes": "n_classes", "items with gold": "n_gold",
+         "tied MV items": "mv_ties"}  # fmt: skip
+
+
 def tables(results) -> list:
-    """The tables: ([Markdown title,] title, header, rows)."""
+    """The tables (:class:`harness.Table`), each under a ``###`` heading."""
     sets, names = results["sets"], list(results["sets"])
     keys = [k for k in results["config"]["methods"] if k in METHODS]
     header = ["method", *map(_short, names)]
@@ -350,17 +358,7 @@ def tables(results) -> list:
             for k in keys
         ]
 
-    sizes = [
-        [label, *(str(sets[n][field]) for n in names)]
-        for label, field in (
-            ("labels", "n_labels"),
-            ("items", "n_items"),
-            ("annotators", "n_workers"),
-            ("classes", "n_classes"),
-            ("items with gold", "n_gold"),
-            ("tied MV items", "mv_ties"),
-        )
-    ]
+    sizes = [[label, *(str(sets[n][f]) for n in names)] for label, f in SIZES.items()]
     columns = [  # of the comparison: (header, tag, field, format)
         ("DS acc. diff (defaults)", "defaults", "accuracy_diff_points", "+.2f"),
         ("DS acc. diff (matched)", "matched", "accuracy_diff_points", "+.2f"),
@@ -390,18 +388,20 @@ def tables(results) -> list:
         for j, point in enumerate(sets[swept[0]]["smoothing_sweep"] if swept else [])
     ]
     title = "Our DawidSkene{} against its smoothing: accuracy (%) and iterations"
-    return [
-        ("Data sets", ["", *header[1:]], sizes),
+    versus_title = "Ours against crowd-kit"
+    sections = [
+        ("Data sets", "Data sets", ["", *header[1:]], sizes),
         (
+            None,
             "Accuracy on the items with gold labels (%)",
             header,
             grid("accuracy", ".2f", 100),
         ),
-        ("Wall time (s)", header, grid("seconds", ".3g")),
+        (None, "Wall time (s)", header, grid("seconds", ".3g")),
         (
-            "Ours against crowd-kit (accuracy difference in points, speed-up = "
-            "crowd-kit time / our time)",
-            "Ours against crowd-kit",
+            f"{versus_title} (accuracy difference in points, speed-up = crowd-kit "
+            "time / our time)",
+            versus_title,
             ["set", *(c[0] for c in columns)],
             versus,
         ),
@@ -412,19 +412,13 @@ def tables(results) -> list:
             sweep,
         ),
     ]
+    return [harness.Table(f"### {text or t}", t, h, r) for text, t, h, r in sections]
 
 
-def markdown(results) -> str:
-    """The Markdown file: the command, the machine and the tables."""
-    cfg, env = results["config"], results["environment"]
-    quick = " --quick" if "quick" in cfg["name"] else ""
-    return (
-        f"# Label aggregation benchmark ({cfg['name']})\n\n"
-        f"Command: `python benchmarks/aggregation.py{quick}`; {env['cpu']} "
-        f"({env['cpu_count']} CPUs), Python {env['python']}; wall time "
-        f"{results['wall_seconds']:.0f} s.\n\n"
-        + harness.section_tables(tables(results))[0]
-    )
+def page(results) -> list:
+    """The Markdown page: the command, the machine and the tables."""
+    title = "Label aggregation benchmark"
+    return [harness.page_header(results, "aggregation.py", title), *tables(results)]
 
 
 def csv_rows(results) -> list:
@@ -493,13 +487,8 @@ def plots(results, plot_dir, prefix) -> list:
 def write_outputs(results) -> dict:
     """JSON, CSV, Markdown and rst tables, and the plots; returns their paths."""
     cfg = results["config"]
-    files = harness.write_outputs(
-        cfg["output_dir"],
-        cfg["name"],
-        results,
-        markdown=markdown(results),
-        rst=harness.section_tables(tables(results))[1],
-        csv=csv_rows(results),
+    files = harness.write_page(
+        cfg["output_dir"], cfg["name"], results, page(results), csv=csv_rows(results)
     )
     files["plots"] = [str(p) for p in plots(results, cfg["plot_dir"], cfg["name"])]
     return files
@@ -507,27 +496,18 @@ def write_outputs(results) -> dict:
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.benchmark_parser(
+    overrides = harness.command_line(
         "aggregation.py",
         "Label aggregation: our MajorityVote/DawidSkene vs crowd-kit.",
         "about a minute: GLAD/MMSR on small sets, 100k synthetic",
+        argv,
+        data=(str, "folder with the truth-inference sets"),
+        seed=(int, None),
+        no_synthetic={"action": "store_true", "help": "skip the synthetic crowd"},
     )
-    parser.add_argument(
-        "--data", default=str(DEFAULT_DATA), help="folder with the truth-inference sets"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-synthetic", action="store_true", help="skip the synthetic crowd"
-    )
-    args = parser.parse_args(argv)
-    results = run(
-        quick=args.quick,
-        data=args.data,
-        seed=args.seed,
-        synthetic=not args.no_synthetic,
-        write=not args.no_write,
-    )
-    print(harness.section_tables(tables(results))[0])
+    synthetic = not overrides.pop("no_synthetic", False)
+    results = run(overrides, synthetic=synthetic)
+    print(harness.markdown_page(tables(results)))
     print(f"wall time {results['wall_seconds']:.0f} s")
 
 

@@ -4,8 +4,9 @@ A benchmark script states its data, its protocol and its methods; this module
 holds the rest: the seeded task sets every method shares (:class:`TaskSet`),
 the method registry (:class:`Methods`), the evaluation loop with per-task rows
 and timings (:func:`evaluate`), the summary (mean, standard error, paired
-t-test against a reference, the best method and those tied with it) and the
-writers of the JSON, CSV, Markdown and reStructuredText files and of the plots.
+t-test, the best method and those tied with it), the tables, the writer of the
+JSON, CSV, Markdown and reStructuredText files (:func:`write_page`), the plots
+and the command lines.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -225,6 +226,46 @@ class TaskSet:
         return iter(self.tasks)
 
 
+class TaskModel:
+    """``estimator`` fitted on one crowd task given as pool indices.
+
+    Every method of a benchmark then reads the same task (see
+    :func:`index_features`); when every annotation names one class, that class
+    is predicted without fitting (many estimators need two classes).
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted on ``(X, Y)``: crowd labels ``Y`` with ``np.nan`` for missing.
+    features : ndarray of shape (n_pool, ...), optional
+        When given, the estimator sees these rows of the pool instead of indices.
+    """
+
+    def __init__(self, estimator, features=None):
+        self.estimator = estimator
+        self.features = features
+
+    def _rows(self, X):
+        if self.features is None:
+            return X
+        return self.features[np.asarray(X)[:, 0].astype(np.int64)]
+
+    def fit(self, X, Y):
+        """Fit the estimator, unless the annotations name a single class."""
+        Y = np.asarray(Y, dtype=float)
+        named = np.unique(Y[~np.isnan(Y)]).astype(int)
+        self.single_class_ = named[0] if len(named) < 2 else None
+        if self.single_class_ is None:
+            self.estimator.fit(self._rows(X), Y)
+        return self
+
+    def predict(self, X):
+        """Predictions of the estimator (or the single class named)."""
+        if self.single_class_ is not None:
+            return np.full(len(X), self.single_class_)
+        return self.estimator.predict(self._rows(X))
+
+
 # -- methods and the evaluation loop -----------------------------------------------
 
 
@@ -385,18 +426,14 @@ def best_or_tied(accuracies: Mapping[str, Sequence[float]], *, alpha=0.05) -> se
     }
 
 
-def compare(accuracies: Mapping[str, Sequence[float]], reference=None) -> dict:
-    """Per method: :func:`summarize`, the paired test against ``reference``
-    (``vs_reference``, the reference itself has none) and ``bold``
-    (:func:`best_or_tied`)."""
-    bold = best_or_tied(accuracies)
-    out = {}
-    for m, acc in accuracies.items():
-        out[m] = summarize(acc)
-        if reference is not None and m != reference:
-            out[m]["vs_reference"] = paired_ttest(acc, accuracies[reference])
-        out[m]["bold"] = m in bold
-    return out
+def pooled(stats: Sequence[Mapping]) -> tuple[float, float]:
+    """Mean of several cells' means and its standard error (independent cells)."""
+    means = [s["mean"] for s in stats]
+    sems = [s["sem"] ** 2 for s in stats]
+    return float(np.mean(means)), float(np.sqrt(np.sum(sems)) / len(stats))
+
+
+# -- timing, processes, the environment -------------------------------------------
 
 
 class Timer:
@@ -439,213 +476,26 @@ def environment() -> dict:
     }
 
 
-# -- tables and files ------------------------------------------------------------------
+def repeat_timed(fn, repeats=1, stop_after_s=None) -> tuple[object, list[float]]:
+    """Call ``fn()`` up to ``repeats`` times (warnings silenced), stopping after
+    the first call of ``stop_after_s`` seconds or more.
 
-
-def fmt_acc(mean, sem=None, *, bold=False) -> str:
-    """``0.892 ± 0.012``, in bold for Markdown when ``bold``."""
-    text = (
-        f"{mean:.3f}"
-        if sem is None or not np.isfinite(sem)
-        else (f"{mean:.3f} ± {sem:.3f}")
-    )
-    return f"**{text}**" if bold else text
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = [
-        "| " + " | ".join(str(h) for h in header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-    ]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def rst_csv_table(title: str, header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """A reStructuredText ``csv-table`` directive (for the Sphinx docs)."""
-
-    def cell(v):
-        s = str(v).replace('"', '""')
-        return f'"{s}"'
-
-    lines = [
-        f".. csv-table:: {title}",
-        "   :header: " + ", ".join(cell(h) for h in header),
-    ]
-    lines.append("")
-    lines += ["   " + ", ".join(cell(c) for c in row) for row in rows]
-    return "\n".join(lines)
-
-
-def _jsonable(obj):
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating | float):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def write_json(obj, path) -> Path:
-    """Write ``obj`` as JSON (NumPy types converted, NaN as null)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=1) + "\n")
-    return path
-
-
-def write_csv(rows: Sequence[Mapping], path) -> Path:
-    """Write a list of flat dicts as CSV (columns in first-seen order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fields: list[str] = []
-    for row in rows:
-        fields += [k for k in row if k not in fields]
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(_jsonable(dict(row)))
-    return path
-
-
-def write_outputs(out_dir, name, results, *, markdown=None, rst=(), csv=None) -> dict:
-    """Write a benchmark's files; returns their paths by kind.
-
-    Parameters
-    ----------
-    out_dir : path
-        Folder of the files.
-    name : str
-        Their stem.
-    results : dict
-        Written to ``<name>.json``.
-    markdown : str, optional
-        Written to ``<name>.md``.
-    rst : sequence of (title, header, rows)
-        Tables of ``<name>_tables.rst`` (included in the docs).
-    csv : sequence of dict, optional
-        Rows of ``<name>.csv``.
+    Returns
+    -------
+    out : object
+        What the last call returned.
+    seconds : list of float
+        Wall time of each call (report the minimum).
     """
-    out = Path(out_dir)
-    files = {"json": str(write_json(results, out / f"{name}.json"))}
-    if markdown is not None:
-        path = out / f"{name}.md"
-        path.write_text(markdown + "\n")
-        files["markdown"] = str(path)
-    if rst:
-        path = out / f"{name}_tables.rst"
-        path.write_text("\n\n".join(rst_csv_table(*t) for t in rst) + "\n")
-        files["rst"] = str(path)
-    if csv is not None:
-        files["csv"] = str(write_csv(csv, out / f"{name}.csv"))
-    return files
-
-
-def configure(default_config, config=None, *, nested=()) -> dict:
-    """A benchmark's configuration: its defaults updated by ``config``.
-
-    ``quick=True`` in ``config`` selects the quick defaults of
-    ``default_config(quick=...)``; every other key overrides a default
-    (unknown keys are an error); the keys in ``nested`` (dicts) are merged
-    key by key.
-    """
-    config = dict(config or {})
-    cfg = default_config(quick=bool(config.pop("quick", False)))
-    unknown = set(config) - set(cfg)
-    if unknown:
-        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
-    merged = {k: {**cfg[k], **config.pop(k, {})} for k in nested}
-    cfg.update(config, **merged)
-    return cfg
-
-
-def line_plot(
-    path,
-    x,
-    series: Mapping[str, tuple],
-    *,
-    xlabel,
-    ylabel,
-    title,
-    xticks=None,
-    logx=False,
-) -> Path:
-    """Save a line plot with error bars; ``series`` maps a label to (means, sems)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7.4, 4.2), dpi=110)
-    for label, (means, sems) in series.items():
-        style = (
-            {"lw": 2.4, "marker": "o"}
-            if label.lower().startswith("ours")
-            else {"lw": 1.3, "marker": ".", "alpha": 0.85}
-        )
-        ax.errorbar(x, means, yerr=sems, label=label, capsize=2, **style)
-    if logx:
-        ax.set_xscale("log")
-    if xticks is not None:
-        ax.set_xticks(list(xticks))
-        ax.set_xticklabels([str(v) for v in xticks])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-# -- studies on top of the Omniglot benchmark ------------------------------------------
-
-
-def study_config(default_config, config=None, overrides=None) -> dict:
-    """Configuration of a study script (``omniglot_clipping.py`` and the like):
-    :func:`configure`, with ``omniglot`` (the overrides of the Omniglot
-    benchmark's own configuration) merged key by key."""
-    config = {**(config or {}), **(overrides or {})}
-    return configure(default_config, config, nested=("omniglot",))
-
-
-def study_parser(script, description, quick_help) -> argparse.ArgumentParser:
-    """Command line of a study: ``--quick``, ``--no-write``, ``--data``, ``--name``."""
-    parser = benchmark_parser(script, description, quick_help)
-    parser.add_argument("--data", help="folder with the Omniglot zip archives")
-    parser.add_argument("--name", help="stem of the output files")
-    return parser
-
-
-def study_overrides(args, **extra) -> dict:
-    """Configuration overrides from the parsed common options, plus ``extra``
-    (the options left as None are dropped)."""
-    overrides = {"quick": args.quick, "write": not args.no_write}
-    if args.data:
-        overrides["omniglot"] = {"data": args.data}
-    if args.name:
-        overrides["name"] = args.name
-    overrides.update({k: v for k, v in extra.items() if v is not None})
-    return overrides
-
-
-# -- timing benchmarks and command lines -----------------------------------------------
+    times, out = [], None
+    for _ in range(max(1, int(repeats))):
+        with warnings.catch_warnings(), Timer() as timer:
+            warnings.simplefilter("ignore")
+            out = fn()
+        times.append(timer.seconds)
+        if stop_after_s is not None and timer.seconds >= stop_after_s:
+            break
+    return out, times
 
 
 def alternate(measures: Mapping[str, object], rounds: int) -> dict[str, list]:
@@ -691,116 +541,6 @@ def adding_seconds(fn, spent: list, *, when=None):
     return timed
 
 
-def stamped(config, **parts) -> dict:
-    """Results: ``config``, then ``parts``, the date (UTC) and :func:`environment`."""
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return {"config": config, **parts, "date": date, "environment": environment()}
-
-
-def columns_table(columns: Sequence[tuple], rows: Sequence[Mapping]) -> tuple:
-    """Header and body of a table of ``rows`` (dicts) by column.
-
-    ``columns`` holds ``(header, cell)`` pairs, ``cell`` a format string
-    (``"{ratio:.2f}"``, fields of the row) or a callable ``cell(row) -> str``.
-    """
-    body = [
-        [cell(row) if callable(cell) else cell.format(**row) for _, cell in columns]
-        for row in rows
-    ]
-    return [header for header, _ in columns], body
-
-
-def parse_options(
-    argv, description, options: Mapping[str, dict], prog=None, parser=None
-) -> dict:
-    """Parse a command line; the options given, by name.
-
-    Parameters
-    ----------
-    argv : list of str or None
-        The arguments (None: ``sys.argv[1:]``).
-    description : str
-        Text of ``--help``.
-    options : mapping
-        Name -> keywords of :meth:`argparse.ArgumentParser.add_argument`; the
-        option is ``--name`` with ``-`` for ``_``.
-    prog : str, optional
-        Name of the program in ``--help``.
-    parser : argparse.ArgumentParser, optional
-        A parser with common options to add to (e.g. :func:`benchmark_parser`);
-        ``prog`` and ``description`` are then its own.
-
-    Returns
-    -------
-    dict
-        Name -> value of the options on the command line (the others are left
-        out, so that the configuration's defaults apply).
-    """
-    if parser is None:
-        parser = argparse.ArgumentParser(prog=prog, description=description)
-    for name, kwargs in options.items():
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, **{"default": None, **kwargs})
-    return {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-
-
-def publish(results, out_dir, markdown_text) -> dict:
-    """Write ``<name>.json`` and ``<name>.md`` to ``out_dir`` and print the Markdown.
-
-    Returns
-    -------
-    dict
-        The paths by kind (:func:`write_outputs`).
-    """
-    name = results["config"]["name"]
-    files = write_outputs(out_dir, name, results, markdown=markdown_text.rstrip("\n"))
-    print(markdown_text, flush=True)
-    return files
-
-
-# -- running, timing, tables of sections, bar charts, command lines --------------------
-
-
-def log(cfg, *args) -> None:
-    """Print ``args`` (flushed) when ``cfg["verbose"]`` is set."""
-    if cfg.get("verbose"):
-        print(*args, flush=True)
-
-
-def run_timed(body, cfg) -> dict:
-    """``body(cfg)`` with torch on ``cfg["threads"]`` threads (when the key is
-    set; restored after), its results dict with ``wall_seconds`` added."""
-    import torch
-
-    start = time.perf_counter()
-    with torch_threads(int(cfg.get("threads") or torch.get_num_threads())):
-        results = body(cfg)
-    results["wall_seconds"] = time.perf_counter() - start
-    return results
-
-
-def repeat_timed(fn, repeats=1, stop_after_s=None) -> tuple[object, list[float]]:
-    """Call ``fn()`` up to ``repeats`` times (warnings silenced), stopping after
-    the first call of ``stop_after_s`` seconds or more.
-
-    Returns
-    -------
-    out : object
-        What the last call returned.
-    seconds : list of float
-        Wall time of each call (report the minimum).
-    """
-    times, out = [], None
-    for _ in range(max(1, int(repeats))):
-        with warnings.catch_warnings(), Timer() as timer:
-            warnings.simplefilter("ignore")
-            out = fn()
-        times.append(timer.seconds)
-        if stop_after_s is not None and timer.seconds >= stop_after_s:
-            break
-    return out, times
-
-
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB (Linux: ru_maxrss in kB)."""
     import resource
@@ -827,23 +567,281 @@ def run_child(args, *, timeout_s=None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def section_tables(sections) -> tuple[str, list]:
-    """Markdown (a ``###`` heading per table) and the rst tables of ``sections``.
+def stamped(config, **parts) -> dict:
+    """Results: ``config``, then ``parts``, the date (UTC) and :func:`environment`."""
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return {"config": config, **parts, "date": date, "environment": environment()}
+
+
+# -- tables -------------------------------------------------------------------------
+
+
+def fmt_acc(mean, sem=None, *, bold=False) -> str:
+    """``0.892 ± 0.012``, in bold for Markdown when ``bold``."""
+    text = (
+        f"{mean:.3f}"
+        if sem is None or not np.isfinite(sem)
+        else f"{mean:.3f} ± {sem:.3f}"
+    )
+    return f"**{text}**" if bold else text
+
+
+def accuracy_rows(labels: Mapping, columns: Sequence[Mapping], *, bold=None) -> list:
+    """The generic table of methods x settings: rows ``[label, "mean ± sem", ...]``.
 
     Parameters
     ----------
-    sections : sequence of tuple
-        ``(title, header, rows)``, or ``(markdown title, rst title, header, rows)``.
+    labels : mapping
+        Method -> its name in the table, in the order of the rows.
+    columns : sequence of mapping
+        One per column: method -> ``(mean, sem)`` (``sem`` None: the mean alone).
+    bold : "max" or sequence of sets, optional
+        The cells in bold: the highest mean of each column, or per column the
+        methods to mark (e.g. :func:`best_or_tied`); None: none.
+    """
+    rows = [[label] for label in labels.values()]
+    for j, col in enumerate(columns):
+        marked = bold[j] if bold not in (None, "max") else ()
+        top = max(col[m][0] for m in labels) if bold == "max" else None
+        for row, m in zip(rows, labels):
+            row.append(fmt_acc(*col[m], bold=m in marked or col[m][0] == top))
+    return rows
+
+
+def columns_table(columns, rows: Sequence[Mapping]) -> tuple[list, list]:
+    """Header and body of a table of ``rows`` (dicts) by column.
+
+    ``columns`` maps a header to its cell (or holds ``(header, cell)`` pairs):
+    a :meth:`str.format` template of the row's fields (``"{ratio:.2f}"``, nested
+    fields as ``{grad_norm[max]:.0f}``) or a callable ``cell(row) -> str``.
+    """
+    columns = list(columns.items() if isinstance(columns, Mapping) else columns)
+    body = [
+        [cell(row) if callable(cell) else cell.format(**row) for _, cell in columns]
+        for row in rows
+    ]
+    return [header for header, _ in columns], body
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = [
+        "| " + " | ".join(str(h) for h in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rst_csv_table(title: str, header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A reStructuredText ``csv-table`` directive (for the Sphinx docs)."""
+
+    def cell(v):
+        s = str(v).replace('"', '""')
+        return f'"{s}"'
+
+    lines = [
+        f".. csv-table:: {title}",
+        "   :header: " + ", ".join(cell(h) for h in header),
+        "",
+    ]
+    lines += ["   " + ", ".join(cell(c) for c in row) for row in rows]
+    return "\n".join(lines)
+
+
+# -- files --------------------------------------------------------------------------
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(obj, path) -> Path:
+    """Write ``obj`` as JSON (NumPy types converted, NaN as null)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(obj), indent=1) + "\n")
+    return path
+
+
+def write_csv(rows: Sequence[Mapping], path) -> Path:
+    """Write a list of flat dicts as CSV (columns in first-seen order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(_jsonable(dict(row)))
+    return path
+
+
+class Table(NamedTuple):
+    """A table of a results page.
+
+    Attributes
+    ----------
+    text : str or None
+        The Markdown block before it on the page (a heading, a note), or None.
+    title : str or None
+        Its title in ``<name>_tables.rst``; None: only on the Markdown page.
+    header : list
+    rows : list of list
+    """
+
+    text: str | None
+    title: str | None
+    header: list
+    rows: list
+
+
+def page_header(results, script, title) -> str:
+    """Title, command, hardware and wall time: the top of a Markdown results page.
+
+    ``results`` has ``config`` (with ``name``; a name with "quick" is the
+    ``--quick`` run), ``environment`` and ``wall_seconds``.
+    """
+    cfg, env = results["config"], results["environment"]
+    command = f"python benchmarks/{script}" + (
+        " --quick" if "quick" in cfg["name"] else ""
+    )
+    return (
+        f"# {title} ({cfg['name']})\n\nCommand: `{command}`; {env['cpu']} "
+        f"({env['cpu_count']} CPUs), torch {env['torch']}; wall time "
+        f"{results['wall_seconds']:.0f} s."
+    )
+
+
+def markdown_page(parts) -> str:
+    """The Markdown page of ``parts``: blocks of text and :class:`Table` s."""
+    blocks = []
+    for part in parts:
+        if isinstance(part, Table):
+            blocks += [part.text] if part.text is not None else []
+            blocks.append(markdown_table(part.header, part.rows))
+        elif part is not None:
+            blocks.append(part)
+    return "\n\n".join(blocks)
+
+
+def rst_tables(parts, *, bold=True) -> list:
+    """``(title, header, rows)`` of the :class:`Table` s of ``parts`` with a reST
+    title; without the Markdown bold of the cells unless ``bold``."""
+    tables = [p for p in parts if isinstance(p, Table) and p.title is not None]
+    strip = (lambda c: c) if bold else (lambda c: str(c).replace("**", ""))
+    return [
+        (t.title, t.header, [[strip(c) for c in r] for r in t.rows]) for t in tables
+    ]
+
+
+def write_page(out_dir, name, results, parts=None, *, csv=None, rst_bold=True) -> dict:
+    """Write a benchmark's files; returns their paths by kind.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder of the files.
+    name : str
+        Their stem.
+    results : dict
+        Written to ``<name>.json``.
+    parts : sequence of str or Table, optional
+        The page ``<name>.md``, block by block (None: skipped); its tables with a
+        reST title go to ``<name>_tables.rst`` (included in the docs).
+    csv : sequence of dict, optional
+        Rows of ``<name>.csv``.
+    rst_bold : bool, default=True
+        Keep the Markdown bold of the cells in the reST tables.
+    """
+    out = Path(out_dir)
+    files = {"json": str(write_json(results, out / f"{name}.json"))}
+    if parts is not None:
+        files["markdown"] = str(out / f"{name}.md")
+        Path(files["markdown"]).write_text(markdown_page(parts) + "\n")
+        if rst := rst_tables(parts, bold=rst_bold):
+            files["rst"] = str(out / f"{name}_tables.rst")
+            text = "\n\n".join(rst_csv_table(*t) for t in rst)
+            Path(files["rst"]).write_text(text + "\n")
+    if csv is not None:
+        files["csv"] = str(write_csv(csv, out / f"{name}.csv"))
+    return files
+
+
+def publish(results, out_dir, markdown_text) -> dict:
+    """Write ``<name>.json`` and ``<name>.md`` to ``out_dir`` and print the Markdown.
 
     Returns
     -------
-    markdown : str
-    rst : list of (title, header, rows)
-        For :func:`write_outputs`.
+    dict
+        The paths by kind (:func:`write_page`).
     """
-    sections = [s if len(s) == 4 else (s[0], *s) for s in sections]
-    md = "\n\n".join(f"### {t}\n\n" + markdown_table(h, r) for t, _, h, r in sections)
-    return md, [(t, h, r) for _, t, h, r in sections]
+    page = [markdown_text.rstrip("\n")]
+    files = write_page(out_dir, results["config"]["name"], results, page)
+    print(markdown_text, flush=True)
+    return files
+
+
+# -- plots --------------------------------------------------------------------------
+
+
+def _figure(path, figsize):
+    """pyplot (on the Agg backend), a figure and its axes, for a plot at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return plt, *plt.subplots(figsize=figsize, dpi=110)
+
+
+def _save(plt, fig, path) -> Path:
+    """Save ``fig`` to ``path`` and close it."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def line_plot(
+    path, x, series: Mapping[str, tuple], *, xlabel, ylabel, title, xticks=None
+) -> Path:
+    """Save a line plot with error bars; ``series`` maps a label to (means, sems)."""
+    plt, fig, ax = _figure(path, (7.4, 4.2))
+    for label, (means, sems) in series.items():
+        style = (
+            {"lw": 2.4, "marker": "o"}
+            if label.lower().startswith("ours")
+            else {"lw": 1.3, "marker": ".", "alpha": 0.85}
+        )
+        ax.errorbar(x, means, yerr=sems, label=label, capsize=2, **style)
+    if xticks is not None:
+        ax.set_xticks(list(xticks))
+        ax.set_xticklabels([str(v) for v in xticks])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(plt, fig, path)
 
 
 def bar_plot(
@@ -876,14 +874,7 @@ def bar_plot(
     figsize, ncol, legend_y, tick_fontsize
         Figure size, legend columns, legend position below the axes, tick size.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=figsize, dpi=110)
+    plt, fig, ax = _figure(path, figsize)
     width = 0.8 / max(len(series), 1)
     for j, (label, (values, style)) in enumerate(series.items()):
         xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
@@ -901,87 +892,7 @@ def bar_plot(
     ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=ncol, loc="upper center", bbox_to_anchor=(0.5, legend_y))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def benchmark_parser(
-    script, description, quick_help=None, *, no_write=True
-) -> argparse.ArgumentParser:
-    """Command line of ``benchmarks/<script>``: ``--quick`` (when ``quick_help``
-    is given) and ``--no-write`` (when ``no_write``)."""
-    parser = argparse.ArgumentParser(
-        prog=f"python benchmarks/{script}", description=description
-    )
-    if quick_help:
-        parser.add_argument("--quick", action="store_true", help=quick_help)
-    if no_write:
-        parser.add_argument(
-            "--no-write", action="store_true", help="do not write files"
-        )
-    return parser
-
-
-# -- more plumbing: per-task contexts, logging, threads, pages, command lines, bars --
-
-
-def evaluate_each(methods, taskset, context) -> list[dict]:
-    """:func:`evaluate` with a context per task: ``context(task)`` goes to ``build``.
-
-    For methods that need more of their task than :attr:`TaskSet.read` gives
-    (a ceiling fitted on the task's gold labels, say). The rows are those of
-    :func:`evaluate`, tasks numbered in order.
-    """
-    rows = []
-    for i, task in enumerate(taskset):
-        one = TaskSet([task], taskset.read)
-        rows += [{**row, "task": i} for row in evaluate(methods, one, context(task))]
-    return rows
-
-
-def page_header(results, script, title) -> str:
-    """Title, command, hardware and wall time: the top of a Markdown results page.
-
-    ``results`` has ``config`` (with ``name``; a name with "quick" is the
-    ``--quick`` run), ``environment`` and ``wall_seconds``.
-    """
-    cfg, env = results["config"], results["environment"]
-    command = f"python benchmarks/{script}" + (
-        " --quick" if "quick" in cfg["name"] else ""
-    )
-    return (
-        f"# {title} ({cfg['name']})\n\nCommand: `{command}`; {env['cpu']} "
-        f"({env['cpu_count']} CPUs), torch {env['torch']}; wall time "
-        f"{results['wall_seconds']:.0f} s."
-    )
-
-
-def command_line(script, description, quick_help, argv=None, **options) -> dict:
-    """Parse a benchmark's command line into configuration overrides.
-
-    Parameters
-    ----------
-    script : str
-        File name in ``benchmarks/`` (the program name of ``--help``).
-    description, quick_help : str
-        Help of the program and of ``--quick``.
-    argv : list of str, optional
-        The arguments (default: ``sys.argv[1:]``).
-    **options : (type, help)
-        Configuration key -> option ``--key-name`` of that type; the options
-        not given are left out of the overrides.
-
-    Returns
-    -------
-    dict
-        ``quick``, ``write`` (False with ``--no-write``) and the options given.
-    """
-    kwargs = {k: {"type": kind, "help": text} for k, (kind, text) in options.items()}
-    base = benchmark_parser(script, description, quick_help)
-    args = parse_options(argv, description, kwargs, parser=base)
-    return {"quick": args.pop("quick"), "write": not args.pop("no_write"), **args}
+    return _save(plt, fig, path)
 
 
 def hbar_plot(
@@ -992,15 +903,8 @@ def hbar_plot(
     ``bars`` maps a label to ``(value, error, colour)``; ``references`` maps a
     label to a value drawn as a vertical line.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    plt, fig, ax = _figure(path, (7.2, 5.0))
     values, errors, colours = zip(*bars.values())
-    fig, ax = plt.subplots(figsize=(7.2, 5.0), dpi=110)
     ax.barh(range(len(bars)), values, xerr=errors, color=colours, alpha=0.85)
     ax.set_yticks(range(len(bars)))
     ax.set_yticklabels(list(bars), fontsize=8)
@@ -1015,137 +919,100 @@ def hbar_plot(
     ax.grid(axis="x", alpha=0.3)
     if references:
         ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.4, -0.13))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
-# -- crowd tasks on pool indices, tables of cells --------------------------------
+# -- configuration and command lines -------------------------------------------------
 
 
-class TaskModel:
-    """``estimator`` fitted on one crowd task given as pool indices.
+def configure(default_config, config=None, *, nested=()) -> dict:
+    """A benchmark's configuration: its defaults updated by ``config``.
 
-    Every method of a benchmark then reads the same task (see
-    :func:`index_features`); when every annotation names one class, that class
-    is predicted without fitting (many estimators need two classes).
+    ``quick=True`` in ``config`` selects the quick defaults of
+    ``default_config(quick=...)``; every other key overrides a default
+    (unknown keys are an error); the keys in ``nested`` (dicts) are merged
+    key by key.
+    """
+    config = dict(config or {})
+    cfg = default_config(quick=bool(config.pop("quick", False)))
+    unknown = set(config) - set(cfg)
+    if unknown:
+        raise ValueError(f"unknown configuration keys {sorted(unknown)}")
+    merged = {k: {**cfg[k], **config.pop(k, {})} for k in nested}
+    cfg.update(config, **merged)
+    return cfg
+
+
+def log(cfg, *args) -> None:
+    """Print ``args`` (flushed) when ``cfg["verbose"]`` is set."""
+    if cfg.get("verbose"):
+        print(*args, flush=True)
+
+
+def parse_options(argv, description, options: Mapping[str, dict], prog=None) -> dict:
+    """Parse a command line; the options given, by name.
 
     Parameters
     ----------
-    estimator : estimator
-        Fitted on ``(X, Y)``: crowd labels ``Y`` with ``np.nan`` for missing.
-    features : ndarray of shape (n_pool, ...), optional
-        When given, the estimator sees these rows of the pool instead of indices.
+    argv : list of str or None
+        The arguments (None: ``sys.argv[1:]``).
+    description : str
+        Text of ``--help``.
+    options : mapping
+        Name -> keywords of :meth:`argparse.ArgumentParser.add_argument`; the
+        option is ``--name`` with ``-`` for ``_``.
+    prog : str, optional
+        Name of the program in ``--help``.
+
+    Returns
+    -------
+    dict
+        Name -> value of the options on the command line; the others are left
+        out (so that the configuration's defaults apply) unless their keywords
+        give a ``default``.
     """
-
-    def __init__(self, estimator, features=None):
-        self.estimator = estimator
-        self.features = features
-
-    def _rows(self, X):
-        if self.features is None:
-            return X
-        return self.features[np.asarray(X)[:, 0].astype(np.int64)]
-
-    def fit(self, X, Y):
-        """Fit the estimator, unless the annotations name a single class."""
-        Y = np.asarray(Y, dtype=float)
-        named = np.unique(Y[~np.isnan(Y)]).astype(int)
-        self.single_class_ = named[0] if len(named) < 2 else None
-        if self.single_class_ is None:
-            self.estimator.fit(self._rows(X), Y)
-        return self
-
-    def predict(self, X):
-        """Predictions of the estimator (or the single class named)."""
-        if self.single_class_ is not None:
-            return np.full(len(X), self.single_class_)
-        return self.estimator.predict(self._rows(X))
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for name, kwargs in options.items():
+        flag = "--" + name.replace("_", "-")
+        kwargs = {"default": argparse.SUPPRESS, **kwargs}  # not given: left out
+        parser.add_argument(flag, dest=name, **kwargs)
+    return vars(parser.parse_args(argv))
 
 
-def pooled(stats: Sequence[Mapping]) -> tuple[float, float]:
-    """Mean of several cells' means and its standard error (independent cells)."""
-    means = [s["mean"] for s in stats]
-    sems = [s["sem"] ** 2 for s in stats]
-    return float(np.mean(means)), float(np.sqrt(np.sum(sems)) / len(stats))
-
-
-def accuracy_rows(methods, columns: Sequence[Mapping], *, bold=False) -> list:
-    """Table rows ``[method, "mean ± sem", ...]``, one per method.
-
-    Parameters
-    ----------
-    methods : sequence of str
-    columns : sequence of mapping
-        One per column: method -> ``(mean, sem)`` (``sem`` None: the mean alone).
-    bold : bool, default=False
-        Print the highest mean of each column in bold.
-    """
-    rows = [[m] for m in methods]
-    for col in columns:
-        top = max(col[m][0] for m in methods)
-        for row, m in zip(rows, methods):
-            row.append(fmt_acc(*col[m], bold=bold and col[m][0] == top))
-    return rows
-
-
-def format_table(records: Sequence[Mapping], columns: Mapping) -> tuple[list, list]:
-    """Header and rows of a table with one row per record.
-
-    Parameters
-    ----------
-    records : sequence of mapping
-    columns : mapping
-        Header -> a :meth:`str.format` template of the record's fields (nested
-        fields as ``{grad_norm[max]:.0f}``) or a function of the record.
-    """
-    return columns_table(list(columns.items()), records)
-
-
-def rst_blocks(sections, tables) -> list:
-    """(title, header, rows) of the tables for reStructuredText (no Markdown bold).
-
-    ``sections`` as in :func:`write_page`; ``tables`` maps a key to (header, rows).
-    """
-    out = []
-    for key, title, *_ in sections:
-        if key in tables:
-            header, rows = tables[key]
-            out.append(
-                (title, header, [[str(c).replace("**", "") for c in r] for r in rows])
-            )
-    return out
-
-
-def write_page(
-    out_dir, name, results, *, title, intro, sections, tables, footer=None, csv=None
+def command_line(
+    script, description, quick_help=None, argv=None, *, no_write=True, **options
 ) -> dict:
-    """A benchmark's files from its tables; returns their paths.
+    """Parse a benchmark's command line into configuration overrides.
 
     Parameters
     ----------
-    out_dir, name, results, csv
-        As in :func:`write_outputs`.
-    title : str
-        Heading of the Markdown page.
-    intro : sequence of str
-        Its first paragraphs.
-    sections : sequence of (key, rst_title, heading, note)
-        The tables ``tables[key]`` (absent keys are skipped) in order: on the
-        page under ``## heading`` (None: under the previous one) after ``note``
-        (None: none); in ``<name>_tables.rst`` under ``rst_title``.
-    tables : mapping
-        Key -> (header, rows).
-    footer : str, optional
-        The page's last block.
+    script : str
+        File name in ``benchmarks/`` (the program name of ``--help``).
+    description, quick_help : str
+        Help of the program and of ``--quick`` (None: no ``--quick``).
+    argv : list of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+    no_write : bool, default=True
+        Whether there is a ``--no-write`` option.
+    **options : (type, help) or dict
+        Configuration key -> option ``--key-name`` of that type (or the keywords
+        of :meth:`argparse.ArgumentParser.add_argument`); the options not given
+        are left out of the overrides.
+
+    Returns
+    -------
+    dict
+        ``quick``, ``write`` (False with ``--no-write``) and the options given.
     """
-    blocks = [f"# {title}", *intro]
-    for key, _, heading, note in sections:
-        if key in tables:
-            blocks += [] if heading is None else [f"## {heading}"]
-            blocks += [] if note is None else [note]
-            blocks.append(markdown_table(*tables[key]))
-    page = "\n\n".join(blocks + ([] if footer is None else [footer]))
-    rst = rst_blocks(sections, tables)
-    return write_outputs(out_dir, name, results, markdown=page, rst=rst, csv=csv)
+    common = {}
+    if quick_help:
+        common["quick"] = {"action": "store_true", "help": quick_help}
+    if no_write:
+        common["no_write"] = {"action": "store_true", "help": "do not write files"}
+    for name, spec in options.items():
+        common[name] = (
+            spec if isinstance(spec, dict) else dict(zip(("type", "help"), spec))
+        )
+    args = parse_options(argv, description, common, f"python benchmarks/{script}")
+    quick, skip_files = args.pop("quick", False), args.pop("no_write", False)
+    return {"quick": quick, "write": not skip_files, **args}

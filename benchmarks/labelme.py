@@ -43,10 +43,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
-if str(_HERE.parent) not in sys.path:  # a source checkout without installation
-    sys.path.insert(1, str(_HERE.parent))
+sys.path.insert(0, str(_HERE))  # harness adds the checkout when not installed
 
 import harness  # noqa: E402
 from harness import fmt_acc, stable_seed  # noqa: E402
@@ -401,11 +398,10 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
         def read(t):
             return data.X_train[t["support"]], t["Y"], X_query, y_query, t["seed"]
 
-        rows = harness.evaluate_each(
-            methods,
-            harness.TaskSet(tasks, read),
-            lambda t: {"cfg": cfg, "models": models, "y": t["y"]},
-        )
+        rows = []  # each task with its gold labels in the context (the ceilings)
+        for t in tasks:
+            context = {"cfg": cfg, "models": models, "y": t["y"]}
+            rows += harness.evaluate(methods, harness.TaskSet([t], read), context)
         acc = harness.column(rows)
         labels = [support_label_accuracy(t, t["seed"]) for t in tasks]
         out[str(shot)] = {
@@ -585,23 +581,24 @@ def selection_check(results) -> list:
 
 
 def tables(results) -> list:
-    """``(Markdown heading, reST title or None, header, rows)`` of every table."""
+    """The tables of the page (:class:`harness.Table`; the last has no reST title)."""
     cfg, summary = results["config"], results["summary"]
     few = [str(s) for s in cfg["shots"] if s != "all"]
     cols = few + [str(s) for s in cfg["shots"] if s == "all"]
     competitors = [m for m in cfg["methods"] if not m.startswith("gold")]  # no ceiling
-    pooled = {s: _pooled(results["raw"], s, competitors) for s in cols}
-    bold = {s: harness.best_or_tied(a) for s, a in pooled.items()}
-    fewshot = []
-    for m in cfg["methods"]:
-        cells = [
-            fmt_acc(summary[s][m]["mean"], summary[s][m]["sem"], bold=m in bold[s])
-            for s in cols
-        ]
-        if few:
-            average = np.mean([summary[s][m]["mean"] for s in few])
-            cells.insert(len(few), f"{average:.3f}")
-        fewshot.append([METHODS[m].label, *cells])
+    bold = [harness.best_or_tied(_pooled(results["raw"], s, competitors)) for s in cols]
+    columns = [
+        {m: (c[m]["mean"], c[m]["sem"]) for m in c} for c in map(summary.get, cols)
+    ]
+    if few:  # the average of the few-shot settings, after them
+        average = {
+            m: (np.mean([c[m][0] for c in columns[: len(few)]]), None)
+            for m in cfg["methods"]
+        }
+        columns.insert(len(few), average)
+        bold.insert(len(few), set())
+    labels = {m: METHODS[m].label for m in cfg["methods"]}
+    fewshot = harness.accuracy_rows(labels, columns, bold=bold)
     header = ["method", *(f"{s}-shot" for s in few), *(["avg (1/3/5)"] if few else [])]
     header += ["all"] * (len(cols) - len(few))
     labels, support = [], []
@@ -618,35 +615,35 @@ def tables(results) -> list:
         for i, info in enumerate(results["meta_training"])
         for kind, m in info["models"].items()
     ]
+    Table = harness.Table
     out = [
-        (
+        Table(
             "## Few-shot target tasks with real annotators (4-way; bold: best and "
             "statistically tied, paired t-test p >= 0.05; gold ceiling excluded)",
             "Accuracy on the target-class test images (mean ± s.e. over tasks)",
             header,
             fewshot,
         ),
-        (
+        Table(
             "## Real annotations of the supports",
             "Real annotations of the target supports",
-            *harness.columns_table(LABEL_COLUMNS.items(), labels),
+            *harness.columns_table(LABEL_COLUMNS, labels),
         ),
-        (
+        Table(
             "## Accuracy of the aggregated support labels",
             "Accuracy of the aggregated support labels (mean ± s.e. over tasks)",
-            *harness.columns_table(SUPPORT_COLUMNS.items(), support),
+            *harness.columns_table(SUPPORT_COLUMNS, support),
         ),
-        (
+        Table(
             "## Meta-training",
             "Meta-training per split",
-            *harness.columns_table(META_COLUMNS.items(), meta),
+            *harness.columns_table(META_COLUMNS, meta),
         ),
     ]
-    check = selection_check(results)
-    if check:
+    if check := selection_check(results):
         heading = "## Choice of the latent space per task (representation='auto')"
         out.append(
-            (heading, None, *harness.columns_table(SELECTION_COLUMNS.items(), check))
+            Table(heading, None, *harness.columns_table(SELECTION_COLUMNS, check))
         )
     if "full_data" in results:
         fd, full = results["full_data"], []
@@ -658,16 +655,16 @@ def tables(results) -> list:
             full.append([f"published: {k}", f"{v:.2f}", "1", "–"])
         title = "Full-data setting: 1000 crowd-labelled images, 8 classes, "
         header = ["method", "test accuracy", "runs", "time (s)"]
-        out.append(("## Full-data setting", title + "1188 test images", header, full))
+        out.append(
+            Table("## Full-data setting", title + "1188 test images", header, full)
+        )
     return out
 
 
-def markdown(results) -> str:
+def page(results) -> list:
     """The Markdown page of the results."""
-    parts = [harness.page_header(results, "labelme.py", "LabelMe benchmark")]
-    for heading, _, header, rows in tables(results):
-        parts += [heading, harness.markdown_table(header, rows)]
-    return "\n\n".join(parts)
+    header = harness.page_header(results, "labelme.py", "LabelMe benchmark")
+    return [header, *tables(results)]
 
 
 def csv_rows(results) -> tuple[list, list]:
@@ -699,10 +696,7 @@ def write(results) -> dict:
     cfg, summary = results["config"], results["summary"]
     out, name, plots = Path(cfg["output_dir"]), cfg["name"], Path(cfg["plot_dir"])
     rows, tasks = csv_rows(results)
-    rst = [table[1:] for table in tables(results) if table[1]]
-    files = harness.write_outputs(
-        out, name, results, markdown=markdown(results), rst=rst, csv=rows
-    )
+    files = harness.write_page(out, name, results, page(results), csv=rows)
     files["tasks_csv"] = str(harness.write_csv(tasks, out / f"{name}_tasks.csv"))
     shots = [str(s) for s in cfg["shots"]]
     series = {
@@ -758,7 +752,7 @@ def main(argv=None):
         n_episodes=(int, "meta-training episodes"),
         threads=(int, "torch threads"),
     )
-    print(markdown(run(overrides)))
+    print(harness.markdown_page(page(run(overrides))))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
 
 import harness  # noqa: E402
 import labelme  # noqa: E402
-from harness import fmt_acc, markdown_table, stable_seed  # noqa: E402
+from harness import fmt_acc, stable_seed  # noqa: E402
 
 from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
 from sklearn_metaannot.datasets import load_labelme  # noqa: E402
@@ -258,7 +258,7 @@ def _row_label(key):
 
 
 def tables(results) -> list:
-    """``(text before, reST title, header, rows)``: the summary, the E-step terms."""
+    """The summary and the E-step terms (:class:`harness.Table`)."""
     cfg, summary = results["config"], results["summary"]
     shots = [str(s) for s in cfg["shots"]]
     hist = [f"history_{h}" for h in cfg["history_shots"]]
@@ -298,7 +298,7 @@ def tables(results) -> list:
         rows.append([s, *terms, *changed])
     n = summary[shots[0]][cfg["methods"][0]]["gold0"]["n"]
     return [
-        (
+        harness.Table(
             f"Mean query accuracy ± standard error over {n} 4-way tasks "
             f"({len(cfg['splits'])} splits); differences: paired t-test against the "
             "crowd-only row of the same method over the same tasks.",
@@ -307,7 +307,7 @@ def tables(results) -> list:
             header,
             body,
         ),
-        (
+        harness.Table(
             "Why history changes little: median over tasks of the median, over "
             "the support items, of the range over classes of the two terms of "
             "the E-step (spec 3.1) at the fitted parameters of the crowd-only EM "
@@ -321,13 +321,10 @@ def tables(results) -> list:
     ]
 
 
-def markdown(results) -> str:
+def page(results) -> list:
     """The Markdown page of the results."""
     title = "LabelMe: gold labels and annotator history"
-    parts = [harness.page_header(results, "labelme_gold.py", title)]
-    for text, _, header, rows in tables(results):
-        parts += [text, markdown_table(header, rows)]
-    return "\n\n".join(parts)
+    return [harness.page_header(results, "labelme_gold.py", title), *tables(results)]
 
 
 def run(config=None, **overrides) -> dict:
@@ -358,9 +355,8 @@ def run(config=None, **overrides) -> dict:
         results["raw"], results["summary"] = raw, summarize(cfg, raw)
     results["wall_seconds"] = timer.seconds
     if cfg["write"]:
-        rst = [table[1:] for table in tables(results)]
-        results["files"] = harness.write_outputs(
-            cfg["output_dir"], cfg["name"], results, markdown=markdown(results), rst=rst
+        results["files"] = harness.write_page(
+            cfg["output_dir"], cfg["name"], results, page(results)
         )
     return results
 
@@ -374,7 +370,7 @@ def main(argv=None):
         argv,
         n_tasks=(int, "tasks per split and shot"),
     )
-    print(markdown(run(**overrides)))
+    print(harness.markdown_page(page(run(**overrides))))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Protocol (all fixed before any result was seen):
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -578,6 +577,22 @@ def _columns(setting, methods):
     return cols + [{m: (setting["average"][m], None) for m in methods}]
 
 
+def _spammer_sweep(summary, methods):
+    """Spammer ratios, ``{method: (mean, sem)}`` per ratio (over the sweep cells)
+    and those cells; the main setting is the ratio 0.2. None without a sweep."""
+    sweep = [(s["mixture"][2], s) for k, s in summary.items() if k[:8] == "spammer_"]
+    if not sweep:
+        return None
+    cells = list(sweep[0][1]["cells"])
+    sweep = sorted([*sweep, (MAIN_MIXTURE[2], summary["main"])], key=lambda c: c[0])
+    pool = lambda s, m: harness.pooled([s["cells"][c]["methods"][m] for c in cells])  # noqa: E731
+    return (
+        [r for r, _ in sweep],
+        [{m: pool(s, m) for m in methods} for _, s in sweep],
+        cells,
+    )
+
+
 PAIRED = {
     "cell": "{cell}",
     "ours": "{methods[Ours][mean]:.3f}",
@@ -590,8 +605,6 @@ PAIRED = {
     "ours - w/o PA": "{ours_vs_wopa[diff]:+.3f}",
     "p (vs w/o PA)": "{ours_vs_wopa[p]:.3g}",
 }
-
-
 TIMES = {
     "model": "{model}",
     "meta-training wall time (s)": "{wall_seconds:.0f}",
@@ -599,44 +612,63 @@ TIMES = {
     "best validation accuracy": "{val_accuracy:.3f}",
     "best epoch": "{best_epoch}",
 }
+_PAIRED = "Ours against the best baseline of each cell (paired t-test)"
+_SPAMMERS = "Accuracy against the spammer ratio"
+_SELECTION = "Hyperparameters chosen on the validation alphabet"
 
 
-def tables(results) -> dict:
-    """The result tables as (header, rows) pairs, keyed by name."""
+def tables(results) -> list:
+    """The result tables (:class:`harness.Table`), in the order of the page."""
     summary, cfg, tm = results["summary"], results["config"], results["meta_training"]
-    main = summary["main"]
-    methods = [m for m in METHODS if m in main["average"]]
-    rows = harness.accuracy_rows(methods, _columns(main, methods), bold=True)
-    out = {"main": (["method", *main["cells"], "average"], rows)}
+    main, Table = summary["main"], harness.Table
+    methods = {m: m for m in METHODS if m in main["average"]}
+    rows = harness.accuracy_rows(methods, _columns(main, methods), bold="max")
+    out = [
+        Table(
+            "## Test accuracy, 4-way, mixture (expert, hammer, spammer) = (0.1, 0.7, "
+            "0.2)\n\nMean ± standard error over the test tasks of each cell; bold: "
+            "highest mean.",
+            "Test accuracy (mean ± standard error), mixture (0.1, 0.7, 0.2)",
+            ["method", *main["cells"], "average"],
+            rows,
+        )
+    ]
     cells = [{"cell": k, **c} for k, c in main["cells"].items()]
     for c in cells:
         c["baseline_mean"] = c["methods"][c["best_baseline"]]["mean"]
-    out["paired"] = harness.format_table(cells, PAIRED)
-    # the spammer ratio: averages over the sweep cells (0.2: the main setting's)
-    sweep = [(s["mixture"][2], s) for k, s in summary.items() if k[:8] == "spammer_"]
-    if sweep:
-        cells = list(sweep[0][1]["cells"])
-        sweep = sorted([*sweep, (MAIN_MIXTURE[2], main)], key=lambda c: c[0])
-        pool = lambda s, m: harness.pooled([s["cells"][c]["methods"][m] for c in cells])  # noqa: E731
-        cols = [{m: pool(s, m) for m in methods} for _, s in sweep]
-        header = ["method", *[f"spammers {r:g}" for r, _ in sweep]]
-        out["spammer_ratio"] = (header, harness.accuracy_rows(methods, cols))
-        series = {m: tuple(map(list, zip(*[c[m] for c in cols]))) for m in methods}
-        out["_spammer_series"] = ([r for r, _ in sweep], series, cells)
+    out.append(Table(f"## {_PAIRED}", _PAIRED, *harness.columns_table(PAIRED, cells)))
+    if sweep := _spammer_sweep(summary, methods):
+        ratios, cols, cells = sweep
+        note = f"Average over the cells {cells}; mixtures (0.1, 0.9 - s, s)."
+        header = ["method", *[f"spammers {r:g}" for r in ratios]]
+        rows = harness.accuracy_rows(methods, cols)
+        out.append(Table(f"## {_SPAMMERS}\n\n{note}", _SPAMMERS, header, rows))
     if kinds := [k for k in summary if k in ("pairwise_flipper", "classwise_spammer")]:
-        others = [m for m in METHODS if m in summary[kinds[0]]["average"]]
+        others = {m: m for m in METHODS if m in summary[kinds[0]]["average"]}
         cols = [_columns(summary[k], others) for k in kinds]
         cols = [c for col in cols for c in col[:-1]] + [col[-1] for col in cols]
         header = [f"{k} ({c})" for k in kinds for c in summary[k]["cells"]]
         header = ["method", *header, *[f"{k} average" for k in kinds]]
-        out["other_types"] = (header, harness.accuracy_rows(others, cols))
+        text = "## Other annotator types (every annotator of that type)"
+        rows = harness.accuracy_rows(others, cols)
+        out.append(Table(text, "Other annotator types", header, rows))
     avg, Js, bs = main["average"], cfg["em_iter_grid"], cfg["b_grid"]
     rows = [[m, *[f"{avg[f'{m} [J={J}]']:.3f}" for J in Js]] for m in PSEUDO_ANNOTATION]
-    out["em_iterations"] = (["J", *map(str, Js)], rows)
+    text = "## Sensitivity (test, main grid average; J and b were chosen on validation)"
+    title = "Accuracy against {} (main grid average)"
+    out.append(Table(text, title.format("J"), ["J", *map(str, Js)], rows))
     rows = [[OURS, *[f"{avg[f'{OURS} [b={b:g}]']:.3f}" for b in bs]]]
-    out["class_prior"] = (["b", *[f"{b:g}" for b in bs]], rows)
+    out.append(Table(None, title.format("b"), ["b", *[f"{b:g}" for b in bs]], rows))
+    sel = results["hyperparameters"]["selection"]
+    rows = [[m, f"J={sel[m]['J']}, b={sel[m]['b']:g}"] for m in PSEUDO_ANNOTATION]
+    rows += [
+        [m, f"fine-tuning steps: {sel[m]['steps']}"] for m in MAML_METHODS if m in sel
+    ]
+    rows = [[*r, f"{sel[r[0]]['val_accuracy']:.3f}"] for r in rows]
+    header = ["model", "choice", "validation accuracy"]
+    out.append(Table(f"## {_SELECTION}", _SELECTION, header, rows))
     models = [{"model": m, **t} for m, t in tm.items() if m in (OURS, WOPA, MAML_KEY)]
-    header, rows = harness.format_table(models, TIMES)
+    header, rows = harness.columns_table(TIMES, models)
     cpu = lambda m: f"{tm[m]['cpu_seconds'] / tm[WOPA]['cpu_seconds']:.3f}"  # noqa: E731
     rows.append(["ratio ours / w/o PA", f"{tm['ratio_ours_over_wopa']:.3f}", cpu(OURS)])
     if "paired_ratio_median" in tm:
@@ -646,57 +678,9 @@ def tables(results) -> dict:
     if MAML_KEY in tm:
         ratio = f"{tm['ratio_maml_over_wopa']:.3f}"
         rows.append(["ratio MAML / w/o PA", ratio, cpu(MAML_KEY)])
-    out["timing"] = (header, [r + [""] * (len(header) - len(r)) for r in rows])
-    sel = results["hyperparameters"]["selection"]
-    rows = [[m, f"J={sel[m]['J']}, b={sel[m]['b']:g}"] for m in PSEUDO_ANNOTATION]
-    rows += [
-        [m, f"fine-tuning steps: {sel[m]['steps']}"] for m in MAML_METHODS if m in sel
-    ]
-    rows = [[*r, f"{sel[r[0]]['val_accuracy']:.3f}"] for r in rows]
-    out["selection"] = (["model", "choice", "validation accuracy"], rows)
+    rows = [r + [""] * (len(header) - len(r)) for r in rows]
+    out.append(Table("## Meta-training time", "Meta-training time", header, rows))
     return out
-
-
-_MIX = "4-way, mixture (expert, hammer, spammer) = (0.1, 0.7, 0.2)"
-_TEST = "Test accuracy (mean ± standard error), mixture (0.1, 0.7, 0.2)"
-_PAIRED = "Ours against the best baseline of each cell (paired t-test)"
-_SPAMMERS = "Accuracy against the spammer ratio"
-_SELECTION = "Hyperparameters chosen on the validation alphabet"
-_SENSITIVITY = (
-    "Sensitivity (test, main grid average; J and b were chosen on validation)"
-)
-#: (key, reST title, Markdown heading, note) of the tables, in order.
-SECTIONS = [
-    (
-        "main",
-        _TEST,
-        f"Test accuracy, {_MIX}",
-        "Mean ± standard error over the test tasks of each cell; bold: highest mean.",
-    ),
-    ("paired", _PAIRED, _PAIRED, None),
-    (
-        "spammer_ratio",
-        _SPAMMERS,
-        _SPAMMERS,
-        "Average over the cells {cells}; mixtures (0.1, 0.9 - s, s).",
-    ),
-    (
-        "other_types",
-        "Other annotator types",
-        "Other annotator types (every annotator of that type)",
-        None,
-    ),
-    ("em_iterations", "Accuracy against J (main grid average)", _SENSITIVITY, None),
-    ("class_prior", "Accuracy against b (main grid average)", None, None),
-    ("selection", _SELECTION, _SELECTION, None),
-    ("timing", "Meta-training time", "Meta-training time", None),
-]
-
-
-def rst_tables(results) -> str:
-    """The result tables as reStructuredText ``csv-table`` directives (for the docs)."""
-    blocks = harness.rst_blocks(SECTIONS, tables(results))
-    return "\n\n".join(harness.rst_csv_table(*b) for b in blocks) + "\n"
 
 
 def _headline(results) -> str:
@@ -719,8 +703,7 @@ def write_outputs(results) -> dict:
     """JSON, CSV, Markdown and reST results and the PNG plots; returns their paths."""
     cfg, env, summary = results["config"], results["environment"], results["summary"]
     name, plots, main = cfg["name"], Path(cfg["plot_dir"]), summary["main"]
-    tab, csv = tables(results), []
-    mix = lambda m: m if isinstance(m, dict) else "/".join(f"{v:g}" for v in m)  # noqa: E731
+    csv, mix = [], lambda m: m if isinstance(m, dict) else "/".join(f"{v:g}" for v in m)
     for key, s in summary.items():
         for c in s["cells"].values():
             for m, st in c["methods"].items():
@@ -728,44 +711,34 @@ def write_outputs(results) -> dict:
                 row.update(n_shot=c["n_shot"], n_annotators=c["n_annotators"])
                 row.update(method=m, mean=st["mean"], sem=st["sem"], n_tasks=st["n"])
                 csv.append(row)
-    cells = tab.get("_spammer_series", [None] * 3)[2]
-    secs = [(k, t, h, n and n.format(cells=cells)) for k, t, h, n in SECTIONS]
     command = "python benchmarks/omniglot.py" + " --quick" * ("quick" in name)
-    intro = [
+    notes = [f"- **{m}**: {METHOD_NOTES[m]}" for m in METHODS if m in cfg["methods"]]
+    page = [
+        f"# Omniglot few-shot crowd benchmark ({name})",
         f"Generated by `{command}` in {results['seconds']['total']:.0f} s (torch "
         f"{env['torch']}, {env['cpu_count']} CPUs: {env['cpu']}).",
         f"Data: {results['data']}.",
         _headline(results),
+        *tables(results),
+        "## Methods\n\n" + "\n".join(notes),
     ]
-    notes = [f"- **{m}**: {METHOD_NOTES[m]}" for m in METHODS if m in cfg["methods"]]
     files = harness.write_page(
-        cfg["output_dir"],
-        name,
-        results,
-        title=f"Omniglot few-shot crowd benchmark ({name})",
-        intro=intro,
-        sections=secs,
-        tables=tab,
-        footer="## Methods\n\n" + "\n".join(notes),
-        csv=csv,
+        cfg["output_dir"], name, results, page, csv=csv, rst_bold=False
     )
-
-    def plot(key, *args, **kwargs):
-        path = plots / f"{name}_{key}.png"
-        return str(harness.line_plot(path, *args, **kwargs))
-
     shown = (OURS, WOPA, "PrDS", "PrMV", "MaDS", "MCL", "LRDS", "RFDS", "CL")
     shown = [m for m in shown if m in main["average"]]
-    if "_spammer_series" in tab:
-        ratios, series, _ = tab["_spammer_series"]
-        files["plot_spammer_ratio"] = plot(
-            "spammer_ratio",
-            ratios,
-            {m: series[m] for m in shown},
-            xlabel="spammer ratio of the target annotators",
-            ylabel="test accuracy",
-            title=f"Omniglot, 4-way, average over {', '.join(cells)}",
-            xticks=ratios,
+    if sweep := _spammer_sweep(summary, shown):
+        ratios, cols, cells = sweep
+        files["plot_spammer_ratio"] = str(
+            harness.line_plot(
+                plots / f"{name}_spammer_ratio.png",
+                ratios,
+                {m: tuple(map(list, zip(*[c[m] for c in cols]))) for m in shown},
+                xlabel="spammer ratio of the target annotators",
+                ylabel="test accuracy",
+                title=f"Omniglot, 4-way, average over {', '.join(cells)}",
+                xticks=ratios,
+            )
         )
     Js, series, cl = cfg["em_iter_grid"], {}, main["cells"].values()
     for base in PSEUDO_ANNOTATION:
@@ -778,20 +751,43 @@ def write_outputs(results) -> dict:
         [main["average"][best]] * len(Js),
         [0.0] * len(Js),
     )
-    files["plot_em_iterations"] = plot(
-        "em_iterations",
-        Js,
-        series,
-        xlabel="EM iterations J at adaptation (meta-trained with J = "
-        f"{cfg['meta_em_iter']})",
-        ylabel="test accuracy (average over the 9 cells)",
-        title="Omniglot, 4-way, mixture (0.1, 0.7, 0.2)",
-        xticks=Js,
+    files["plot_em_iterations"] = str(
+        harness.line_plot(
+            plots / f"{name}_em_iterations.png",
+            Js,
+            series,
+            xlabel="EM iterations J at adaptation (meta-trained with J = "
+            f"{cfg['meta_em_iter']})",
+            ylabel="test accuracy (average over the 9 cells)",
+            title="Omniglot, 4-way, mixture (0.1, 0.7, 0.2)",
+            xticks=Js,
+        )
     )
     return files
 
 
 # -- studies: configurations of this benchmark -------------------------------------
+
+
+def study_config(default_config, config=None, overrides=None) -> dict:
+    """Configuration of a study script (``omniglot_clipping.py`` and the like):
+    :func:`harness.configure`, with ``omniglot`` (the overrides of this
+    benchmark's own configuration) merged key by key."""
+    config = {**(config or {}), **(overrides or {})}
+    return harness.configure(default_config, config, nested=("omniglot",))
+
+
+def study_command_line(script, description, quick_help, argv=None, **options):
+    """The overrides of a study's command line (:func:`harness.command_line`, with
+    ``--data``, the Omniglot folder, and ``--name``, the stem of the files)."""
+    data = (str, "folder with the Omniglot zip archives")
+    name = (str, "stem of the output files")
+    overrides = harness.command_line(
+        script, description, quick_help, argv, data=data, name=name, **options
+    )
+    if "data" in overrides:
+        overrides["omniglot"] = {"data": overrides.pop("data")}
+    return overrides
 
 
 def meta_study(cfg, ocfg, rows) -> dict:
@@ -813,15 +809,13 @@ def write_study(results, script, heading, text, rst_title, table, footer=None):
     cfg = results["config"]
     out_dir = {**default_config(), **cfg["omniglot"]}["output_dir"]
     intro = f"`python benchmarks/{script}` in {results['seconds']:.0f} s; {text}"
+    page = [
+        f"# {heading} ({cfg['name']})",
+        intro,
+        harness.Table(None, rst_title, *table),
+    ]
     return harness.write_page(
-        out_dir,
-        cfg["name"],
-        results,
-        title=f"{heading} ({cfg['name']})",
-        intro=[intro],
-        sections=[("table", rst_title, None, None)],
-        tables={"table": table},
-        footer=footer,
+        out_dir, cfg["name"], results, [*page, footer], rst_bold=False
     )
 
 
@@ -835,37 +829,31 @@ def parse_max_grad_norm(value):
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.study_parser(
+    clip = "meta-gradient clipping of both models ('none': off; default 1.0)"
+    rst = "print the tables of a results file as reStructuredText and exit"
+    replot = "rewrite the tables and plots of a results file and exit"
+    overrides = study_command_line(
         "omniglot.py",
         "Omniglot few-shot crowd benchmark: ours vs the paper's baselines.",
         "a few minutes: few episodes and tasks",
+        argv,
+        seed=(int, None),
+        n_episodes=(int, "meta-training episodes"),
+        n_test_tasks=(int, "test tasks per main cell"),
+        max_grad_norm=(parse_max_grad_norm, clip),
+        rst_from={"metavar": "JSON", "help": rst},
+        replot_from={"metavar": "JSON", "help": replot},
     )
-    arg = parser.add_argument
-    arg("--seed", type=int, default=0)
-    arg("--n-episodes", type=int, help="meta-training episodes")
-    arg("--n-test-tasks", type=int, help="test tasks per main cell")
-    clip = "meta-gradient clipping of both models ('none': off; default 1.0)"
-    arg(
-        "--max-grad-norm",
-        type=parse_max_grad_norm,
-        default=argparse.SUPPRESS,
-        help=clip,
-    )
-    rst = "print the tables of a results file as reStructuredText and exit"
-    arg("--rst-from", metavar="JSON", help=rst)
-    replot = "rewrite the tables and plots of a results file and exit"
-    arg("--replot-from", metavar="JSON", help=replot)
-    args = parser.parse_args(argv)
-    if args.replot_from or args.rst_from:
-        results = json.loads(Path(args.replot_from or args.rst_from).read_text())
-        results.pop("files", None)
-        print(write_outputs(results) if args.replot_from else rst_tables(results))
-        return
-    extra = {"seed": args.seed, "n_episodes": args.n_episodes}
-    overrides = harness.study_overrides(args, n_test_tasks=args.n_test_tasks, **extra)
     overrides.update(overrides.pop("omniglot", {}))  # --data
-    if hasattr(args, "max_grad_norm"):  # "none": None
-        overrides["max_grad_norm"] = args.max_grad_norm
+    if path := overrides.get("replot_from") or overrides.get("rst_from"):
+        results = json.loads(Path(path).read_text())
+        results.pop("files", None)
+        if "replot_from" in overrides:
+            print(write_outputs(results))
+        else:
+            rst = harness.rst_tables(tables(results), bold=False)
+            print("\n\n".join(harness.rst_csv_table(*t) for t in rst) + "\n")
+        return
     run(overrides)
 
 

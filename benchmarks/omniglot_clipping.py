@@ -57,7 +57,7 @@ def default_config(quick=False) -> dict:
 def run(config=None, **overrides) -> dict:
     """One meta-training per model and clipping value; ``config`` and
     ``overrides`` override :func:`default_config` (``quick=True`` first)."""
-    cfg = harness.study_config(default_config, config, overrides)
+    cfg = omniglot.study_config(default_config, config, overrides)
     ocfg = {
         **omniglot.default_config(),
         **cfg["omniglot"],
@@ -70,50 +70,48 @@ def run(config=None, **overrides) -> dict:
             pa = {"pseudo_annotation": name != omniglot.WOPA, "max_grad_norm": clip}
             model, timer = omniglot.meta_fit(omniglot.base_estimator(ocfg, **pa), pools)
             rec = omniglot.meta_record(model, timer, clip)
-            row = {"model": name, "max_grad_norm": clip}
-            row.update(
+            out.append({"model": name, "max_grad_norm": clip})
+            out[-1].update(
                 best_val_accuracy=rec["val_accuracy"], best_epoch=rec["best_epoch"]
             )
-            row.update(
+            out[-1].update(
                 last_val_accuracy=rec["valid_acc_curve"][-1], seconds=timer.seconds
             )
-            out.append({**row, "grad_norm": rec["grad_norm"]})
-            harness.log(cfg, harness.format_table([out[-1]], TABLE)[1][0])
+            out[-1]["grad_norm"] = rec["grad_norm"]
+            harness.log(cfg, harness.columns_table(TABLE, [out[-1]])[1][0])
         return {"rows": out}
 
     results = omniglot.meta_study(cfg, ocfg, rows)
     if cfg["write"]:
-        text = f"{cfg['n_episodes']} meta-training episodes per run; validation on "
-        text += f"{ocfg['n_val_episodes']} fixed tasks of the validation alphabet; "
-        text += "gradient norms before clipping."
+        text = (
+            f"{cfg['n_episodes']} meta-training episodes per run; validation on "
+            f"{ocfg['n_val_episodes']} fixed tasks of the validation alphabet; "
+            "gradient norms before clipping."
+        )
         title = f"Validation accuracy after {cfg['n_episodes']} episodes against "
         title += "meta-gradient clipping"
-        table = harness.format_table(results["rows"], TABLE)
-        args = (
-            "omniglot_clipping.py",
-            "Gradient-clipping ablation",
-            text,
-            title,
-            table,
+        table = harness.columns_table(TABLE, results["rows"])
+        heading = "Gradient-clipping ablation"
+        results["files"] = omniglot.write_study(
+            results, "omniglot_clipping.py", heading, text, title, table
         )
-        results["files"] = omniglot.write_study(results, *args)
     return results
 
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.study_parser(
+    clip = "max_grad_norm values ('none': no clipping; default none 3 1)"
+    overrides = omniglot.study_command_line(
         "omniglot_clipping.py",
         "Meta-gradient clipping ablation on the Omniglot validation alphabet.",
         "200 episodes per run",
+        argv,
+        n_episodes=(int, "episodes per run"),
+        clip={"nargs": "+", "type": omniglot.parse_max_grad_norm, "help": clip},
     )
-    parser.add_argument("--n-episodes", type=int, help="episodes per run")
-    clip = "max_grad_norm values ('none': no clipping; default none 3 1)"
-    parse = omniglot.parse_max_grad_norm
-    parser.add_argument("--clip", nargs="+", type=parse, help=clip)
-    args = parser.parse_args(argv)
-    extra = {"n_episodes": args.n_episodes, "clip_values": args.clip}
-    run(harness.study_overrides(args, **extra))
+    if "clip" in overrides:
+        overrides["clip_values"] = overrides.pop("clip")
+    run(overrides)
 
 
 if __name__ == "__main__":

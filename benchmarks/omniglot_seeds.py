@@ -75,7 +75,7 @@ def _run_row(seed, res) -> dict:
 def run(config=None, **overrides) -> dict:
     """The main grid once per meta-training seed; ``config`` and ``overrides``
     override :func:`default_config` (``quick=True`` first selects its quick one)."""
-    cfg = harness.study_config(default_config, config, overrides)
+    cfg = omniglot.study_config(default_config, config, overrides)
     runs = []
     with harness.Timer() as total:
         for seed in map(int, cfg["seeds"]):
@@ -100,7 +100,7 @@ def run(config=None, **overrides) -> dict:
 
 def _table(results):
     """One row per seed, then the mean ± sd over the seeds."""
-    header, rows = harness.format_table(results["runs"], TABLE)
+    header, rows = harness.columns_table(TABLE, results["runs"])
     mean, std = results["mean_over_seeds"], results["std_over_seeds"]
     if std is not None:
         rows.append(["mean ± sd", *[f"{mean[m]:.3f} ± {std[m]:.3f}" for m in METHODS]])
@@ -110,14 +110,16 @@ def _table(results):
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.study_parser(
-        "omniglot_seeds.py",
-        "The Omniglot main grid for several meta-training seeds.",
-        "2 seeds, few tasks",
+    seeds = {"nargs": "+", "type": int, "help": "meta-training seeds"}
+    run(
+        omniglot.study_command_line(
+            "omniglot_seeds.py",
+            "The Omniglot main grid for several meta-training seeds.",
+            "2 seeds, few tasks",
+            argv,
+            seeds=seeds,
+        )
     )
-    parser.add_argument("--seeds", nargs="+", type=int, help="meta-training seeds")
-    args = parser.parse_args(argv)
-    run(harness.study_overrides(args, seeds=args.seeds))
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
 def run(config=None, **overrides) -> dict:
     """Meta-train the variants; ``config`` and ``overrides`` override
     :func:`default_config` (``quick=True`` first selects its quick one)."""
-    cfg = harness.study_config(default_config, config, overrides)
+    cfg = omniglot.study_config(default_config, config, overrides)
     if bad := sorted(set(cfg["variants"]) - set(VARIANTS)):
         raise ValueError(f"unknown variants {bad}; choose from {tuple(VARIANTS)}")
     ocfg = {**omniglot.default_config(), **cfg["omniglot"]}
@@ -219,7 +219,7 @@ def run(config=None, **overrides) -> dict:
             out.append({**row, "seconds": t.seconds})
             if name == "Ours" and cfg["n_gradient_episodes"]:
                 spikes = gradient_spikes(model, pools, cfg["n_gradient_episodes"])
-            harness.log(cfg, harness.format_table([out[-1]], _columns(ocfg))[1][0])
+            harness.log(cfg, harness.columns_table(_columns(ocfg), [out[-1]])[1][0])
         return {"rows": out, "gradient_spikes": spikes}
 
     results = omniglot.meta_study(cfg, ocfg, rows)
@@ -245,14 +245,13 @@ def _columns(ocfg) -> dict:
 
 def write_outputs(results) -> dict:
     """JSON, Markdown and reStructuredText results; returns their paths."""
-    cfg, g = results["config"], results["gradient_spikes"]
-    text = f"{cfg['n_episodes']} meta-training episodes per variant; validation on "
-    text += (
+    cfg, g, spikes = results["config"], results["gradient_spikes"], None
+    text = (
+        f"{cfg['n_episodes']} meta-training episodes per variant; validation on "
         f"{cfg['omniglot']['n_val_episodes']} fixed pseudo-annotated episodes of the "
+        f"validation alphabet; empty classes counted on {cfg['n_val_tasks']} "
+        "validation tasks per cell."
     )
-    text += f"validation alphabet; empty classes counted on {cfg['n_val_tasks']} "
-    text += "validation tasks per cell."
-    spikes = None
     if g:
         spikes = (
             f"Per-episode meta-gradient norms of `Ours` ({g['n_episodes']} "
@@ -264,21 +263,23 @@ def write_outputs(results) -> dict:
         )
     title = f"Best validation accuracy after {cfg['n_episodes']} episodes, one "
     title += "meta-training change at a time"
-    table = harness.format_table(results["rows"], _columns(cfg["omniglot"]))
+    table = harness.columns_table(_columns(cfg["omniglot"]), results["rows"])
     args = ("omniglot_variants.py", "Meta-training variants", text, title, table)
     return omniglot.write_study(results, *args, footer=spikes)
 
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.study_parser(
-        "omniglot_variants.py",
-        "Meta-training variants on the Omniglot validation alphabet.",
-        "200 episodes per variant",
+    variants = {"nargs": "+", "help": f"subset of {tuple(VARIANTS)}"}
+    run(
+        omniglot.study_command_line(
+            "omniglot_variants.py",
+            "Meta-training variants on the Omniglot validation alphabet.",
+            "200 episodes per variant",
+            argv,
+            variants=variants,
+        )
     )
-    parser.add_argument("--variants", nargs="+", help=f"subset of {tuple(VARIANTS)}")
-    args = parser.parse_args(argv)
-    run(harness.study_overrides(args, variants=args.variants))
 
 
 if __name__ == "__main__":

@@ -208,57 +208,59 @@ def table_rows(results) -> list[list]:
     return table
 
 
-def markdown(results) -> str:
-    """The Markdown file: the machine and the table."""
+def page(results) -> list:
+    """The Markdown page: the machine and the table (also in the reST file)."""
     env = results["environment"]
-    return (
-        f"# Scale benchmark ({results['date']})\n\n"
+    return [
+        f"# Scale benchmark ({results['date']})",
         f"`python benchmarks/scale.py` — {env['cpu']}, {env['cpu_count']} cores, "
-        f"torch {env['torch']}, one thread per child process.\n\n"
-        + harness.markdown_table(HEADER, table_rows(results))
-        + "\n\nPeak RSS is the whole child process (Python, torch, the synthetic "
-        "crowd and the method); the column after it is the same process before "
-        "the timed call."
-    )
+        f"torch {env['torch']}, one thread per child process.",
+        harness.Table(
+            None,
+            f"Time and peak memory ({results['date']})",
+            HEADER,
+            table_rows(results),
+        ),
+        "Peak RSS is the whole child process (Python, torch, the synthetic crowd and "
+        "the method); the column after it is the same process before the timed call.",
+    ]
 
 
 def write_outputs(results, out) -> dict:
     """``<name>.json``, ``<name>.md`` and ``<name>_tables.rst`` in ``out``."""
-    title = f"Time and peak memory ({results['date']})"
-    rst = [(title, HEADER, table_rows(results))]
-    name = results["config"]["name"]
-    return harness.write_outputs(
-        out, name, results, markdown=markdown(results), rst=rst
-    )
+    return harness.write_page(out, results["config"]["name"], results, page(results))
 
 
 def main(argv=None):
     """Command-line entry point."""
-    parser = harness.benchmark_parser(
-        "scale.py", __doc__.splitlines()[0], "100k labels only", no_write=False
+    options = harness.command_line(
+        "scale.py",
+        __doc__.splitlines()[0],
+        "100k labels only",
+        argv,
+        no_write=False,
+        crowds={"nargs": "+", "choices": list(CROWDS)},
+        methods={"nargs": "+", "choices": list(METHODS)},
+        crowdkit_skip={"nargs": "*"},
+        out={},
+        render={"metavar": "JSON", "help": "rewrite the tables of a results file"},
+        child={"nargs": 2, "metavar": ("CROWD", "METHOD")},
+        config_json={"default": "{}"},
     )
-    parser.add_argument("--crowds", nargs="+", choices=list(CROWDS))
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS))
-    parser.add_argument("--crowdkit-skip", nargs="*", default=None)
-    parser.add_argument("--out", default=str(_HERE / "results"))
-    parser.add_argument(
-        "--render", metavar="JSON", help="rewrite the tables of a results file"
-    )
-    parser.add_argument("--child", nargs=2, metavar=("CROWD", "METHOD"))
-    parser.add_argument("--config-json", default="{}")
-    args = parser.parse_args(argv)
-    if args.child:
-        config = harness.configure(default_config, json.loads(args.config_json))
-        print(json.dumps(measure(*args.child, config)))
+    if "child" in options:
+        config = harness.configure(default_config, json.loads(options["config_json"]))
+        print(json.dumps(measure(*options["child"], config)))
         return
-    if args.render:
-        results = json.loads(Path(args.render).read_text())
+    out = options.pop("out", str(_HERE / "results"))
+    if "render" in options:
+        results = json.loads(Path(options["render"]).read_text())
     else:
-        options = ("crowds", "methods", "crowdkit_skip")
-        config = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
-        results = run(config, quick=args.quick)
-    write_outputs(results, args.out)
-    print(markdown(results))
+        keys = ("crowds", "methods", "crowdkit_skip")
+        results = run(
+            {k: options[k] for k in keys if k in options}, quick=options["quick"]
+        )
+    write_outputs(results, out)
+    print(harness.markdown_page(page(results)))
 
 
 if __name__ == "__main__":

@@ -96,9 +96,11 @@ def replay(records, thresholds) -> list[dict]:
 def run(config=None) -> dict:
     """Meta-fit, score every task, replay the rule; the results."""
     cfg = harness.configure(default_config, config)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), harness.torch_threads(cfg["threads"]):
         warnings.simplefilter("ignore")
-        return harness.run_timed(_run, cfg)
+        with harness.Timer() as timer:
+            results = _run(cfg)
+    return {**results, "wall_seconds": timer.seconds}
 
 
 def _run(cfg) -> dict:
@@ -134,8 +136,8 @@ def _run(cfg) -> dict:
     }
 
 
-def tables(results):
-    """The replay as (title, header, rows)."""
+def page(results) -> list:
+    """The Markdown page; its table, the replay, is also the reST file's."""
     keys = [f"z={z:g}" for z in results["config"]["thresholds"]] + ["never"]
     chosen = results["meta_selected"]
     rows = [
@@ -147,28 +149,24 @@ def tables(results):
         f"Mean accuracy of representation='auto' on {results['n_tasks']} validation "
         "tasks, by default space, unit of the paired test and threshold min_z"
     )
-    return title, ["default", "unit", *keys], rows
+    best = f"Best space per task in hindsight: {results['best_space_per_task']:.4f}."
+    return [
+        harness.page_header(results, "selection_check.py", "Per-task check"),
+        harness.Table(f"{title}. {best}", title, ["default", "unit", *keys], rows),
+    ]
 
 
 def main(argv=None):
+    """Command-line entry point."""
     overrides = harness.command_line(
         "selection_check.py", __doc__.splitlines()[0], "300 episodes, 4 tasks per cell",
         argv, data=(str, "folder with the Omniglot zip archives"),
     )  # fmt: skip
     results = run(overrides)
-    title, header, rows = tables(results)
-    text = (
-        harness.page_header(results, "selection_check.py", "Per-task check")
-        + f"\n\n{title}. Best space per task in hindsight: "
-        f"{results['best_space_per_task']:.4f}.\n\n"
-        + harness.markdown_table(header, rows)
-    )
-    print(text)
-    if results["config"]["write"]:
-        harness.write_outputs(
-            results["config"]["output_dir"], results["config"]["name"], results,
-            markdown=text, rst=[(title, header, rows)],
-        )  # fmt: skip
+    print(harness.markdown_page(page(results)))
+    cfg = results["config"]
+    if cfg["write"]:
+        harness.write_page(cfg["output_dir"], cfg["name"], results, page(results))
 
 
 if __name__ == "__main__":

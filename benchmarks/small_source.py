@@ -27,9 +27,7 @@ Protocol (fixed before any result was seen):
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -45,7 +43,7 @@ if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
     sys.path.insert(0, str(_HERE))
 
 import harness  # noqa: E402
-from harness import Timer, markdown_table, stable_seed  # noqa: E402
+from harness import Timer, stable_seed  # noqa: E402
 
 from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
 from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
@@ -203,9 +201,7 @@ def labelme_splits(cfg):
         source = np.setdiff1d(np.arange(8), target)
         keep = np.isin(y, source)
         model, info = _meta_fit(cfg, X[keep], y[keep], si)
-        in_target = np.isin(data.y_test, target)
-        Xq = data.X_test[in_target]
-        yq = np.searchsorted(target, data.y_test[in_target])
+        Xq, yq = labelme.query_set(data, target)
 
         def read(t, Xq=Xq, yq=yq):
             return data.X_train[t["support"]], t["Y"], Xq, yq, t["seed"]
@@ -223,17 +219,16 @@ def labelme_splits(cfg):
 
 
 def _log(cfg, r):
-    if not cfg["verbose"]:
-        return
+    """Print one partition's means per shot and method (``cfg["verbose"]``)."""
     means = {
         shot: " ".join(f"{m} {np.mean(v):.3f}" for m, v in s["accuracy"].items())
         for shot, s in r["shots"].items()
     }
-    print(
+    harness.log(
+        cfg,
         f"{r['data']} n_source={r['n_source']} partition {r['partition']} "
         f"(meta_fit {r['meta_fit']['seconds']:.0f} s, validation chose "
         f"{r['meta_fit']['meta_selected']}): {means}",
-        flush=True,
     )
 
 
@@ -270,8 +265,8 @@ def summarize_groups(results, shots) -> list:
     return rows
 
 
-def table(rows) -> tuple[list, list]:
-    """Header and rows of the summary table (Markdown and reST)."""
+def table(rows) -> harness.Table:
+    """The summary table (on the page and in the reST file)."""
     header = ["data", "source classes", "shot", *METHODS.labels().values()]
     header += ["auto - input", "worst partition", "auto chose"]
     body = [
@@ -286,65 +281,51 @@ def table(rows) -> tuple[list, list]:
         ]
         for r in rows
     ]
-    return header, body
+    title = "Mean query accuracy ± standard error (4-way target tasks)"
+    return harness.Table(None, title, header, body)
 
 
-def markdown(results) -> str:
-    cfg = results["config"]
-    env = results["environment"]
-    command = "python benchmarks/small_source.py" + (
-        " --quick" if "quick" in cfg["name"] else ""
-    )
-    header, body = table(results["summary"])
-    return "\n\n".join(
-        [
-            f"# Small sources, default model ({cfg['name']})",
-            f"Command: `{command}`; {env['cpu']} ({env['cpu_count']} CPUs), torch "
-            f"{env['torch']}; wall time {results['wall_seconds']:.0f} s.",
-            "Mean query accuracy ± standard error over the tasks of all partitions "
-            "(4-way target tasks).",
-            markdown_table(header, body),
-        ]
-    )
+def page(results) -> list:
+    """The Markdown page: the command, the machine and the table."""
+    return [
+        harness.page_header(results, "small_source.py", "Small sources, default model"),
+        "Mean query accuracy ± standard error over the tasks of all partitions "
+        "(4-way target tasks).",
+        table(results["summary"]),
+    ]
 
 
 def run(config=None, **overrides) -> dict:
     """Run the study; with ``write=True`` write ``<name>.json`` and ``<name>.md``."""
     cfg = harness.configure(default_config, {**(config or {}), **overrides})
-    t0 = time.perf_counter()
-    raw = digits_partitions(cfg)
-    if cfg["labelme"] and Path(cfg["labelme_data"]).is_dir():
-        raw += labelme_splits(cfg)
+    with Timer() as timer:
+        raw = digits_partitions(cfg)
+        if cfg["labelme"] and Path(cfg["labelme_data"]).is_dir():
+            raw += labelme_splits(cfg)
     results = {
         "config": cfg,
         "environment": harness.environment(),
         "raw": raw,
         "summary": summarize_groups(raw, cfg["shots"]),
-        "wall_seconds": time.perf_counter() - t0,
+        "wall_seconds": timer.seconds,
     }
     if cfg["write"]:
-        title = "Mean query accuracy ± standard error (4-way target tasks)"
-        results["files"] = harness.write_outputs(
-            cfg["output_dir"],
-            cfg["name"],
-            results,
-            markdown=markdown(results),
-            rst=[(title, *table(results["summary"]))],
+        results["files"] = harness.write_page(
+            cfg["output_dir"], cfg["name"], results, page(results)
         )
     return results
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/small_source.py",
-        description="The default model meta-fitted on few source classes, "
-        "against EM on the input features.",
+    """Command-line entry point."""
+    overrides = harness.command_line(
+        "small_source.py",
+        "The default model meta-fitted on few source classes, against EM on the "
+        "input features.",
+        "one partition, 5 tasks",
+        argv,
     )
-    parser.add_argument("--quick", action="store_true", help="one partition, 5 tasks")
-    parser.add_argument("--no-write", action="store_true", help="do not write files")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick, write=not args.no_write)
-    print(markdown(results))
+    print(harness.markdown_page(page(run(overrides))))
 
 
 if __name__ == "__main__":

@@ -99,21 +99,22 @@ def test_evaluation_loop_gives_one_timed_row_per_task_and_method():
 
 def test_summary_marks_the_clearly_better_method_and_its_ties_in_bold():
     acc = harness.column(harness.evaluate(methods(), tasks()))
-    summary = harness.compare(acc, reference="constant")
+    summary = {m: harness.summarize(a) for m, a in acc.items()}
     assert summary["centroids"]["mean"] > 0.8 > summary["constant"]["mean"]
     assert summary["centroids"]["n"] == 12 and summary["centroids"]["sem"] >= 0
-    assert summary["centroids"]["vs_reference"]["verdict"] == "win"
-    assert "vs_reference" not in summary["constant"]
+    test = harness.paired_ttest(acc["centroids"], acc["constant"])
+    assert test["verdict"] == "win" and test["diff"] > 0.5
+    assert harness.paired_ttest(acc["copy"], acc["centroids"])["verdict"] == "tie"
     # identical results tie: both in bold, the clearly worse method not
-    assert summary["centroids"]["bold"] and summary["copy"]["bold"]
-    assert not summary["constant"]["bold"]
     assert harness.best_or_tied({"a": [0.5, 0.6], "b": [0.5, 0.6]}) == {"a", "b"}
     assert harness.best_or_tied(acc) == {"centroids", "copy"}
 
 
 def test_writers_round_trip_the_numbers(tmp_path):
     rows = harness.evaluate(methods(), tasks())
-    summary = harness.compare(harness.column(rows))
+    acc = harness.column(rows)
+    bold = harness.best_or_tied(acc)
+    summary = {m: {**harness.summarize(a), "bold": m in bold} for m, a in acc.items()}
     table = (
         ["method", "accuracy"],
         [
@@ -121,12 +122,11 @@ def test_writers_round_trip_the_numbers(tmp_path):
             for m, s in summary.items()
         ],
     )
-    files = harness.write_outputs(
+    files = harness.write_page(
         tmp_path,
         "tiny",
         {"summary": summary, "rows": rows, "nan": float("nan")},
-        markdown=harness.markdown_table(*table),
-        rst=[("Accuracy", *table), ("Again", *table)],
+        [harness.Table(None, "Accuracy", *table), harness.Table(None, "Again", *table)],
         csv=rows,
     )
     assert set(files) == {"json", "markdown", "rst", "csv"}
@@ -233,14 +233,6 @@ def test_timing_threads_and_logging(capsys):
     # a call at least stop_after_s long ends the repeats
     out, times = harness.repeat_timed(lambda: len(calls), 5, stop_after_s=0.0)
     assert out == 3 and len(times) == 1
-    import torch
-
-    before = torch.get_num_threads()
-    seen = harness.run_timed(
-        lambda cfg: {"threads": torch.get_num_threads()}, {"threads": 1}
-    )
-    assert seen["threads"] == 1 and seen["wall_seconds"] >= 0
-    assert torch.get_num_threads() == before
     harness.log({"verbose": 0}, "hidden")
     harness.log({"verbose": 1}, "shown", 1)
     assert capsys.readouterr().out == "shown 1\n"
@@ -259,12 +251,7 @@ def test_child_process_reports_its_json_or_its_error():
     }
 
 
-def test_section_tables_bar_plot_and_parser(tmp_path):
-    md, rst = harness.section_tables(
-        [("A", ["x", "y"], [[1, 2]]), ("B (long)", "B", ["z"], [[3]])]
-    )
-    assert md.startswith("### A\n\n| x | y |") and "### B (long)\n\n| z |" in md
-    assert [t[0] for t in rst] == ["A", "B"] and rst[1][2] == [[3]]
+def test_bar_plot_is_written(tmp_path):
     path = harness.bar_plot(
         tmp_path / "bars.png",
         ["one", "two"],
@@ -275,31 +262,6 @@ def test_section_tables_bar_plot_and_parser(tmp_path):
         tick_fontsize=7,
     )
     assert path.stat().st_size > 1000
-    parser = harness.benchmark_parser("tiny.py", "Tiny.", "fast")
-    args = parser.parse_args(["--quick", "--no-write"])
-    assert args.quick and args.no_write and parser.prog == "python benchmarks/tiny.py"
-    bare = harness.benchmark_parser("tiny.py", "Tiny.", no_write=False)
-    assert vars(bare.parse_args([])) == {}
-
-
-def test_evaluate_each_gives_every_task_its_own_context():
-    taskset = tasks(n_tasks=4)
-
-    class Fixed(Constant):
-        def __init__(self, label):
-            self.label = label
-
-        def predict(self, X):
-            return np.full(len(X), self.label)
-
-    registry = harness.Methods()
-    registry.add("fixed", "Per-task constant")(lambda label, seed: Fixed(label))
-    first = {id(t): int(t.query_y[0]) for t in taskset}
-    rows = harness.evaluate_each(registry, taskset, lambda t: first[id(t)])
-    assert [r["task"] for r in rows] == [0, 1, 2, 3]
-    for row, task in zip(rows, taskset):  # the context was that task's own
-        assert row["accuracy"] == np.mean(task.query_y == task.query_y[0])
-    assert set(rows[0]) == {"task", "method", "accuracy", "seconds"}
 
 
 def test_log_threads_page_header_and_columns_table(capsys):
@@ -340,6 +302,14 @@ def test_command_line_gives_the_overrides_given():
     }
     with pytest.raises(SystemExit):
         parse("--unknown")
+    # option keywords, an explicit None kept; no --no-write, no --quick
+    clip = {"type": lambda v: None if v == "none" else float(v)}
+    given = harness.command_line(
+        "tiny.py", "Tiny.", None, ["--clip", "none"], clip=clip
+    )
+    assert given == {"quick": False, "write": True, "clip": None}
+    with pytest.raises(SystemExit):
+        harness.command_line("tiny.py", "Tiny.", None, ["--quick"], no_write=False)
 
 
 def test_hbar_plot_is_written(tmp_path):
@@ -391,50 +361,56 @@ def test_cell_tables_pool_format_and_mark_the_best():
         {"a": (0.5, 0.01), "b": (0.7, 0.02)},
         {"a": (0.9, None), "b": (0.8, None)},
     ]
-    assert harness.accuracy_rows(["a", "b"], columns, bold=True) == [
-        ["a", "0.500 ± 0.010", "**0.900**"],
-        ["b", "**0.700 ± 0.020**", "0.800"],
+    labels = {"a": "A", "b": "B"}
+    assert harness.accuracy_rows(labels, columns, bold="max") == [
+        ["A", "0.500 ± 0.010", "**0.900**"],
+        ["B", "**0.700 ± 0.020**", "0.800"],
     ]
-    assert harness.accuracy_rows(["a"], columns) == [["a", "0.500 ± 0.010", "0.900"]]
+    assert harness.accuracy_rows(labels, columns, bold=[{"a", "b"}, set()]) == [
+        ["A", "**0.500 ± 0.010**", "0.900"],
+        ["B", "**0.700 ± 0.020**", "0.800"],
+    ]
+    assert harness.accuracy_rows({"a": "a"}, columns) == [
+        ["a", "0.500 ± 0.010", "0.900"]
+    ]
     records = [{"name": "x", "stats": {"max": 3.14159}, "n": 2}]
     columns = {
         "name": "{name}",
         "max": "{stats[max]:.2f}",
         "twice": lambda r: 2 * r["n"],
     }
-    assert harness.format_table(records, columns) == (
+    assert harness.columns_table(columns, records) == (
         ["name", "max", "twice"],
         [["x", "3.14", 4]],
     )
 
 
-def test_write_page_gives_the_page_and_the_rst_tables_of_its_sections(tmp_path):
-    tables = {"a": (["m", "acc"], [["x", "**0.9**"]]), "b": (["m"], [["y"]])}
-    sections = [
-        ("a", "Table A", "Heading A", "A note."),
-        ("b", "Table B", None, None),
-        ("missing", "Never", "Never", None),
+def test_write_page_gives_the_page_and_the_rst_tables_of_its_parts(tmp_path):
+    parts = [
+        "# Page",
+        "Intro.",
+        harness.Table(
+            "## Heading A\n\nA note.", "Table A", ["m", "acc"], [["x", "**0.9**"]]
+        ),
+        harness.Table(None, "Table B", ["m"], [["y"]]),
+        harness.Table("Only on the page.", None, ["m"], [["z"]]),
+        None,
+        "The end.",
     ]
-    files = harness.write_page(
-        tmp_path,
-        "page",
-        {"n": 1},
-        title="Page",
-        intro=["Intro."],
-        sections=sections,
-        tables=tables,
-        footer="The end.",
-    )
+    files = harness.write_page(tmp_path, "page", {"n": 1}, parts, rst_bold=False)
     md = (tmp_path / "page.md").read_text()
     assert md == (
         "# Page\n\nIntro.\n\n## Heading A\n\nA note.\n\n| m | acc |\n|---|---|\n"
-        "| x | **0.9** |\n\n| m |\n|---|\n| y |\n\nThe end.\n"
+        "| x | **0.9** |\n\n| m |\n|---|\n| y |\n\nOnly on the page.\n\n| m |\n"
+        "|---|\n| z |\n\nThe end.\n"
     )
+    assert md == harness.markdown_page(parts) + "\n"
     rst = (tmp_path / "page_tables.rst").read_text()
-    assert rst.count(".. csv-table::") == 2 and "Never" not in rst and "**" not in rst
-    assert harness.rst_blocks(sections, tables)[0] == (
+    assert rst.count(".. csv-table::") == 2 and "Only" not in rst and "**" not in rst
+    assert harness.rst_tables(parts, bold=False)[0] == (
         "Table A",
         ["m", "acc"],
         [["x", "0.9"]],
     )
+    assert harness.rst_tables(parts)[0][2] == [["x", "**0.9**"]]
     assert set(files) == {"json", "markdown", "rst"}
