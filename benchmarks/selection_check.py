@@ -8,9 +8,10 @@ Protocol (validation data only, no test alphabet): the default model
 meta-fitted on the background alphabets; tasks are 4-way, 3 and 5 shots (the
 check needs 2 items per class), R = 3/5/7 simulated annotators of the main
 mixture, on the validation alphabet (Greek). Per task: every candidate space's
-held-out agreement (per annotation and per item, the folds of ``fit``) and its
-accuracy when forced. The rule of ``fit`` is then replayed for each threshold
-``min_z`` and unit, from each possible default: the right one (what
+held-out agreement (per annotation and per item, scoring the probability of
+each hidden annotation or its match with the predicted class; the folds of
+``fit``) and its accuracy when forced. The rule of ``fit`` is then replayed
+for each threshold ``min_z`` and unit, from each possible default: the right one (what
 ``meta_fit`` chose) and the wrong ones (what a failed validation would give).
 """
 # SPDX-License-Identifier: BSD-3-Clause
@@ -35,7 +36,14 @@ from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
 from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
 SPACES = ("meta", "input", "scaled")
-UNITS = {"annotations": False, "items": True}
+#: Unit of the paired test -> how the check scores: per annotation or per item,
+#: the probability of each hidden annotation or its match with the argmax.
+UNITS = {
+    "annotations": {"by_item": False},
+    "items": {"by_item": True},
+    "annotations, match": {"by_item": False, "score": "match"},
+    "items, match": {"by_item": True, "score": "match"},
+}
 
 
 def default_config(quick=False) -> dict:
@@ -69,8 +77,8 @@ def task_record(model, X, Y, query_y, Xq) -> dict:
         fitted.fit(X, labels, classes=np.arange(4))
         record["accuracy"][space] = float(np.mean(fitted.predict(Xq) == query_y))
         U = fitted._embed(X, space)
-        for unit, by_item in UNITS.items():
-            scores = fitted._held_out_scores(U, labels, 4, seed, by_item=by_item)
+        for unit, kwargs in UNITS.items():
+            scores = fitted._held_out_scores(U, labels, 4, seed, **kwargs)
             record["scores"][unit][space] = scores
     return record
 

@@ -731,7 +731,9 @@ or torch.nn.Module, default="mlp"
             return None  # fit stays deterministic without random_state
         return check_random_state(self.random_state).randint(2**31 - 1)
 
-    def _held_out_scores(self, U, labels, n_classes, seed, *, by_item=True):
+    def _held_out_scores(
+        self, U, labels, n_classes, seed, *, by_item=True, score="probability"
+    ):
         """Held-out agreement of the crowd ``labels`` in the space ``U``, with the
         folds of ``seed`` and this model's EM settings (per item by default)."""
         return _selection.held_out_agreement(
@@ -741,6 +743,7 @@ or torch.nn.Module, default="mlp"
             n_folds=_selection.N_FOLDS,
             random_state=seed,
             by_item=by_item,
+            score=score,
             n_iter=self.n_em_iter,
             tau=self.tau,
             b=self.b,

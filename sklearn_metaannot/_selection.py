@@ -25,7 +25,15 @@ MIN_Z = 1.0
 
 
 def held_out_agreement(
-    U, labels, n_classes, *, n_folds=5, random_state=None, by_item=False, **em_params
+    U,
+    labels,
+    n_classes,
+    *,
+    n_folds=5,
+    random_state=None,
+    by_item=False,
+    score="probability",
+    **em_params,
 ) -> np.ndarray:
     """Cross-validated agreement of feature-only predictions with the crowd.
 
@@ -58,6 +66,10 @@ of shape (n_samples, n_annotators)
         in increasing order) instead of one per annotation. The annotations of an
         item share its prediction and are not independent, so a paired test
         between spaces should count items, not annotations.
+    score : {"probability", "match"}, default="probability"
+        What a hidden annotation ``y_n^r`` scores: ``p(t_n = y_n^r | x_n)``, or
+        1 when the class predicted from the features alone (the argmax) is
+        ``y_n^r`` and 0 otherwise, which does not reward confident posteriors.
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
         :func:`sklearn_metaannot._em.run_em_sparse`.
@@ -87,6 +99,8 @@ of shape (n_samples, n_annotators)
     if isinstance(labels, np.ndarray) and labels.ndim == 2:
         rows, cols = np.nonzero(labels >= 0)
         labels = (rows, cols, labels[rows, cols])
+    if score not in ("probability", "match"):
+        raise ValueError(f"score must be 'probability' or 'match', got {score!r}")
     rows, cols, codes = (np.asarray(a, dtype=np.int64) for a in labels)
     n_annotators = int(cols.max()) + 1 if cols.size else 0
     labelled = np.unique(rows)
@@ -119,7 +133,11 @@ of shape (n_samples, n_annotators)
         log_proba = predict_log_proba(U[fold][None], res.mu[None], res.log_pi[None])
         position = np.full(N, -1)
         position[fold] = np.arange(len(fold))
-        scores.append(np.exp(log_proba[0].numpy()[position[rows[~kept]], codes[~kept]]))
+        log_proba = log_proba[0].numpy()[position[rows[~kept]]]
+        if score == "match":
+            scores.append((log_proba.argmax(axis=1) == codes[~kept]).astype(float))
+        else:
+            scores.append(np.exp(log_proba[np.arange(len(log_proba)), codes[~kept]]))
         items.append(rows[~kept])
     scores = np.concatenate(scores)
     if not by_item:

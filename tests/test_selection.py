@@ -153,3 +153,21 @@ def test_crowd_agreement_score_tunes_without_gold_labels():
     assert crowd_agreement_score(good, X, Y_new) == 0.0
     with pytest.raises(ValueError, match="no annotation"):
         crowd_agreement_score(good, X, np.full_like(Y, np.nan))
+
+
+def test_held_out_agreement_match_scores_the_argmax_of_the_feature_only_prediction():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 10)
+    codes = np.stack([y, y, 1 - y]).T  # two good annotators, one adversary
+    U = y[:, None] * 4.0 + rng.normal(size=(20, 2))
+    kw = {"n_iter": 3, "b": 10.0, "c": (2.0, 1.0), "random_state": 0}
+    match = held_out_agreement(U, codes, 2, score="match", **kw)
+    proba = held_out_agreement(U, codes, 2, **kw)
+    assert set(np.unique(match)) <= {0.0, 1.0}
+    # well separated classes: the argmax is the majority's label on every item,
+    # so each item's match is 2/3, and the probability scores agree with it
+    items = held_out_agreement(U, codes, 2, score="match", by_item=True, **kw)
+    np.testing.assert_allclose(items, 2 / 3)
+    np.testing.assert_array_equal(match == 1.0, proba > 0.5)
+    with pytest.raises(ValueError, match="score must be 'probability' or 'match'"):
+        held_out_agreement(U, codes, 2, score="log", **kw)
