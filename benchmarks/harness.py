@@ -822,9 +822,19 @@ def _save(plt, fig, path) -> Path:
 
 
 def line_plot(
-    path, x, series: Mapping[str, tuple], *, xlabel, ylabel, title, xticks=None
+    path,
+    x,
+    series: Mapping[str, tuple],
+    *,
+    xlabel,
+    ylabel,
+    title,
+    xticks=None,
+    styles=None,
 ) -> Path:
-    """Save a line plot with error bars; ``series`` maps a label to (means, sems)."""
+    """Save a line plot with error bars; ``series`` maps a label to (means, sems),
+    ``styles`` (optional) a label to ``Axes.errorbar`` keywords replacing the
+    default style (bold for labels starting with "Ours")."""
     plt, fig, ax = _figure(path, (7.4, 4.2))
     for label, (means, sems) in series.items():
         style = (
@@ -832,6 +842,7 @@ def line_plot(
             if label.lower().startswith("ours")
             else {"lw": 1.3, "marker": ".", "alpha": 0.85}
         )
+        style = (styles or {}).get(label, style)
         ax.errorbar(x, means, yerr=sems, label=label, capsize=2, **style)
     if xticks is not None:
         ax.set_xticks(list(xticks))

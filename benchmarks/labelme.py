@@ -691,6 +691,21 @@ def csv_rows(results) -> tuple[list, list]:
     return rows, tasks
 
 
+def _plot_styles(methods) -> dict:
+    """Ours bold red, the gold ceilings black and dashed, EM without meta dotted."""
+    thin = {"lw": 1.2, "marker": ".", "alpha": 0.85}
+    styles = {}
+    for m in methods:
+        if m == "ours":
+            styles[m] = {"lw": 2.6, "marker": "o", "color": "C3"}
+        elif m.startswith("gold"):
+            ls = "--" if m == "gold" else "-."
+            styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": ""}
+        else:
+            styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin
+    return {METHODS[m].label: style for m, style in styles.items()}
+
+
 def write(results) -> dict:
     """JSON, CSV (summary and per task), Markdown and reST tables, and two plots."""
     cfg, summary = results["config"], results["summary"]
@@ -715,6 +730,7 @@ def write(results) -> dict:
             ylabel="accuracy on target-class test images",
             title="LabelMe, 4-way target tasks with real annotators "
             f"({len(cfg['splits'])} class splits)",
+            styles=_plot_styles(cfg["methods"]),
         )
     ]
     if "full_data" in results:
