@@ -11,8 +11,9 @@ mixture, on the validation alphabet (Greek). Per task: every candidate space's
 held-out agreement (per annotation and per item, scoring the probability of
 each hidden annotation or its match with the predicted class; the folds of
 ``fit``) and its accuracy when forced. The rule of ``fit`` is then replayed
-for each threshold ``min_z`` and unit, from each possible default: the right one (what
-``meta_fit`` chose) and the wrong ones (what a failed validation would give).
+for each threshold ``min_z`` and unit, from each possible default: the right
+one (what ``meta_fit`` chose) and the wrong ones (what a failed validation
+would give).
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
