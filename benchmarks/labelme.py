@@ -156,6 +156,7 @@ add("ours_sparse", "Ours, sparse PA", needs_meta="sparse")(_ours("sparse"))
 add("ours_mlp", "Ours, MLP encoder", needs_meta="mlp")(_ours("mlp"))
 add("em_global", "EM, no meta (global scaling)")(_em("scaled"))
 add("em_input", "EM, no meta (standardised)")(_em("input"))
+add("em_normalized", "EM, no meta (unit-norm items)")(_em("normalized"))
 add("ours_pa", "Ours, with PA", needs_meta="pa")(_ours("pa"))  # the paper's
 add("prmv", "PrMV", needs_meta="wopa")(  # prototypes of soft majority-vote labels
     lambda c, s: PrototypeClassifier(
@@ -171,7 +172,11 @@ add("gold_proto", "Prototypes on gold (ceiling)")(  # class means, scaled featur
 )
 
 #: Full-data methods (``context``: ``cfg``, and ``y``, the gold training labels).
-FULL = harness.Methods(em_global=METHODS["em_global"], em_input=METHODS["em_input"])
+FULL = harness.Methods(
+    em_global=METHODS["em_global"],
+    em_input=METHODS["em_input"],
+    em_normalized=METHODS["em_normalized"],
+)
 FULL.add("lr_em", "LR on our EM's labels")(
     lambda c, s: OnLabels(_logistic(), em=_em("scaled")(c, s))
 )
@@ -557,23 +562,24 @@ SELECTION_COLUMNS = {
     "always meta": "{ours_meta:.3f}",
     "EM input": "{em_input:.3f}",
     "EM global": "{em_global:.3f}",
-    "auto - max(meta, input)": "{auto_minus_better:+.3f}",
+    "EM unit-norm": "{em_normalized:.3f}",
+    "auto - max(meta, input spaces)": "{auto_minus_better:+.3f}",
     "auto - EM global": "{auto_minus_global:+.3f}",
 }
 
 
 def selection_check(results) -> list:
     """Records per split and shot (and pooled, split "all"): mean accuracy of Ours
-    (auto), always meta, EM on standardised and on globally scaled features, and
-    Ours minus the better of (always meta, standardised), and minus EM global."""
-    need = ("ours", "ours_meta", "em_input", "em_global")
+    (auto), always meta, EM in the three input spaces, and Ours minus the best of
+    (always meta, the input spaces), and minus EM global."""
+    need = ("ours", "ours_meta", "em_input", "em_global", "em_normalized")
     if not set(need) <= set(results["config"]["methods"]):
         return []
     raw, rows = results["raw"], []
     for shot in (str(s) for s in results["config"]["shots"] if s != "all"):
         for split, part in [*enumerate([r] for r in raw), ("all", raw)]:
             mean = {m: float(np.mean(a)) for m, a in _pooled(part, shot, need).items()}
-            better = mean["ours"] - max(mean["ours_meta"], mean["em_input"])
+            better = mean["ours"] - max(mean[m] for m in need[1:])
             diffs = {"auto_minus_better": better}
             diffs["auto_minus_global"] = mean["ours"] - mean["em_global"]
             rows.append({"split": split, "shot": shot, **mean, **diffs})

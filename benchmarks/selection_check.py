@@ -34,9 +34,10 @@ import harness  # noqa: E402
 import omniglot  # noqa: E402
 
 from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
+from sklearn_metaannot._meta import INPUT_SPACES  # noqa: E402
 from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
-SPACES = ("meta", "input", "scaled")
+SPACES = ("meta", *INPUT_SPACES)
 #: Unit of the paired test -> how the check scores: per annotation or per item,
 #: the probability of each hidden annotation or its match with the argmax.
 UNITS = {
@@ -56,7 +57,7 @@ def default_config(quick=False) -> dict:
         "n_tasks": 30,
         "shots": [3, 5],
         "annotators": [3, 5, 7],
-        "thresholds": [0.5, 1.0, 1.5, 2.0, 3.0],
+        "thresholds": [0.5, 1.0, 1.25, 1.5, 2.0, 3.0],
         "seed": 7,
         "threads": 2,
         "output_dir": str(_HERE / "results"),

@@ -30,12 +30,15 @@ from ._distributed import (
 )
 from ._encoders import build_encoder
 from ._meta import (
+    INPUT_SPACES,
     EpisodeDataset,
     EpisodicEM,
     FittedEncoder,
     check_callbacks,
+    input_space_scaling,
     make_net,
     no_meta_accuracy,
+    to_input_space,
     torch_threads,
 )
 from ._throughput import check_mixed_precision, validation_batch_size
@@ -295,10 +298,13 @@ or torch.nn.Module, default="mlp"
         label as much as one of this task (the sequential Bayesian update);
         smaller values discount old tasks, e.g. when annotators drift; 0
         ignores the history.
-    representation : {"auto", "meta", "input", "scaled"}, default="auto"
+    representation : {"auto", "meta", "input", "scaled", "normalized"}, \
+default="auto"
         Latent space used by ``fit``: "meta" the meta-learned encoder, "input"
         input features standardised per feature, "scaled" input features scaled
-        by one global mean and standard deviation; "auto" chooses per task: the
+        by one global mean and standard deviation, "normalized" every item
+        scaled to unit Euclidean norm, then globally scaled (EM on directions,
+        the geometry of CNN features); "auto" chooses per task: the
         space ``meta_fit`` found best on validation tasks ("input" without
         validation or without ``meta_fit``), unless the task's held-out crowd
         labels clearly prefer another (see the user guide; no gold labels).
@@ -390,34 +396,36 @@ or torch.nn.Module, default="mlp"
     n_features_in_ : int
         Number of features of ``X``.
     representation_ : str
-        Latent space used by ``fit`` ("meta", "input" or "scaled").
+        Latent space used by ``fit`` ("meta", "input", "scaled" or "normalized").
     representation_scores_ : dict
         With ``representation="auto"``: each candidate's held-out agreement
         with the crowd labels, averaged per item, then over the labelled items
         (NaN when the task was too small to
         check; empty for a forced representation).
     input_scaling_ : dict
-        Offset and scale of the "input" and "scaled" spaces, from ``X``.
+        Offset and scale of the input spaces ("input", "scaled",
+        "normalized"), from ``X``.
     meta_encoder_ : FittedEncoder
         The meta-learned encoder (after ``meta_fit``; kept by ``clone``).
     meta_history_ : skorch.callbacks.History
         Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc`` and
         ``grad_norm_max`` (per batch: ``grad_norm``, before clipping) of ``meta_fit``,
         with the references ``valid_acc_initial`` (the encoder before training)
-        and ``valid_acc_no_meta`` (EM on standardised inputs).
-    meta_selected_ : {"meta", "input", "scaled"}
-        The representation that was best on validation tasks (the better input
+        and ``valid_acc_no_meta``, ``valid_acc_scaled`` and
+        ``valid_acc_normalized`` (EM in the input spaces).
+    meta_selected_ : {"meta", "input", "scaled", "normalized"}
+        The representation that was best on validation tasks (the best input
         space of ``meta_input_scores_`` when the validation tasks are fewer-way
         than ``n_way`` or absent).
     meta_val_scores_ : dict
-        Validation-task accuracy of "meta", "input" and "scaled" (empty without
-        validation tasks).
+        Validation-task accuracy of "meta" and of the input spaces (empty
+        without validation tasks).
     meta_input_scores_ : dict
-        Accuracy of EM in the "input" and "scaled" spaces on ``n_way``-way noisy
+        Accuracy of EM in the input spaces on ``n_way``-way noisy
         episodes: the validation tasks when they are ``n_way``-way, otherwise
         episodes of all source classes (the input spaces learn nothing from the
         source, so its classes can validate them). Without ``n_way``-way
-        validation tasks, ``meta_selected_`` is the better of the two.
+        validation tasks, ``meta_selected_`` is the best of them.
     meta_val_accuracy_, no_meta_val_accuracy_ : float
         Validation-task accuracy of the best meta-learned encoder and of EM on
         standardised inputs (NaN without validation tasks).
@@ -490,7 +498,7 @@ or torch.nn.Module, default="mlp"
         "b": [Interval(Real, 1, None, closed="left")],
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
         "history_weight": [Interval(Real, 0, None, closed="left")],
-        "representation": [StrOptions({"auto", "meta", "input", "scaled"})],
+        "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
@@ -670,7 +678,7 @@ or torch.nn.Module, default="mlp"
         if representation == "meta":
             return self.meta_encoder_.transform(X)
         offset, scale = self.input_scaling_[representation]
-        return (np.asarray(X, dtype=np.float64) - offset) / scale
+        return to_input_space(X, representation, offset, scale)
 
     def _check_meta_encoder(self, X):
         if not hasattr(self, "meta_encoder_"):
@@ -686,15 +694,8 @@ or torch.nn.Module, default="mlp"
             )
 
     def _set_input_scaling(self, X):
-        """Offsets and scales of the "input" and "scaled" spaces, from X."""
-        mean = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
-        scale[scale == 0] = 1.0
-        global_scale = float(X.std(dtype=np.float64)) or 1.0
-        self.input_scaling_ = {
-            "input": (mean, scale),
-            "scaled": (float(X.mean(dtype=np.float64)), global_scale),
-        }
+        """Offsets and scales of the input spaces (``INPUT_SPACES``), from X."""
+        self.input_scaling_ = {s: input_space_scaling(X, s) for s in INPUT_SPACES}
 
     def _choose_representation(self, X, labels, n_classes):
         """``representation="auto"``: choose a latent space from the crowd labels.
@@ -705,7 +706,7 @@ or torch.nn.Module, default="mlp"
         (:func:`~sklearn_metaannot._selection.held_out_agreement`) may
         overrule it (:func:`~sklearn_metaannot._selection.choose_representation`).
         """
-        candidates = ["input", "scaled"]
+        candidates = list(INPUT_SPACES)
         if hasattr(self, "meta_encoder_"):
             candidates.append("meta")
         default = getattr(self, "meta_selected_", "input")
@@ -841,7 +842,7 @@ or torch.nn.Module, default="mlp"
         is_val = np.isin(y, val_classes)
         return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
-    def _no_meta_scores(self, X, y, *, episodes, seed, c, spaces=("input", "scaled")):
+    def _no_meta_scores(self, X, y, *, episodes, seed, c, spaces=INPUT_SPACES):
         """Query accuracy of EM in the input spaces on episodes from ``(X, y)``.
 
         ``n_val_episodes`` noisy ``min(n_way, n_classes)``-way episodes, seeded
@@ -897,7 +898,7 @@ or torch.nn.Module, default="mlp"
         ...     n_way=3, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
         ...     random_state=0)
         >>> clf = clf.meta_fit(X_source, y_source)
-        >>> len(clf.meta_history_), clf.meta_selected_ in ("meta", "input", "scaled")
+        >>> len(clf.meta_history_), clf.meta_selected_ != "auto"
         (2, True)
         """
         X_flat, sample_shape = flatten_samples(X_source)
@@ -1063,6 +1064,7 @@ or torch.nn.Module, default="mlp"
             for row in history:
                 row["valid_acc_no_meta"] = scores["input"]
                 row["valid_acc_scaled"] = scores["scaled"]
+                row["valid_acc_normalized"] = scores["normalized"]
             self.meta_val_scores_ = scores
             # ties go to the meta-learned encoder (listed first)
             self.meta_selected_ = max(scores, key=scores.get)
@@ -1112,7 +1114,8 @@ or torch.nn.Module, default="mlp"
                     f"meta-learned encoder (epoch {self.meta_best_epoch_}) reached "
                     f"accuracy {scores['meta']:.3f}, EM on standardised input "
                     f"features {scores['input']:.3f}, on globally scaled features "
-                    f"{scores['scaled']:.3f}. fit will use "
+                    f"{scores['scaled']:.3f}, on unit-norm items "
+                    f"{scores['normalized']:.3f}. fit will use "
                     f"representation={self.meta_selected_!r} unless a task's crowd "
                     "labels show the encoder to be better "
                     "(representation='auto'); set representation='meta' to use the "

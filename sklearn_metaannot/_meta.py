@@ -392,17 +392,52 @@ class _KeepBestEncoder(Callback):
             net.history.record("valid_acc_initial", self.initial_score_)
 
 
+#: The latent spaces of EM without meta-learning, each built from the features of
+#: the task's own support set: "input" standardises every feature, "scaled"
+#: subtracts one global mean and divides by one global standard deviation, and
+#: "normalized" scales every item to unit Euclidean norm before that global
+#: scaling (EM on directions: the cosine geometry of CNN features).
+INPUT_SPACES = ("input", "scaled", "normalized")
+
+
+def normalize_rows(X):
+    """Each row of ``X`` divided by its Euclidean norm (rows of zeros kept)."""
+    X = np.asarray(X, dtype=np.float64)
+    norm = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norm > 0, norm, 1.0)
+
+
+def input_space_scaling(X, space):
+    """Offset and scale of the input ``space`` (a name of ``INPUT_SPACES``) from
+    ``X``, after :func:`normalize_rows` for "normalized"."""
+    X = np.asarray(X, dtype=np.float64)
+    if space == "input":
+        mean, scale = X.mean(axis=0), X.std(axis=0)
+        scale[scale == 0] = 1.0
+        return mean, scale
+    if space == "normalized":
+        X = normalize_rows(X)
+    return float(X.mean()), float(X.std()) or 1.0
+
+
+def to_input_space(X, space, offset, scale):
+    """``X`` in the input ``space`` with the ``offset`` and ``scale`` of
+    :func:`input_space_scaling`."""
+    X = np.asarray(X, dtype=np.float64)
+    if space == "normalized":
+        X = normalize_rows(X)
+    return (X - offset) / scale
+
+
 def no_meta_accuracy(
     dataset: EpisodeDataset, *, n_em_iter, tau, b, c, scaling="input"
 ) -> float:
     """Query accuracy of EM on the input features (no meta-learning).
 
-    Each task scales its features with the statistics of its own support set,
-    exactly as :meth:`MetaAnnotatorClassifier.fit` does for
-    ``representation="input"`` (per feature, ``scaling="input"``) or
-    ``representation="scaled"`` (one global mean and standard deviation,
-    ``scaling="scaled"``); these are the peers that a meta-learned encoder has
-    to beat.
+    Each task builds the input space ``scaling`` (a name of ``INPUT_SPACES``)
+    from the statistics of its own support set, exactly as
+    :meth:`MetaAnnotatorClassifier.fit` does for ``representation=scaling``;
+    these are the peers that a meta-learned encoder has to beat.
     """
     K = dataset.sampler.n_way
     # tasks of the same support size and number of annotators run as one batch
@@ -430,15 +465,15 @@ def no_meta_accuracy(
 
 
 def _scaled_task(ep, scaling):
-    """Support and query features of ``ep`` scaled with its support's statistics."""
+    """Support and query features of ``ep`` in the input space ``scaling``, built
+    from its support's statistics."""
     xs = np.asarray(ep.support_X, dtype=np.float64).reshape(len(ep.support_X), -1)
     xq = np.asarray(ep.query_X, dtype=np.float64).reshape(len(ep.query_X), -1)
-    if scaling == "input":
-        mean, scale = xs.mean(0), xs.std(0)
-        scale[scale == 0] = 1.0
-    else:
-        mean, scale = xs.mean(), xs.std() or 1.0
-    return (xs - mean) / scale, (xq - mean) / scale
+    offset, scale = input_space_scaling(xs, scaling)
+    return (
+        to_input_space(xs, scaling, offset, scale),
+        to_input_space(xq, scaling, offset, scale),
+    )
 
 
 def make_net(

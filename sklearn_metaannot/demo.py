@@ -204,6 +204,9 @@ def run_demo(
     models["ours, no meta-learning (globally scaled)"] = clone(
         models["ours"]
     ).set_params(representation="scaled")
+    models["ours, no meta-learning (unit-norm items)"] = clone(
+        models["ours"]
+    ).set_params(representation="normalized")
     if verbose:
         for name in ("ours", "with PA"):
             m = models[name]
@@ -257,7 +260,7 @@ def run_demo(
 def verdict(summary):
     """One honest sentence: did meta-learning pay on these target tasks?
 
-    Compares "ours" with the better of the two no-meta-learning rows, task by
+    Compares "ours" with the best of the no-meta-learning rows, task by
     task (paired): a gain counts when it exceeds two standard errors.
 
     Parameters

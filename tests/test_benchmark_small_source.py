@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sklearn_metaannot._meta import INPUT_SPACES
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "small_source.py"
 
@@ -39,11 +41,11 @@ def test_small_source_study_runs_and_writes_its_tables(tmp_path):
             assert r[m]["n"] == 3 and 0.0 <= r[m]["mean"] <= 1.0
         # one-shot tasks: the validated default (an input space: 2-way
         # validation cannot validate the encoder), never the unvalidated encoder
-        assert set(r["chosen"]) <= {"input", "scaled", "meta"}
-    assert set(rows[0]["chosen"]) <= {"input", "scaled"}
+        assert set(r["chosen"]) <= {*INPUT_SPACES, "meta"}
+    assert set(rows[0]["chosen"]) <= set(INPUT_SPACES)
     info = results["raw"][0]["meta_fit"]
-    assert info["meta_selected"] in ("input", "scaled")
-    assert set(info["val_scores"]) == {"meta", "input", "scaled"}
+    assert info["meta_selected"] in INPUT_SPACES
+    assert set(info["val_scores"]) == {"meta", *INPUT_SPACES}
     on_disk = json.loads((tmp_path / "small_source_quick.json").read_text())
     assert np.isclose(on_disk["summary"][0]["auto"]["mean"], rows[0]["auto"]["mean"])
     assert "csv-table" in (tmp_path / "small_source_quick_tables.rst").read_text()

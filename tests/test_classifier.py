@@ -19,6 +19,7 @@ from sklearn_metaannot import (
     _em,
     simulate_annotators,
 )
+from sklearn_metaannot._meta import INPUT_SPACES
 
 
 def _blobs(n_classes, n_per_class, n_features=6, sep=3.0, seed=0):
@@ -85,7 +86,7 @@ def test_fit_without_meta_learning_recovers_classes_and_annotators():
         y, 6, mixture={"hammer": 1.0}, hammer_accuracy=(0.6, 0.9), random_state=0
     )
     clf = MetaAnnotatorClassifier(n_em_iter=10).fit(X, Y)
-    assert clf.representation_ in ("input", "scaled")  # no meta_fit: no "meta"
+    assert clf.representation_ in INPUT_SPACES  # no meta_fit: no "meta"
     assert clf.score(X, y) > 0.95
     assert clf.annotator_confusion_.shape == (6, 3, 3)
     assert np.abs(clf.annotator_confusion_ - conf).max() < 0.2
@@ -209,7 +210,7 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
     )
     with pytest.warns(MetaLearningWarning, match="did not help"):
         clf.meta_fit(X, y)
-    assert clf.meta_selected_ in ("input", "scaled")
+    assert clf.meta_selected_ in INPUT_SPACES
     assert clf.meta_val_accuracy_ < clf.meta_val_scores_[clf.meta_selected_]
     Xs, ys = X[y < 3], y[y < 3]
     assert clf.fit(Xs, ys).representation_ != "meta"
@@ -228,9 +229,9 @@ def test_no_validation_classes_warns():
     assert np.isnan(clf.meta_val_accuracy_)
     # the unvalidated encoder is not the default of fit(representation="auto"):
     # the better input space on episodes of the source classes is
-    assert clf.meta_selected_ in ("input", "scaled")
+    assert clf.meta_selected_ in INPUT_SPACES
     scores = clf.meta_input_scores_
-    assert clf.meta_selected_ == max(("input", "scaled"), key=scores.get)
+    assert clf.meta_selected_ == max(INPUT_SPACES, key=scores.get)
 
 
 @pytest.mark.parametrize("n_classes, train_way, val_way", [(4, 2, 2), (6, 4, 2)])
@@ -249,11 +250,11 @@ def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, v
         with pytest.warns(MetaLearningWarning, match="cannot validate"):
             clf.meta_fit(X, y)
     assert np.isfinite(clf.meta_val_accuracy_)
-    assert set(clf.meta_val_scores_) == {"meta", "input", "scaled"}
+    assert set(clf.meta_val_scores_) == {"meta", *INPUT_SPACES}
     # smaller validation episodes cannot validate the encoder; the input spaces
     # are compared on n_way-way episodes of all source classes
     scores = clf.meta_input_scores_
-    assert clf.meta_selected_ == max(("input", "scaled"), key=scores.get)
+    assert clf.meta_selected_ == max(INPUT_SPACES, key=scores.get)
     assert all(0 <= v <= 1 for v in clf.meta_val_scores_.values())
     # the encoder adapts to 4-way target tasks all the same
     Xt, yt = _blobs(4, 10, seed=9)
@@ -422,15 +423,60 @@ def _scales_task(informative_scale, noise_scale, n_classes=4, n=30, seed=0):
     return np.hstack([informative_scale * informative, noise_scale * noise]), y
 
 
+def _lengths_task(n_classes=4, n=30, seed=0):
+    """Classes apart in direction only: every item has a random length (as the
+    activations of a CNN grow with an image's contrast)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n)
+    direction = 1.0 + 3.0 * np.eye(n_classes, 8)[y] + 0.5 * rng.normal(size=(len(y), 8))
+    return np.exp(rng.normal(size=(len(y), 1))) * direction, y
+
+
+def test_normalized_space_ignores_the_length_of_items():
+    X, y = _lengths_task()
+    clf = MetaAnnotatorClassifier(representation="normalized").fit(X, y)
+    assert clf.representation_ == "normalized"
+    assert clf.score(X, y) > 0.95
+    lengths = np.random.default_rng(1).uniform(0.1, 10.0, size=(len(y), 1))
+    np.testing.assert_array_equal(clf.predict(lengths * X), clf.predict(X))
+    scaled = clone(clf).set_params(representation="scaled").fit(X, y)
+    assert scaled.score(X, y) < clf.score(X, y) - 0.1
+    # a row of zeros has no direction: it stays at the origin, no NaN
+    assert np.isfinite(clf.predict_proba(np.zeros((1, X.shape[1])))).all()
+
+
+def test_few_source_classes_choose_the_normalized_space_for_directions():
+    X, y = _lengths_task(n_classes=6)
+    clf = MetaAnnotatorClassifier(
+        n_way=4,
+        n_shot=(1, 3),
+        n_query=5,
+        n_episodes=10,
+        episodes_per_epoch=10,
+        n_val_episodes=30,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(X, y)
+    assert clf.meta_selected_ == "normalized"
+    scores = clf.meta_input_scores_
+    assert scores["normalized"] > max(scores["input"], scores["scaled"]) + 0.1
+    # a 1-shot target task keeps it (too small to check)
+    Xt, yt = _lengths_task(n=1, seed=5)
+    assert clf.fit(Xt, yt).representation_ == "normalized"
+
+
 @pytest.mark.parametrize(
-    "informative_scale, noise_scale, expected",
+    "informative_scale, noise_scale, standardise",
     # standardising blows the small noise features up to the informative ones'
-    # scale: one global scale is better; the other way round, standardising
-    # shrinks the loud noise features and wins
-    [(1.0, 0.05, "scaled"), (0.05, 1.0, "input")],
+    # scale: one global scale is better (the items' lengths are alike, so
+    # "normalized" does as well); the other way round, standardising shrinks
+    # the loud noise features and wins
+    [(1.0, 0.05, False), (0.05, 1.0, True)],
 )
 def test_few_source_classes_choose_the_better_input_space(
-    informative_scale, noise_scale, expected
+    informative_scale, noise_scale, standardise
 ):
     X, y = _scales_task(informative_scale, noise_scale)
     clf = MetaAnnotatorClassifier(
@@ -445,14 +491,18 @@ def test_few_source_classes_choose_the_better_input_space(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         clf.meta_fit(X, y)  # 4 source classes: 2-way validation episodes
-    assert clf.meta_selected_ == expected
     scores = clf.meta_input_scores_
-    other = "input" if expected == "scaled" else "scaled"
-    assert scores[expected] > scores[other] + 0.1
+    global_best = max(scores["scaled"], scores["normalized"])
+    if standardise:
+        assert clf.meta_selected_ == "input"
+        assert scores["input"] > global_best + 0.1
+    else:
+        assert clf.meta_selected_ in ("scaled", "normalized")
+        assert global_best > scores["input"] + 0.1
     # fit(representation="auto") keeps it on a 1-shot target task (too small for
     # held-out crowd labels to overrule it)
     Xt, yt = _scales_task(informative_scale, noise_scale, n=1, seed=5)
-    assert clf.fit(Xt, yt).representation_ == expected
+    assert clf.fit(Xt, yt).representation_ == clf.meta_selected_
 
 
 def test_validation_data_of_source_classes_chooses_the_epoch_not_the_space():
@@ -470,8 +520,8 @@ def test_validation_data_of_source_classes_chooses_the_epoch_not_the_space():
     with pytest.warns(MetaLearningWarning, match="X_val shares 4 classes"):
         clf.meta_fit(X[~held], y[~held], X_val=X[held], y_val=y[held])
     assert clf.meta_best_epoch_ is not None  # the epoch is still chosen on them
-    assert set(clf.meta_val_scores_) == {"meta", "input", "scaled"}
-    assert clf.meta_selected_ == "scaled"
-    assert clf.meta_input_scores_ == {
-        k: clf.meta_val_scores_[k] for k in ("input", "scaled")
-    }
+    assert set(clf.meta_val_scores_) == {"meta", *INPUT_SPACES}
+    # the better input space, though the encoder scored higher on these tasks
+    scores = clf.meta_input_scores_
+    assert clf.meta_selected_ == max(INPUT_SPACES, key=scores.get) != "input"
+    assert clf.meta_input_scores_ == {k: clf.meta_val_scores_[k] for k in INPUT_SPACES}

@@ -16,6 +16,7 @@ def test_demo_runs_and_reports_every_method():
         "with PA",
         "ours, no meta-learning (standardised)",
         "ours, no meta-learning (globally scaled)",
+        "ours, no meta-learning (unit-norm items)",
         "majority vote + logistic regression",
     }
     assert methods <= set(result)

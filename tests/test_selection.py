@@ -12,6 +12,7 @@ from sklearn_metaannot import (
     crowd_agreement_score,
     simulate_annotators,
 )
+from sklearn_metaannot._meta import INPUT_SPACES
 from sklearn_metaannot._selection import choose_representation, held_out_agreement
 
 
@@ -53,8 +54,8 @@ def test_auto_chooses_the_input_features_when_the_embedding_is_worse():
     clf = _with_encoder([5, 6, 7], X.shape[1], 1.0, meta_selected="meta").fit(X, Y)
     assert clf.representation_ != "meta"
     scores = clf.representation_scores_
-    assert set(scores) == {"input", "scaled", "meta"}
-    assert scores["meta"] < min(scores["input"], scores["scaled"])
+    assert set(scores) == {*INPUT_SPACES, "meta"}
+    assert scores["meta"] < min(scores[name] for name in INPUT_SPACES)
     forced = _with_encoder([5, 6, 7], X.shape[1], 1.0, "meta")
     forced.set_params(representation="meta").fit(X, Y)
     assert clf.score(Xq, yq) > forced.score(Xq, yq) + 0.2
@@ -85,7 +86,7 @@ def test_auto_keeps_the_validated_default_on_one_shot_tasks():
 def test_explicit_representations_skip_the_choice():
     X, y = _task(5)
     Y = _crowd(y, seed=0)
-    for name in ("input", "scaled"):
+    for name in INPUT_SPACES:
         clf = MetaAnnotatorClassifier(representation=name).fit(X, Y)
         assert clf.representation_ == name and clf.representation_scores_ == {}
     with pytest.raises(ValueError, match="meta_fit first"):
