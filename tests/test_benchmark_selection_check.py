@@ -25,14 +25,15 @@ def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
         "meta": base + 0.2 + 0.05 * rng.normal(size=20),
         "input": base,
         "scaled": base + 0.01 * rng.normal(size=20),
+        "normalized": base + 0.01 * rng.normal(size=20),
     }
     record = {
         "scores": dict.fromkeys(module.UNITS, scores),
-        "accuracy": {"meta": 0.9, "input": 0.5, "scaled": 0.55},
+        "accuracy": {"meta": 0.9, "input": 0.5, "scaled": 0.55, "normalized": 0.55},
     }
     rows = module.replay([record], [1.0, 1e9])
     by = {(r["default"], r["unit"]): r for r in rows}
-    assert len(rows) == 3 * len(module.UNITS)
+    assert len(rows) == len(module.SPACES) * len(module.UNITS) == 4 * len(module.UNITS)
     # a wrong default is overruled at z = 1, never at an infinite threshold
     assert by["input", "items"]["z=1"] == 0.9
     assert by["input", "items"]["z=1e+09"] == by["input", "items"]["never"] == 0.5

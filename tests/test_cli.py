@@ -131,7 +131,7 @@ def test_fit_predict_without_model_writes_annotator_report(files):
         cwd=folder,
     )
     assert result.returncode == 0, result.stderr
-    assert re.search(r"'(input|scaled)' representation", result.stdout)
+    assert re.search(r"'(input|scaled|normalized)' representation", result.stdout)
     _check_predictions(folder / "predictions_em.csv", truth)
     report = pd.read_csv(folder / "annotators.csv")
     assert report.columns[:4].tolist() == [
