@@ -432,6 +432,23 @@ def _lengths_task(n_classes=4, n=30, seed=0):
     return np.exp(rng.normal(size=(len(y), 1))) * direction, y
 
 
+def _short_meta_fit(X, y):
+    """A few meta-training episodes on (X, y): enough to compare the input spaces
+    on 30 validation episodes (its MetaLearningWarnings ignored)."""
+    clf = MetaAnnotatorClassifier(
+        n_way=4,
+        n_shot=(1, 3),
+        n_query=5,
+        n_episodes=10,
+        episodes_per_epoch=10,
+        n_val_episodes=30,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        return clf.meta_fit(X, y)
+
+
 def test_normalized_space_ignores_the_length_of_items():
     X, y = _lengths_task()
     clf = MetaAnnotatorClassifier(representation="normalized").fit(X, y)
@@ -447,18 +464,7 @@ def test_normalized_space_ignores_the_length_of_items():
 
 def test_few_source_classes_choose_the_normalized_space_for_directions():
     X, y = _lengths_task(n_classes=6)
-    clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=(1, 3),
-        n_query=5,
-        n_episodes=10,
-        episodes_per_epoch=10,
-        n_val_episodes=30,
-        random_state=0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetaLearningWarning)
-        clf.meta_fit(X, y)
+    clf = _short_meta_fit(X, y)
     assert clf.meta_selected_ == "normalized"
     scores = clf.meta_input_scores_
     assert scores["normalized"] > max(scores["input"], scores["scaled"]) + 0.1
@@ -479,18 +485,7 @@ def test_few_source_classes_choose_the_better_input_space(
     informative_scale, noise_scale, standardise
 ):
     X, y = _scales_task(informative_scale, noise_scale)
-    clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=(1, 3),
-        n_query=5,
-        n_episodes=10,
-        episodes_per_epoch=10,
-        n_val_episodes=30,
-        random_state=0,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetaLearningWarning)
-        clf.meta_fit(X, y)  # 4 source classes: 2-way validation episodes
+    clf = _short_meta_fit(X, y)  # 4 source classes: 2-way validation episodes
     scores = clf.meta_input_scores_
     global_best = max(scores["scaled"], scores["normalized"])
     if standardise:
