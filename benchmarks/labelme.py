@@ -170,6 +170,9 @@ add("gold", "LR on gold (ceiling)")(lambda c, s: OnLabels(_logistic(), c["y"]))
 add("gold_proto", "Prototypes on gold (ceiling)")(  # class means, scaled features
     lambda c, s: OnLabels(_em("scaled")(c, s), c["y"])
 )
+add("gold_proto_normalized", "Prototypes on gold, unit-norm (ceiling)")(
+    lambda c, s: OnLabels(_em("normalized")(c, s), c["y"])
+)
 
 #: Full-data methods (``context``: ``cfg``, and ``y``, the gold training labels).
 FULL = harness.Methods(
