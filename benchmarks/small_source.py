@@ -15,6 +15,10 @@ Protocol (fixed before any result was seen):
   simulated crowds on the target supports (5 annotators, the paper's
   expert/hammer/spammer mixture 0.1 / 0.7 / 0.2, each labels an item with
   probability 0.6), 10 query images per class;
+- digits with rescaled features (the same partitions and tasks): every pixel
+  multiplied by its own factor 10**u, u uniform in [-2, 3], and shifted by an
+  offset of the same order (a fixed seed), as in tabular data whose columns
+  have units of their own;
 - LabelMe (real Mechanical Turk labels, 512-d VGG features; when
   ``../shared/data/labelme`` exists): the 4 class splits of the LabelMe
   benchmark, the other 4 classes as the source (train and valid images, gold
@@ -96,6 +100,7 @@ def default_config(quick=False) -> dict:
         "seed": 0,
         "digits_sources": [4, 6],
         "digits_partitions": 3,
+        "digits_rescaled": True,
         "labelme": True,
         "labelme_data": str(harness.SHARED_DATA / "labelme"),
         "shots": [1, 3, 5],
@@ -114,6 +119,7 @@ def default_config(quick=False) -> dict:
             digits_sources=[6],
             digits_partitions=1,
             labelme=False,
+            digits_rescaled=False,
             n_tasks=5,
             estimator={"n_way": 4, "n_threads": 1, "n_episodes": 400},
         )
@@ -159,10 +165,22 @@ def _row(data, n_source, partition, source, target, info, shots):
     }
 
 
-def digits_partitions(cfg):
-    """Meta-fit and evaluate on the digits partitions."""
+def rescale_features(X, seed):
+    """``X`` with column j multiplied by ``10**u_j`` (u uniform in [-2, 3]) and
+    shifted by ``3 * scale_j * N(0, 1)``: columns with units of their own."""
+    rng = np.random.default_rng(stable_seed(seed, "rescaled-features"))
+    scale = 10.0 ** rng.uniform(-2, 3, X.shape[1])
+    return X * scale + 3 * scale * rng.normal(size=X.shape[1])
+
+
+def digits_partitions(cfg, rescaled=False):
+    """Meta-fit and evaluate on the digits partitions (features rescaled by
+    :func:`rescale_features` with ``rescaled``)."""
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
+    name = "digits"
+    if rescaled:
+        X, name = rescale_features(X, cfg["seed"]), "digits, rescaled"
     results = []
     for n_source in cfg["digits_sources"]:
         for p in range(cfg["digits_partitions"]):
@@ -187,7 +205,7 @@ def digits_partitions(cfg):
                 for shot in cfg["shots"]
             }
             res = _evaluate(model, tasksets)
-            results.append(_row("digits", n_source, p, source, target, info, res))
+            results.append(_row(name, n_source, p, source, target, info, res))
             _log(cfg, results[-1])
     return results
 
@@ -318,6 +336,8 @@ def run(config=None, **overrides) -> dict:
     cfg = harness.configure(default_config, {**(config or {}), **overrides})
     with Timer() as timer:
         raw = digits_partitions(cfg)
+        if cfg["digits_rescaled"]:
+            raw += digits_partitions(cfg, rescaled=True)
         if cfg["labelme"] and Path(cfg["labelme_data"]).is_dir():
             raw += labelme_splits(cfg)
     results = {

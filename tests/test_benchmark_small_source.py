@@ -50,3 +50,14 @@ def test_small_source_study_runs_and_writes_its_tables(tmp_path):
     assert np.isclose(on_disk["summary"][0]["auto"]["mean"], rows[0]["auto"]["mean"])
     assert "csv-table" in (tmp_path / "small_source_quick_tables.rst").read_text()
     assert "| digits | 4 | 1 |" in (tmp_path / "small_source_quick.md").read_text()
+
+
+def test_rescaled_features_differ_in_scale_and_standardise_back():
+    study = _module()
+    X = np.random.default_rng(0).uniform(size=(50, 8))
+    Xr = study.rescale_features(X, seed=0)
+    np.testing.assert_array_equal(Xr, study.rescale_features(X, seed=0))
+    assert Xr.std(axis=0).max() / Xr.std(axis=0).min() > 10
+    # per-feature standardisation (representation="input") undoes the rescaling
+    z = (X - X.mean(0)) / X.std(0)
+    np.testing.assert_allclose((Xr - Xr.mean(0)) / Xr.std(0), z, atol=1e-6)
