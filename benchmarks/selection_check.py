@@ -85,15 +85,21 @@ def task_record(model, X, Y, query_y, Xq) -> dict:
     return record
 
 
+#: Replayed rules: unit -> (scores of that unit, chance floor of the candidate).
+RULES = {u: (u, None) for u in UNITS} | {"items, above chance": ("items", 0.25)}
+
+
 def replay(records, thresholds) -> list[dict]:
-    """Mean accuracy of the rule per default, unit and threshold."""
+    """Mean accuracy of the rule per default, rule and threshold."""
     rows = []
     for default in SPACES:
-        for unit in UNITS:
-            row = {"default": default, "unit": unit}
+        for rule, (unit, chance) in RULES.items():
+            row = {"default": default, "unit": rule}
             for z in thresholds:
                 choice = [
-                    choose_representation(r["scores"][unit], default, min_z=z)
+                    choose_representation(
+                        r["scores"][unit], default, min_z=z, chance=chance
+                    )
                     for r in records
                 ]
                 picks = [r["accuracy"][c] for r, c in zip(records, choice)]

@@ -704,7 +704,8 @@ default="auto"
         ("input" without ``meta_fit``). When the task has at least
         ``MIN_ITEMS_PER_CLASS`` labelled items per class, held-out crowd labels
         (:func:`~sklearn_metaannot._selection.held_out_agreement`) may
-        overrule it (:func:`~sklearn_metaannot._selection.choose_representation`).
+        overrule it (:func:`~sklearn_metaannot._selection.choose_representation`)
+        with a space whose agreement is also above chance, ``1 / K``.
         """
         candidates = list(INPUT_SPACES)
         if hasattr(self, "meta_encoder_"):
@@ -721,7 +722,9 @@ default="auto"
                 U = self._embed(X, name)
                 scores[name] = self._held_out_scores(U, labels, n_classes, seed)
                 self.representation_scores_[name] = float(np.mean(scores[name]))
-        return _selection.choose_representation(scores, default, min_z=_selection.MIN_Z)
+        return _selection.choose_representation(
+            scores, default, min_z=_selection.MIN_Z, chance=1.0 / n_classes
+        )
 
     def _held_out_seed(self):
         """Seed of the held-out folds; None (folds in turn) without random_state.

@@ -152,13 +152,20 @@ of shape (n_samples, n_annotators)
     )
 
 
-def choose_representation(scores, default, *, min_z=1.0):
+def _z(diff):
+    """Mean of ``diff`` in standard errors of that mean."""
+    se = diff.std(ddof=1) / np.sqrt(diff.size)
+    return diff.mean() / se if se > 0 else (np.inf if diff.mean() > 0 else 0.0)
+
+
+def choose_representation(scores, default, *, min_z=1.0, chance=None):
     """The candidate the held-out crowd labels prefer, if clearly; else ``default``.
 
     A candidate replaces ``default`` only when its paired advantage in
     held-out agreement (:func:`held_out_agreement`, same folds) is at least
-    ``min_z`` standard errors; among several such candidates the one with the
-    highest mean wins.
+    ``min_z`` standard errors and, with ``chance``, its own agreement is also
+    ``min_z`` standard errors above ``chance``; among several such candidates
+    the one with the highest mean wins.
 
     Parameters
     ----------
@@ -169,6 +176,12 @@ def choose_representation(scores, default, *, min_z=1.0):
         The candidate chosen without evidence (a key of ``scores``).
     min_z : float, default=1.0
         Required mean / standard error of the paired differences.
+    chance : float or None, default=None
+        The agreement of a guess that ignores the features (``1 / K`` for the
+        probability score). A space whose posteriors are nearly flat scores
+        about that much whatever the class, and can beat an informative but
+        overconfident default; with ``chance`` it must show that its features
+        predict the hidden annotations at all.
 
     Returns
     -------
@@ -189,13 +202,12 @@ def choose_representation(scores, default, *, min_z=1.0):
     ref = np.asarray(scores[default], dtype=float)
     best, best_mean = default, ref.mean() if ref.size else -np.inf
     for name, s in scores.items():
-        diff = np.asarray(s, dtype=float) - ref
-        if name == default or diff.size < 2:
+        s = np.asarray(s, dtype=float)
+        if name == default or s.size < 2:
             continue
-        se = diff.std(ddof=1) / np.sqrt(diff.size)
-        z = diff.mean() / se if se > 0 else (np.inf if diff.mean() > 0 else 0.0)
-        if z >= min_z and np.mean(s) > best_mean:
-            best, best_mean = name, float(np.mean(s))
+        informative = chance is None or _z(s - chance) >= min_z
+        if _z(s - ref) >= min_z and informative and s.mean() > best_mean:
+            best, best_mean = name, float(s.mean())
     return best
 
 

@@ -33,7 +33,7 @@ def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
     }
     rows = module.replay([record], [1.0, 1e9])
     by = {(r["default"], r["unit"]): r for r in rows}
-    assert len(rows) == len(module.SPACES) * len(module.UNITS) == 4 * len(module.UNITS)
+    assert len(rows) == len(module.SPACES) * len(module.RULES) == 4 * len(module.RULES)
     # a wrong default is overruled at z = 1, never at an infinite threshold
     assert by["input", "items"]["z=1"] == 0.9
     assert by["input", "items"]["z=1e+09"] == by["input", "items"]["never"] == 0.5

@@ -134,6 +134,20 @@ def test_choose_representation_needs_a_clear_paired_advantage():
     assert choose_representation(three, "a") == "c"
 
 
+def test_choose_representation_with_chance_needs_informative_features():
+    rng = np.random.default_rng(0)
+    # an informative, overconfident default (probability 1 or 0 of each hidden
+    # annotation) against nearly flat posteriors (about 1/K whatever the item)
+    confident = (rng.uniform(size=40) < 0.1).astype(float)
+    flat = 0.245 + 0.01 * rng.normal(size=40)  # as flat as chance, or below
+    scores = {"a": confident, "b": flat}
+    assert choose_representation(scores, "a", min_z=1.25) == "b"
+    assert choose_representation(scores, "a", min_z=1.25, chance=0.25) == "a"
+    # a candidate clearly above chance still overrules the default
+    scores["c"] = 0.6 + 0.05 * rng.normal(size=40)
+    assert choose_representation(scores, "a", min_z=1.25, chance=0.25) == "c"
+
+
 def test_crowd_agreement_score_tunes_without_gold_labels():
     X, y = _task(20, seed=5, n_noise=2, noise_sd=1.0)
     Y = _crowd(y, seed=5)
