@@ -155,17 +155,23 @@ class CompiledOrEager:
         self.failed = False
 
     def __call__(self, *args, **kwargs):
-        if not self.failed:
-            try:
-                if self.compiled is None:
-                    self.compiled = torch.compile(self.fn, dynamic=False)
-                return self.compiled(*args, **kwargs)
-            except Exception as exc:  # a compiler or backend missing: run eager
-                self.failed = True
-                warnings.warn(
-                    f"compile_em=True: torch.compile failed ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); the EM of meta-training runs eagerly",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        return self.fn(*args, **kwargs)
+        if self.failed:
+            return self.fn(*args, **kwargs)
+        try:
+            if self.compiled is None:
+                self.compiled = torch.compile(self.fn, dynamic=False)
+            return self.compiled(*args, **kwargs)
+        except Exception as exc:  # compiler, backend or the function itself
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        # An error of the function itself raises again here, as itself, and
+        # leaves compilation on; only a failure that eager mode does not share
+        # turns it off (for this wrapper, i.e. the process).
+        out = self.fn(*args, **kwargs)
+        self.failed = True
+        warnings.warn(
+            f"compile_em=True: torch.compile failed ({reason}); "
+            "the EM of meta-training runs eagerly",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return out

@@ -254,6 +254,36 @@ def test_compile_em_falls_back_to_eager_with_a_warning(monkeypatch):
         torch.testing.assert_close(ours, ref, rtol=0, atol=0)
 
 
+def test_compile_em_reports_an_error_of_the_em_itself_and_keeps_compiling(
+    monkeypatch,
+):
+    from sklearn_metaannot._throughput import CompiledOrEager
+
+    compiled_calls = []
+
+    def tracing_compile(fn, **kwargs):  # a compiler that works: it runs fn
+        def run(*args, **kw):
+            compiled_calls.append(args)
+            return fn(*args, **kw)
+
+        return run
+
+    def em(x):
+        if x.shape[-1] != 3:
+            raise ValueError("expected 3 classes")
+        return x.log_softmax(-1)
+
+    monkeypatch.setattr(torch, "compile", tracing_compile)
+    wrapped = CompiledOrEager(em)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no "compile failed"
+        with pytest.raises(ValueError, match="expected 3 classes"):
+            wrapped(torch.zeros(2, 4))
+        assert not wrapped.failed
+        wrapped(torch.zeros(2, 3))
+    assert len(compiled_calls) == 2  # the good batch still went compiled
+
+
 @pytest.mark.parametrize("compile_em", [False, True])
 def test_compile_em_routes_only_the_training_batches_through_the_compiled_em(
     monkeypatch, compile_em
