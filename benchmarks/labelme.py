@@ -173,6 +173,16 @@ add("gold_proto", "Prototypes on gold (ceiling)")(  # class means, scaled featur
 add("gold_proto_normalized", "Prototypes on gold, unit-norm (ceiling)")(
     lambda c, s: OnLabels(_em("normalized")(c, s), c["y"])
 )
+# meta-learned on gold labels of the target classes' validation images (disjoint
+# from the supports and the queries): what the encoder could add with such a source
+add("gold_meta", "Ours, meta-trained on target classes (ceiling)", needs_meta="oracle")(
+    _ours("oracle", representation="meta")
+)
+add(
+    "gold_meta_lr",
+    "Low-rank, meta-trained on target classes (ceiling)",
+    needs_meta="oracle_lr",
+)(_ours("oracle_lr", representation="meta"))
 
 #: Full-data methods (``context``: ``cfg``, and ``y``, the gold training labels).
 FULL = harness.Methods(
@@ -212,6 +222,7 @@ def default_config(quick=False) -> dict:
         | {"sparse_n_annotators": [10, 30], "sparse_annotation_rate": 0.125}
         | {"n_episodes": 2000, "episodes_per_epoch": 200, "meta_batch_size": 4}
         | {"n_val_episodes": 100, "val_fraction": 0.2, "lr": 1e-3, "max_grad_norm": 1.0}
+        | {"oracle_val_fraction": 0.3}  # >= 15 validation images per target class
         # EM (every variant of ours; the package defaults) and the baselines
         | {"n_em_iter": 3, "tau": 0.0, "b": 10.0, "c": [2.0, 1.0]}
         | {"cl_hidden": [64], "cl_epochs": 200, "cl_lr": 0.01}
@@ -326,32 +337,43 @@ def _meta_estimator(cfg, kind, seed):
         params["n_annotators"] = tuple(cfg["sparse_n_annotators"])
         params["annotation_rate"] = cfg["sparse_annotation_rate"]
     params["encoder"] = {"mlp": "mlp", "fw": "feature_weights"}.get(
-        kind, cfg["encoder"]
+        kind, "low_rank" if kind == "oracle_lr" else cfg["encoder"]
     )
     return MetaAnnotatorClassifier(random_state=seed, **params)
 
 
+def _meta_sets(cfg, X, y, classes, key):
+    """``X, y`` of ``classes``, and a stratified hold-out for validation tasks."""
+    X, y = X[np.isin(y, classes)], y[np.isin(y, classes)]
+    rng = np.random.default_rng(stable_seed(*key))
+    is_val = np.zeros(len(y), dtype=bool)
+    fraction = cfg["oracle_val_fraction" if key[1] == "oracle" else "val_fraction"]
+    for k in classes:
+        idx = np.flatnonzero(y == k)
+        is_val[rng.choice(idx, int(round(fraction * len(idx))), replace=False)] = True
+    return X[~is_val], y[~is_val], X[is_val], y[is_val]
+
+
 def meta_train(cfg, data, target, split_index) -> tuple[dict, dict]:
-    """Meta-learn the models that the configured methods need on a split's source."""
+    """Meta-learn the models that the configured methods need on a split's source
+    (the "oracle" ceilings: on the target classes' validation images instead)."""
     source = np.setdiff1d(np.arange(8), target)
     X = np.vstack([data.X_train, data.X_valid])
     y = np.concatenate([data.y_train, data.y_valid])
-    X, y = X[np.isin(y, source)], y[np.isin(y, source)]
-    rng = np.random.default_rng(stable_seed(cfg["seed"], "labelme-val", split_index))
-    is_val = np.zeros(len(y), dtype=bool)
-    for k in source:  # stratified hold-out of source images for validation tasks
-        idx = np.flatnonzero(y == k)
-        n_val = int(round(cfg["val_fraction"] * len(idx)))
-        is_val[rng.choice(idx, n_val, replace=False)] = True
+    sets = _meta_sets(cfg, X, y, source, (cfg["seed"], "labelme-val", split_index))
+    oracle = (data.X_valid, data.y_valid, target, (cfg["seed"], "oracle", split_index))
     methods = METHODS.select(cfg["methods"]).values()
     models, info = {}, {}
     for kind in sorted({m.needs_meta for m in methods if m.needs_meta}):
         seed = stable_seed(cfg["seed"], "labelme-meta", split_index, kind)[0]
         seed = int(np.random.default_rng(seed).integers(2**31 - 1))
         est = models[kind] = _meta_estimator(cfg, kind, seed)
+        X_tr, y_tr, X_val, y_val = (
+            _meta_sets(cfg, *oracle) if kind.startswith("oracle") else sets
+        )
         with harness.Timer() as timer, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            est.meta_fit(X[~is_val], y[~is_val], X_val=X[is_val], y_val=y[is_val])
+            est.meta_fit(X_tr, y_tr, X_val=X_val, y_val=y_val)
         caught = [w for w in caught if "MetaLearning" in type(w.message).__name__]
         info[kind] = {
             "seconds": timer.seconds,
@@ -367,7 +389,7 @@ def meta_train(cfg, data, target, split_index) -> tuple[dict, dict]:
             f"val acc {est.meta_val_accuracy_:.3f} (no meta "
             f"{est.no_meta_val_accuracy_:.3f}), best epoch {est.meta_best_epoch_}",
         )
-    sizes = {"n_source_train": int((~is_val).sum()), "n_source_val": int(is_val.sum())}
+    sizes = {"n_source_train": len(sets[1]), "n_source_val": len(sets[3])}
     about = {"source": source.tolist(), "target": list(target), **sizes}
     return models, {**about, "models": info}
 
@@ -709,7 +731,9 @@ def _plot_styles(methods) -> dict:
             styles[m] = {"lw": 2.6, "marker": "o", "color": "C3"}
         elif m.startswith("gold"):
             ls = "--" if m == "gold" else "-."
-            styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": ""}
+            marker = {"gold_proto_normalized": "^", "gold_meta": "D"}.get(m, "")
+            marker = "v" if m == "gold_meta_lr" else marker
+            styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": marker}
         else:
             styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin
     return {METHODS[m].label: style for m, style in styles.items()}

@@ -88,6 +88,25 @@ def test_tasks_are_seeded_class_balanced_and_keep_only_target_labels(
         )
 
 
+def test_the_oracle_ceiling_meta_trains_on_target_validation_images_only(
+    labelme, labelme_data
+):
+    data = labelme.load_labelme(labelme_data)
+    cfg, target = labelme.default_config(), [1, 3, 5, 7]
+    key = (0, "oracle", 2)
+    X_tr, y_tr, X_val, y_val = labelme._meta_sets(
+        cfg, data.X_valid, data.y_valid, target, key
+    )
+    assert set(y_tr) == set(y_val) == set(target)
+    # every validation class can fill an episode (n_shot 5 + n_query 10)
+    assert np.bincount(y_val)[target].min() >= 15
+    # disjoint from the supports (training images) and the queries (test images)
+    used = np.vstack([data.X_train, data.X_test])
+    seen = {row.tobytes() for row in used}
+    assert not any(row.tobytes() in seen for row in np.vstack([X_tr, X_val]))
+    assert len(y_tr) + len(y_val) == np.isin(data.y_valid, target).sum()
+
+
 def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots")
     results = labelme.run(
