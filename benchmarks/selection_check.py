@@ -7,7 +7,9 @@ Protocol (validation data only, no test alphabet): the default model
 (``pseudo_annotation=False``, the Omniglot benchmark's Conv-4 settings) is
 meta-fitted on the background alphabets; tasks are 4-way, 3 and 5 shots (the
 check needs 2 items per class), R = 3/5/7 simulated annotators of the main
-mixture, on the validation alphabet (Greek). Per task: every candidate space's
+mixture, on the validation alphabet (Greek); and sparse crowds like real ones
+(10 annotators each labelling an item with probability 0.3, or 30 with 0.1:
+about 3 labels per item, few per annotator). Per task: every candidate space's
 held-out agreement (per annotation and per item, scoring the probability of
 each hidden annotation or its match with the predicted class; the folds of
 ``fit``) and its accuracy when forced. The rule of ``fit`` is then replayed
@@ -57,6 +59,7 @@ def default_config(quick=False) -> dict:
         "n_tasks": 30,
         "shots": [3, 5],
         "annotators": [3, 5, 7],
+        "sparse_crowds": [[10, 0.3], [30, 0.1]],  # (annotators, annotation rate)
         "thresholds": [0.5, 1.0, 1.25, 1.5, 2.0, 3.0],
         "seed": 7,
         "threads": 2,
@@ -90,7 +93,17 @@ RULES = {u: (u, None) for u in UNITS} | {"items, above chance": ("items", 0.25)}
 
 
 def replay(records, thresholds) -> list[dict]:
-    """Mean accuracy of the rule per default, rule and threshold."""
+    """Mean accuracy of the rule per crowd (dense, sparse), default, rule and
+    threshold."""
+    rows = []
+    for crowd in sorted({r["crowd"] for r in records}):
+        rows += _replay([r for r in records if r["crowd"] == crowd], thresholds)
+        for row in rows[-len(SPACES) * len(RULES) :]:
+            row["crowd"] = crowd
+    return rows
+
+
+def _replay(records, thresholds) -> list[dict]:
     rows = []
     for default in SPACES:
         for rule, (unit, chance) in RULES.items():
@@ -130,16 +143,26 @@ def _run(cfg) -> dict:
         model.meta_fit(X_train, y_train, X_val=X_val, y_val=y_val)
     harness.log(cfg, f"meta_fit {timer.seconds:.0f} s, chose {model.meta_selected_}")
     records = []
+    crowds = [("dense", R, 1.0) for R in cfg["annotators"]]
+    crowds += [("sparse", R, rate) for R, rate in cfg["sparse_crowds"]]
     for shot in cfg["shots"]:
-        for R in cfg["annotators"]:
+        for crowd, R, rate in crowds:
+            key = [cfg["seed"], shot, R] + (
+                [] if crowd == "dense" else [int(rate * 100)]
+            )
             tasks = harness.sample_crowd_tasks(
                 y_val, n_tasks=cfg["n_tasks"], n_way=4, n_shot=shot, n_query=10,
-                n_annotators=R, seed=[cfg["seed"], shot, R],
+                n_annotators=R, simulator_params={"annotation_rate": rate}, seed=key,
             )  # fmt: skip
             for t in tasks:
                 Xs, Xq = X_val[t.support], X_val[t.query]
-                records.append(task_record(model, Xs, t.Y, t.query_y, Xq))
-    best = float(np.mean([max(r["accuracy"].values()) for r in records]))
+                record = task_record(model, Xs, t.Y, t.query_y, Xq)
+                records.append({**record, "crowd": crowd})
+    best = {
+        crowd: float(np.mean([max(r["accuracy"].values()) for r in part]))
+        for crowd in ("dense", "sparse")
+        if (part := [r for r in records if r["crowd"] == crowd])
+    }
     return {
         "config": cfg,
         "environment": harness.environment(),
@@ -157,18 +180,23 @@ def page(results) -> list:
     keys = [f"z={z:g}" for z in results["config"]["thresholds"]] + ["never"]
     chosen = results["meta_selected"]
     rows = [
-        [r["default"] + (" (meta_fit's)" if r["default"] == chosen else ""),
+        [r.get("crowd", "dense"),
+         r["default"] + (" (meta_fit's)" if r["default"] == chosen else ""),
          r["unit"], *(f"{r[k]:.4f}" for k in keys)]
         for r in results["rows"]
     ]  # fmt: skip
     title = (
         f"Mean accuracy of representation='auto' on {results['n_tasks']} validation "
-        "tasks, by default space, unit of the paired test and threshold min_z"
+        "tasks, by crowd, default space, unit of the paired test and threshold min_z"
     )
-    best = f"Best space per task in hindsight: {results['best_space_per_task']:.4f}."
+    best = results["best_space_per_task"]
+    best = best if isinstance(best, dict) else {"dense": best}
+    best = "; ".join(f"{k} {v:.4f}" for k, v in best.items())
+    best = f"Best space per task in hindsight: {best}."
+    header = ["crowd", "default", "unit", *keys]
     return [
         harness.page_header(results, "selection_check.py", "Per-task check"),
-        harness.Table(f"{title}. {best}", title, ["default", "unit", *keys], rows),
+        harness.Table(f"{title}. {best}", title, header, rows),
     ]
 
 

@@ -30,10 +30,16 @@ def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
     record = {
         "scores": dict.fromkeys(module.UNITS, scores),
         "accuracy": {"meta": 0.9, "input": 0.5, "scaled": 0.55, "normalized": 0.55},
+        "crowd": "dense",
     }
-    rows = module.replay([record], [1.0, 1e9])
-    by = {(r["default"], r["unit"]): r for r in rows}
-    assert len(rows) == len(module.SPACES) * len(module.RULES) == 4 * len(module.RULES)
+    flat = {"scores": dict.fromkeys(module.UNITS, dict.fromkeys(scores, base))}
+    flat |= {"accuracy": dict.fromkeys(scores, 0.3), "crowd": "sparse"}
+    rows = module.replay([record, flat], [1.0, 1e9])
+    n_rules = len(module.SPACES) * len(module.RULES)
+    assert len(rows) == 2 * n_rules == 2 * 4 * len(module.RULES)
+    # each crowd is replayed on its own tasks
+    assert {r["z=1"] for r in rows if r["crowd"] == "sparse"} == {0.3}
+    by = {(r["default"], r["unit"]): r for r in rows if r["crowd"] == "dense"}
     # a wrong default is overruled at z = 1, never at an infinite threshold
     assert by["input", "items"]["z=1"] == 0.9
     assert by["input", "items"]["z=1e+09"] == by["input", "items"]["never"] == 0.5
