@@ -88,30 +88,38 @@ def task_record(model, X, Y, query_y, Xq) -> dict:
     return record
 
 
-#: Replayed rules: unit -> (scores of that unit, chance floor of the candidate).
-RULES = {u: (u, None) for u in UNITS} | {"items, above chance": ("items", 0.25)}
+#: Replayed rules: name -> (scores of that unit, chance floor of the candidate,
+#: whether only meta_fit's plausible input spaces are candidates).
+RULES = {u: (u, None, False) for u in UNITS}
+RULES["items, above chance"] = ("items", 0.25, False)
+RULES["items, above chance, plausible"] = ("items", 0.25, True)
 
 
-def replay(records, thresholds) -> list[dict]:
+def replay(records, thresholds, plausible=SPACES) -> list[dict]:
     """Mean accuracy of the rule per crowd (dense, sparse), default, rule and
-    threshold."""
+    threshold; ``plausible``: the input spaces meta_fit left as candidates."""
     rows = []
     for crowd in sorted({r["crowd"] for r in records}):
-        rows += _replay([r for r in records if r["crowd"] == crowd], thresholds)
+        part = [r for r in records if r["crowd"] == crowd]
+        rows += _replay(part, thresholds, plausible)
         for row in rows[-len(SPACES) * len(RULES) :]:
             row["crowd"] = crowd
     return rows
 
 
-def _replay(records, thresholds) -> list[dict]:
+def _replay(records, thresholds, plausible) -> list[dict]:
     rows = []
     for default in SPACES:
-        for rule, (unit, chance) in RULES.items():
+        for rule, (unit, chance, restrict) in RULES.items():
             row = {"default": default, "unit": rule}
+            keep = {default, "meta", *plausible} if restrict else set(SPACES)
             for z in thresholds:
                 choice = [
                     choose_representation(
-                        r["scores"][unit], default, min_z=z, chance=chance
+                        {s: v for s, v in r["scores"][unit].items() if s in keep},
+                        default,
+                        min_z=z,
+                        chance=chance,
                     )
                     for r in records
                 ]
@@ -170,7 +178,8 @@ def _run(cfg) -> dict:
         "meta_val_scores": model.meta_val_scores_,
         "n_tasks": len(records),
         "best_space_per_task": best,
-        "rows": replay(records, cfg["thresholds"]),
+        "meta_input_candidates": list(model.meta_input_candidates_),
+        "rows": replay(records, cfg["thresholds"], model.meta_input_candidates_),
         "meta_fit_seconds": timer.seconds,
     }
 
@@ -193,6 +202,9 @@ def page(results) -> list:
     best = best if isinstance(best, dict) else {"dense": best}
     best = "; ".join(f"{k} {v:.4f}" for k, v in best.items())
     best = f"Best space per task in hindsight: {best}."
+    if "meta_input_candidates" in results:
+        plausible = ", ".join(results["meta_input_candidates"])
+        best += f" Input spaces meta_fit left plausible: {plausible}."
     header = ["crowd", "default", "unit", *keys]
     return [
         harness.page_header(results, "selection_check.py", "Per-task check"),

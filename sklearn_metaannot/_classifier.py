@@ -59,6 +59,7 @@ _META_ATTRIBUTES = (
     "meta_selected_",
     "meta_val_scores_",
     "meta_input_scores_",
+    "meta_input_candidates_",
     "meta_val_accuracy_",
     "no_meta_val_accuracy_",
     "meta_best_epoch_",
@@ -426,6 +427,10 @@ default="auto"
         episodes of all source classes (the input spaces learn nothing from the
         source, so its classes can validate them). Without ``n_way``-way
         validation tasks, ``meta_selected_`` is the best of them.
+    meta_input_candidates_ : tuple of str
+        The input spaces that ``fit(representation="auto")`` may switch to: those
+        not clearly worse than the best of ``meta_input_scores_`` on the same
+        episodes (paired over episodes, by less than ``MIN_Z`` standard errors).
     meta_val_accuracy_, no_meta_val_accuracy_ : float
         Validation-task accuracy of the best meta-learned encoder and of EM on
         standardised inputs (NaN without validation tasks).
@@ -707,12 +712,16 @@ default="auto"
         overrule it (:func:`~sklearn_metaannot._selection.choose_representation`)
         with a space whose agreement is also above chance, ``1 / K``.
         """
-        candidates = list(INPUT_SPACES)
+        default = getattr(self, "meta_selected_", "input")
+        # input spaces clearly worse on meta_fit's source episodes stay out: how
+        # well a space suits the features depends on their units, not classes
+        plausible = getattr(self, "meta_input_candidates_", INPUT_SPACES)
+        candidates = [s for s in INPUT_SPACES if s in plausible or s == default]
         if hasattr(self, "meta_encoder_"):
             candidates.append("meta")
-        default = getattr(self, "meta_selected_", "input")
         n_labelled = int(np.unique(labels.rows).size)
-        self.representation_scores_ = dict.fromkeys(candidates, float("nan"))
+        spaces = [*INPUT_SPACES, *(["meta"] if "meta" in candidates else [])]
+        self.representation_scores_ = dict.fromkeys(spaces, float("nan"))
         if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
             return default
         seed = self._held_out_seed()
@@ -845,28 +854,31 @@ default="auto"
         is_val = np.isin(y, val_classes)
         return X[~is_val], y[~is_val], X[is_val], y[is_val]
 
-    def _no_meta_scores(self, X, y, *, episodes, seed, c, spaces=INPUT_SPACES):
+    def _no_meta_scores(
+        self, X, y, *, episodes, seed, c, spaces=INPUT_SPACES, return_episodes=False
+    ):
         """Query accuracy of EM in the input spaces on episodes from ``(X, y)``.
 
         ``n_val_episodes`` noisy ``min(n_way, n_classes)``-way episodes, seeded
         by ``seed``, from the features as given (``fit`` scales them itself);
-        ties go to "input", listed first.
+        ties go to "input", listed first. With ``return_episodes``, also each
+        space's accuracy per episode (the same episodes for every space).
         """
         n_way = min(self.n_way, len(np.unique(y)))
         sampler = EpisodeSampler(X, y, n_way=n_way, pseudo_annotation=True, **episodes)
         dataset = EpisodeDataset(sampler, self.n_val_episodes, seed, fixed=True)
+        em = {"n_em_iter": self.n_em_iter, "tau": self.tau, "b": self.b, "c": c}
         with torch_threads(1):
-            return {
+            results = {
                 name: no_meta_accuracy(
-                    dataset,
-                    n_em_iter=self.n_em_iter,
-                    tau=self.tau,
-                    b=self.b,
-                    c=c,
-                    scaling=name,
+                    dataset, scaling=name, return_episodes=True, **em
                 )
                 for name in spaces
             }
+        scores = {name: r[0] for name, r in results.items()}
+        if return_episodes:
+            return scores, {name: r[1] for name, r in results.items()}
+        return scores
 
     @_fit_context(prefer_skip_nested_validation=True)
     def meta_fit(self, X_source, y_source, *, X_val=None, y_val=None):
@@ -1049,12 +1061,17 @@ default="auto"
         no_meta_kw = {"episodes": episode_kw, "seed": seed_val, "c": c}
         val_full_way = X_val is not None and val_sampler.n_way == self.n_way
         if val_full_way:
-            input_scores = self._no_meta_scores(X_val, y_val, **no_meta_kw)
+            X_in, y_in = X_val, y_val
         else:
-            X_all = X_train if X_val is None else np.concatenate([X_train, X_val])
-            y_all = y_train if y_val is None else np.concatenate([y_train, y_val])
-            input_scores = self._no_meta_scores(X_all, y_all, **no_meta_kw)
+            X_in = X_train if X_val is None else np.concatenate([X_train, X_val])
+            y_in = y_train if y_val is None else np.concatenate([y_train, y_val])
+        input_scores, per_episode = self._no_meta_scores(
+            X_in, y_in, return_episodes=True, **no_meta_kw
+        )
         self.meta_input_scores_ = input_scores
+        self.meta_input_candidates_ = _selection.plausible_spaces(
+            input_scores, per_episode, min_z=_selection.MIN_Z
+        )
         if val_ds is not None:
             module.load_state_dict(keep_best.best_state_)
             self.meta_val_accuracy_ = float(keep_best.best_score_)

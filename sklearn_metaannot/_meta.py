@@ -430,14 +430,23 @@ def to_input_space(X, space, offset, scale):
 
 
 def no_meta_accuracy(
-    dataset: EpisodeDataset, *, n_em_iter, tau, b, c, scaling="input"
-) -> float:
+    dataset: EpisodeDataset,
+    *,
+    n_em_iter,
+    tau,
+    b,
+    c,
+    scaling="input",
+    return_episodes=False,
+):
     """Query accuracy of EM on the input features (no meta-learning).
 
     Each task builds the input space ``scaling`` (a name of ``INPUT_SPACES``)
     from the statistics of its own support set, exactly as
     :meth:`MetaAnnotatorClassifier.fit` does for ``representation=scaling``;
-    these are the peers that a meta-learned encoder has to beat.
+    these are the peers that a meta-learned encoder has to beat. With
+    ``return_episodes``, also the query accuracy of each episode (in the order
+    of ``dataset``), for paired comparisons between spaces.
     """
     K = dataset.sampler.n_way
     # tasks of the same support size and number of annotators run as one batch
@@ -445,9 +454,11 @@ def no_meta_accuracy(
     groups = {}
     for i in range(len(dataset)):
         ep = dataset.episode(i)
-        groups.setdefault(ep.support_codes.shape, []).append(ep)
+        groups.setdefault(ep.support_codes.shape, []).append((i, ep))
     correct = total = 0
-    for episodes in groups.values():
+    per_episode = np.empty(len(dataset))
+    for members in groups.values():
+        index, episodes = zip(*members)
         U, Uq = zip(*(_scaled_task(ep, scaling) for ep in episodes))
         codes = np.stack([ep.support_codes for ep in episodes])
         Y = one_hot_annotations(torch.from_numpy(codes), K).double()
@@ -461,6 +472,9 @@ def no_meta_accuracy(
         query_y = np.stack([ep.query_y for ep in episodes])
         correct += int((pred == query_y).sum())
         total += query_y.size
+        per_episode[list(index)] = (pred == query_y).mean(axis=1)
+    if return_episodes:
+        return correct / total, per_episode
     return correct / total
 
 

@@ -159,6 +159,47 @@ def _z(diff):
     return diff.mean() / se if se > 0 else (np.inf if diff.mean() > 0 else 0.0)
 
 
+def plausible_spaces(scores, per_episode, *, min_z=MIN_Z) -> tuple:
+    """The spaces not clearly worse than the best one on the same episodes.
+
+    A space is dropped when the best space's advantage over it, paired over
+    episodes, is at least ``min_z`` standard errors. ``meta_fit`` applies this
+    to the input spaces on its source episodes: which input space suits the
+    features depends on their units and geometry, not on the classes, so a
+    space that clearly lost there is not a candidate of the per-task check.
+
+    Parameters
+    ----------
+    scores : dict of str to float
+        Mean accuracy per space; the best is the first of the highest.
+    per_episode : dict of str to ndarray
+        Accuracy per episode, the same episodes for every space.
+    min_z : float, default=MIN_Z
+
+    Returns
+    -------
+    tuple of str
+        In the order of ``scores``; always holds the best space.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._selection import plausible_spaces
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.uniform(0.6, 0.9, size=50)
+    >>> per = {"a": a, "b": a - 0.2, "c": a + rng.normal(0, 0.05, size=50)}
+    >>> plausible_spaces({k: v.mean() for k, v in per.items()}, per)
+    ('a', 'c')
+    """
+    best = max(scores, key=scores.get)
+    ref = np.asarray(per_episode[best], dtype=float)
+    return tuple(
+        name
+        for name in scores
+        if name == best or _z(ref - np.asarray(per_episode[name], dtype=float)) < min_z
+    )
+
+
 def choose_representation(scores, default, *, min_z=1.0, chance=None):
     """The candidate the held-out crowd labels prefer, if clearly; else ``default``.
 

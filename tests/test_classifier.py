@@ -500,6 +500,23 @@ def test_few_source_classes_choose_the_better_input_space(
     assert clf.fit(Xt, yt).representation_ == clf.meta_selected_
 
 
+def test_the_check_switches_only_to_input_spaces_plausible_on_the_source():
+    X, y = _scales_task(0.05, 1.0)  # standardising wins by far on the source
+    clf = _short_meta_fit(X, y)
+    assert clf.meta_selected_ == "input"
+    assert clf.meta_input_candidates_ == ("input",)
+    Xt, yt = _scales_task(0.05, 1.0, n=5, seed=5)  # large enough to be checked
+    scores = clf.fit(Xt, yt).representation_scores_
+    assert set(scores) == {*INPUT_SPACES, "meta"}
+    # the spaces that clearly lost on the source episodes are not scored
+    assert np.isnan(scores["scaled"]) and np.isnan(scores["normalized"])
+    assert np.isfinite(scores["input"]) and np.isfinite(scores["meta"])
+    # without meta_fit every input space is a candidate
+    plain = MetaAnnotatorClassifier(random_state=0).fit(Xt, yt)
+    assert set(plain.representation_scores_) == set(INPUT_SPACES)
+    assert np.isfinite(list(plain.representation_scores_.values())).all()
+
+
 def test_validation_data_of_source_classes_chooses_the_epoch_not_the_space():
     X, y = _scales_task(1.0, 0.05, n=40)
     held = np.arange(len(y)) % 4 == 0  # images of the same classes
