@@ -336,18 +336,17 @@ def _meta_estimator(cfg, kind, seed):
     if kind == "sparse":
         params["n_annotators"] = tuple(cfg["sparse_n_annotators"])
         params["annotation_rate"] = cfg["sparse_annotation_rate"]
-    params["encoder"] = {"mlp": "mlp", "fw": "feature_weights"}.get(
-        kind, "low_rank" if kind == "oracle_lr" else cfg["encoder"]
-    )
+    encoders = {"mlp": "mlp", "fw": "feature_weights", "oracle_lr": "low_rank"}
+    params["encoder"] = encoders.get(kind, cfg["encoder"])
     return MetaAnnotatorClassifier(random_state=seed, **params)
 
 
-def _meta_sets(cfg, X, y, classes, key):
-    """``X, y`` of ``classes``, and a stratified hold-out for validation tasks."""
+def _meta_sets(X, y, classes, fraction, key):
+    """``X, y`` of ``classes``, and a stratified hold-out (``fraction`` of each
+    class, seeded by ``key``) for validation tasks."""
     X, y = X[np.isin(y, classes)], y[np.isin(y, classes)]
     rng = np.random.default_rng(stable_seed(*key))
     is_val = np.zeros(len(y), dtype=bool)
-    fraction = cfg["oracle_val_fraction" if key[1] == "oracle" else "val_fraction"]
     for k in classes:
         idx = np.flatnonzero(y == k)
         is_val[rng.choice(idx, int(round(fraction * len(idx))), replace=False)] = True
@@ -360,17 +359,19 @@ def meta_train(cfg, data, target, split_index) -> tuple[dict, dict]:
     source = np.setdiff1d(np.arange(8), target)
     X = np.vstack([data.X_train, data.X_valid])
     y = np.concatenate([data.y_train, data.y_valid])
-    sets = _meta_sets(cfg, X, y, source, (cfg["seed"], "labelme-val", split_index))
-    oracle = (data.X_valid, data.y_valid, target, (cfg["seed"], "oracle", split_index))
+    key = (cfg["seed"], "labelme-val", split_index)
+    sets = _meta_sets(X, y, source, cfg["val_fraction"], key)
+    key = (cfg["seed"], "oracle", split_index)
+    oracle = _meta_sets(
+        data.X_valid, data.y_valid, target, cfg["oracle_val_fraction"], key
+    )
     methods = METHODS.select(cfg["methods"]).values()
     models, info = {}, {}
     for kind in sorted({m.needs_meta for m in methods if m.needs_meta}):
         seed = stable_seed(cfg["seed"], "labelme-meta", split_index, kind)[0]
         seed = int(np.random.default_rng(seed).integers(2**31 - 1))
         est = models[kind] = _meta_estimator(cfg, kind, seed)
-        X_tr, y_tr, X_val, y_val = (
-            _meta_sets(cfg, *oracle) if kind.startswith("oracle") else sets
-        )
+        X_tr, y_tr, X_val, y_val = oracle if kind.startswith("oracle") else sets
         with harness.Timer() as timer, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             est.meta_fit(X_tr, y_tr, X_val=X_val, y_val=y_val)
@@ -731,8 +732,8 @@ def _plot_styles(methods) -> dict:
             styles[m] = {"lw": 2.6, "marker": "o", "color": "C3"}
         elif m.startswith("gold"):
             ls = "--" if m == "gold" else "-."
-            marker = {"gold_proto_normalized": "^", "gold_meta": "D"}.get(m, "")
-            marker = "v" if m == "gold_meta_lr" else marker
+            markers = {"gold_proto_normalized": "^", "gold_meta": "D"}
+            marker = (markers | {"gold_meta_lr": "v"}).get(m, "")
             styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": marker}
         else:
             styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin

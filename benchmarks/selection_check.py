@@ -101,9 +101,9 @@ def replay(records, thresholds, plausible=SPACES) -> list[dict]:
     rows = []
     for crowd in sorted({r["crowd"] for r in records}):
         part = [r for r in records if r["crowd"] == crowd]
-        rows += _replay(part, thresholds, plausible)
-        for row in rows[-len(SPACES) * len(RULES) :]:
-            row["crowd"] = crowd
+        rows += [
+            {**row, "crowd": crowd} for row in _replay(part, thresholds, plausible)
+        ]
     return rows
 
 
@@ -189,7 +189,7 @@ def page(results) -> list:
     keys = [f"z={z:g}" for z in results["config"]["thresholds"]] + ["never"]
     chosen = results["meta_selected"]
     rows = [
-        [r.get("crowd", "dense"),
+        [r["crowd"],
          r["default"] + (" (meta_fit's)" if r["default"] == chosen else ""),
          r["unit"], *(f"{r[k]:.4f}" for k in keys)]
         for r in results["rows"]
@@ -198,13 +198,12 @@ def page(results) -> list:
         f"Mean accuracy of representation='auto' on {results['n_tasks']} validation "
         "tasks, by crowd, default space, unit of the paired test and threshold min_z"
     )
-    best = results["best_space_per_task"]
-    best = best if isinstance(best, dict) else {"dense": best}
-    best = "; ".join(f"{k} {v:.4f}" for k, v in best.items())
-    best = f"Best space per task in hindsight: {best}."
-    if "meta_input_candidates" in results:
-        plausible = ", ".join(results["meta_input_candidates"])
-        best += f" Input spaces meta_fit left plausible: {plausible}."
+    best = "; ".join(f"{k} {v:.4f}" for k, v in results["best_space_per_task"].items())
+    plausible = ", ".join(results["meta_input_candidates"])
+    best = (
+        f"Best space per task in hindsight: {best}. "
+        f"Input spaces meta_fit left plausible: {plausible}."
+    )
     header = ["crowd", "default", "unit", *keys]
     return [
         harness.page_header(results, "selection_check.py", "Per-task check"),

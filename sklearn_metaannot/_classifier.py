@@ -716,11 +716,9 @@ default="auto"
         # input spaces clearly worse on meta_fit's source episodes stay out: how
         # well a space suits the features depends on their units, not classes
         plausible = getattr(self, "meta_input_candidates_", INPUT_SPACES)
-        candidates = [s for s in INPUT_SPACES if s in plausible or s == default]
-        if hasattr(self, "meta_encoder_"):
-            candidates.append("meta")
+        spaces = [*INPUT_SPACES, *(["meta"] if hasattr(self, "meta_encoder_") else [])]
+        candidates = [s for s in spaces if s in plausible or s in (default, "meta")]
         n_labelled = int(np.unique(labels.rows).size)
-        spaces = [*INPUT_SPACES, *(["meta"] if "meta" in candidates else [])]
         self.representation_scores_ = dict.fromkeys(spaces, float("nan"))
         if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
             return default

@@ -95,7 +95,7 @@ def test_the_oracle_ceiling_meta_trains_on_target_validation_images_only(
     cfg, target = labelme.default_config(), [1, 3, 5, 7]
     key = (0, "oracle", 2)
     X_tr, y_tr, X_val, y_val = labelme._meta_sets(
-        cfg, data.X_valid, data.y_valid, target, key
+        data.X_valid, data.y_valid, target, cfg["oracle_val_fraction"], key
     )
     assert set(y_tr) == set(y_val) == set(target)
     # every validation class can fill an episode (n_shot 5 + n_query 10)
