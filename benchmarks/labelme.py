@@ -37,10 +37,12 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # harness adds the checkout when not installed
@@ -84,6 +86,15 @@ def _em(representation):
     """Our EM without meta-learning, on the input features in ``representation``."""
     return lambda c, seed: MetaAnnotatorClassifier(
         representation=representation, random_state=seed, **_em_params(c["cfg"])
+    )
+
+
+def _projected(images):
+    """Our EM on unit-norm items projected by a PCA fitted on ``images`` ("source":
+    the split's source images; "all": every train and valid image, without labels,
+    target classes included)."""
+    return lambda c, seed: make_pipeline(
+        FrozenEstimator(c["projections"][images]), _em("normalized")(c, seed)
     )
 
 
@@ -157,6 +168,12 @@ add("ours_mlp", "Ours, MLP encoder", needs_meta="mlp")(_ours("mlp"))
 add("em_global", "EM, no meta (global scaling)")(_em("scaled"))
 add("em_input", "EM, no meta (standardised)")(_em("input"))
 add("em_normalized", "EM, no meta (unit-norm items)")(_em("normalized"))
+# what the source images can teach without labels, and what images of the target
+# classes could (a diagnostic: the target classes' images are not a user's source)
+add("em_pca_source", "EM, unit-norm, PCA of the source images")(_projected("source"))
+add("unlabelled_pca", "EM, unit-norm, PCA of all images (unlabelled target images)")(
+    _projected("all")
+)
 add("ours_pa", "Ours, with PA", needs_meta="pa")(_ours("pa"))  # the paper's
 add("prmv", "PrMV", needs_meta="wopa")(  # prototypes of soft majority-vote labels
     lambda c, s: PrototypeClassifier(
@@ -183,6 +200,10 @@ add(
     "Low-rank, meta-trained on target classes (ceiling)",
     needs_meta="oracle_lr",
 )(_ours("oracle_lr", representation="meta"))
+
+#: Name prefixes of the rows that see what no method may (gold labels, the target
+#: classes' images): not bold, black in the plots.
+CEILINGS = ("gold", "unlabelled")
 
 #: Full-data methods (``context``: ``cfg``, and ``y``, the gold training labels).
 FULL = harness.Methods(
@@ -225,6 +246,7 @@ def default_config(quick=False) -> dict:
         | {"oracle_val_fraction": 0.3}  # >= 15 validation images per target class
         # EM (every variant of ours; the package defaults) and the baselines
         | {"n_em_iter": 3, "tau": 0.0, "b": 10.0, "c": [2.0, 1.0]}
+        | {"pca_components": 16}  # the PCA rows (a diagnostic)
         | {"cl_hidden": [64], "cl_epochs": 200, "cl_lr": 0.01}
         # the full-data setting
         | {"full_data": True, "full_methods": list(FULL), "full_seeds": [0, 1, 2]}
@@ -318,6 +340,17 @@ def query_set(data, target):
     """Every test image of the ``target`` classes, with its class code."""
     in_target = np.isin(data.y_test, target)
     return data.X_test[in_target], np.searchsorted(target, data.y_test[in_target])
+
+
+def projections(cfg, data, target) -> dict:
+    """The PCAs of the rows "PCA of ...": unit-norm items projected on their first
+    ``pca_components`` principal components, fitted on the train and valid images
+    of the split's source classes ("source") or of all classes ("all")."""
+    X = np.vstack([data.X_train, data.X_valid])
+    y = np.concatenate([data.y_train, data.y_valid])
+    source = ~np.isin(y, target)
+    pca = make_pipeline(Normalizer(), PCA(cfg["pca_components"], random_state=0))
+    return {"source": clone(pca).fit(X[source]), "all": clone(pca).fit(X)}
 
 
 # -- meta-training -------------------------------------------------------------
@@ -420,6 +453,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
     """Accuracies of every method on every task of one split, per setting."""
     X_query, y_query = query_set(data, np.asarray(target))
     methods = METHODS.select(cfg["methods"])
+    projected = projections(cfg, data, target)
     out = {}
     for shot in cfg["shots"]:
         tasks, redrawn = make_tasks(
@@ -432,6 +466,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
         rows = []  # each task with its gold labels in the context (the ceilings)
         for t in tasks:
             context = {"cfg": cfg, "models": models, "y": t["y"]}
+            context["projections"] = projected
             rows += harness.evaluate(methods, harness.TaskSet([t], read), context)
         acc = harness.column(rows)
         labels = [support_label_accuracy(t, t["seed"]) for t in tasks]
@@ -617,7 +652,7 @@ def tables(results) -> list:
     cfg, summary = results["config"], results["summary"]
     few = [str(s) for s in cfg["shots"] if s != "all"]
     cols = few + [str(s) for s in cfg["shots"] if s == "all"]
-    competitors = [m for m in cfg["methods"] if not m.startswith("gold")]  # no ceiling
+    competitors = [m for m in cfg["methods"] if not m.startswith(CEILINGS)]
     bold = [harness.best_or_tied(_pooled(results["raw"], s, competitors)) for s in cols]
     columns = [
         {m: (c[m]["mean"], c[m]["sem"]) for m in c} for c in map(summary.get, cols)
@@ -651,7 +686,7 @@ def tables(results) -> list:
     out = [
         Table(
             "## Few-shot target tasks with real annotators (4-way; bold: best and "
-            "statistically tied, paired t-test p >= 0.05; gold ceiling excluded)",
+            "statistically tied, paired t-test p >= 0.05; ceilings excluded)",
             "Accuracy on the target-class test images (mean ± s.e. over tasks)",
             header,
             fewshot,
@@ -724,16 +759,16 @@ def csv_rows(results) -> tuple[list, list]:
 
 
 def _plot_styles(methods) -> dict:
-    """Ours bold red, the gold ceilings black and dashed, EM without meta dotted."""
+    """Ours bold red, the ceilings black and dashed, EM without meta dotted."""
     thin = {"lw": 1.2, "marker": ".", "alpha": 0.85}
     styles = {}
     for m in methods:
         if m == "ours":
             styles[m] = {"lw": 2.6, "marker": "o", "color": "C3"}
-        elif m.startswith("gold"):
+        elif m.startswith(CEILINGS):
             ls = "--" if m == "gold" else "-."
             markers = {"gold_proto_normalized": "^", "gold_meta": "D"}
-            marker = (markers | {"gold_meta_lr": "v"}).get(m, "")
+            marker = (markers | {"gold_meta_lr": "v", "unlabelled_pca": "s"}).get(m, "")
             styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": marker}
         else:
             styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin

@@ -38,6 +38,8 @@ TINY = {
         "cl",
         "gold",
         "gold_proto",
+        "em_pca_source",
+        "unlabelled_pca",
     ],
     "n_episodes": 4,
     "episodes_per_epoch": 4,
@@ -105,6 +107,17 @@ def test_the_oracle_ceiling_meta_trains_on_target_validation_images_only(
     seen = {row.tobytes() for row in used}
     assert not any(row.tobytes() in seen for row in np.vstack([X_tr, X_val]))
     assert len(y_tr) + len(y_val) == np.isin(data.y_valid, target).sum()
+
+
+def test_the_source_pca_sees_no_image_of_the_target_classes(labelme, labelme_data):
+    data = labelme.load_labelme(labelme_data)
+    target = [1, 3, 5, 7]
+    pcas = labelme.projections(labelme.default_config(), data, target)
+    y = np.concatenate([data.y_train, data.y_valid])
+    assert pcas["source"][-1].n_samples_ == (~np.isin(y, target)).sum()
+    assert pcas["all"][-1].n_samples_ == len(y) == 1500
+    # the unit-norm items are projected on 16 components
+    assert pcas["source"].transform(data.X_test[:3]).shape == (3, 16)
 
 
 def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):
