@@ -144,6 +144,30 @@ class OnLabels:
         return self.classifier.predict(X)
 
 
+class WithUnlabelled:
+    """``estimator`` fitted on the support and, without labels, on the images
+    ``X_unlabelled`` too (semi-supervised EM); it predicts as usual."""
+
+    def __init__(self, estimator, X_unlabelled):
+        self.estimator, self.X_unlabelled = estimator, X_unlabelled
+
+    def fit(self, X, Y):
+        n_items = len(X) + len(self.X_unlabelled)
+        Y = CrowdLabelMatrix.from_triplets(  # the unlabelled images: empty rows
+            Y.rows,
+            Y.cols,
+            Y.classes[Y.codes],
+            sample_ids=np.arange(n_items),
+            annotator_ids=np.arange(Y.n_annotators),
+            classes=Y.classes,
+        )
+        self.estimator.fit(np.vstack([X, self.X_unlabelled]), Y)
+        return self
+
+    def predict(self, X):
+        return self.estimator.predict(X)
+
+
 def _crowd_layer(c, seed):
     cfg = c["cfg"]
     kw = {"n_epochs": cfg["cl_epochs"], "lr": cfg["cl_lr"], "random_state": seed}
@@ -168,6 +192,11 @@ add("ours_mlp", "Ours, MLP encoder", needs_meta="mlp")(_ours("mlp"))
 add("em_global", "EM, no meta (global scaling)")(_em("scaled"))
 add("em_input", "EM, no meta (standardised)")(_em("input"))
 add("em_normalized", "EM, no meta (unit-norm items)")(_em("normalized"))
+# the default model given the target classes' other training images, without
+# labels (a user's unlabelled items; more data than the few-shot protocol allows)
+add(
+    "unlabelled_items", "Ours, with unlabelled target images in fit", needs_meta="wopa"
+)(lambda c, s: WithUnlabelled(_ours("wopa")(c, s), c["unlabelled"]))
 # what the source images can teach without labels, and what images of the target
 # classes could (a diagnostic: the target classes' images are not a user's source)
 add("em_pca_source", "EM, unit-norm, PCA of the source images")(_projected("source"))
@@ -454,6 +483,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
     X_query, y_query = query_set(data, np.asarray(target))
     methods = METHODS.select(cfg["methods"])
     projected = projections(cfg, data, target)
+    pool = np.flatnonzero(np.isin(data.y_train, target))  # the supports' images
     out = {}
     for shot in cfg["shots"]:
         tasks, redrawn = make_tasks(
@@ -467,6 +497,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
         for t in tasks:
             context = {"cfg": cfg, "models": models, "y": t["y"]}
             context["projections"] = projected
+            context["unlabelled"] = data.X_train[np.setdiff1d(pool, t["support"])]
             rows += harness.evaluate(methods, harness.TaskSet([t], read), context)
         acc = harness.column(rows)
         labels = [support_label_accuracy(t, t["seed"]) for t in tasks]
@@ -768,7 +799,8 @@ def _plot_styles(methods) -> dict:
         elif m.startswith(CEILINGS):
             ls = "--" if m == "gold" else "-."
             markers = {"gold_proto_normalized": "^", "gold_meta": "D"}
-            marker = (markers | {"gold_meta_lr": "v", "unlabelled_pca": "s"}).get(m, "")
+            markers |= {"gold_meta_lr": "v", "unlabelled_pca": "s"}
+            marker = (markers | {"unlabelled_items": "P"}).get(m, "")
             styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": marker}
         else:
             styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin

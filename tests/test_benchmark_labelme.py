@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = REPO / "benchmarks" / "labelme.py"
@@ -40,6 +41,7 @@ TINY = {
         "gold_proto",
         "em_pca_source",
         "unlabelled_pca",
+        "unlabelled_items",
     ],
     "n_episodes": 4,
     "episodes_per_epoch": 4,
@@ -118,6 +120,25 @@ def test_the_source_pca_sees_no_image_of_the_target_classes(labelme, labelme_dat
     assert pcas["all"][-1].n_samples_ == len(y) == 1500
     # the unit-norm items are projected on 16 components
     assert pcas["source"].transform(data.X_test[:3]).shape == (3, 16)
+
+
+def test_unlabelled_images_are_empty_rows_and_every_label_is_kept(
+    labelme, labelme_data
+):
+    from sklearn_metaannot import MetaAnnotatorClassifier
+
+    data = labelme.load_labelme(labelme_data)
+    target = [4, 5, 6, 7]
+    (task,), _ = labelme.make_tasks(data, target, 3, n_tasks=1, seed=0, split_index=0)
+    X, Y = data.X_train[task["support"]], task["Y"]
+    plain = MetaAnnotatorClassifier(representation="normalized").fit(X, Y)
+    wrapped = labelme.WithUnlabelled(clone(plain), X[:0]).fit(X, Y)
+    np.testing.assert_allclose(
+        wrapped.estimator.sample_posterior_, plain.sample_posterior_
+    )
+    extra = data.X_test[:30]
+    wrapped = labelme.WithUnlabelled(clone(plain), extra).fit(X, Y)
+    assert wrapped.estimator.sample_posterior_.shape == (len(X) + 30, 4)
 
 
 def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):

@@ -111,6 +111,30 @@ def test_string_labels_missing_entries_and_crowd_label_matrix_input():
     np.testing.assert_allclose(clf.predict_proba(X), clf2.predict_proba(X))
 
 
+def test_unlabelled_items_in_fit_improve_a_few_shot_task():
+    # 4 classes, 2 crowd-labelled items each, 50 more per class without labels:
+    # the unlabelled items pull the prototypes to the class means (semi-supervised EM)
+    gains = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        means = rng.normal(scale=0.7, size=(4, 20))
+
+        def draw(n):
+            y = np.repeat(np.arange(4), n)
+            return means[y] + rng.normal(size=(len(y), 20)), y
+
+        (X, y), (X_unlabelled, _), (X_query, y_query) = draw(2), draw(50), draw(100)
+        Y = simulate_annotators(y, 5, random_state=seed)[0]
+        no_labels = np.full((len(X_unlabelled), Y.shape[1]), np.nan)
+        clf = MetaAnnotatorClassifier(representation="input", random_state=0)
+        few = clone(clf).fit(X, Y).score(X_query, y_query)
+        more = clf.fit(np.vstack([X, X_unlabelled]), np.vstack([Y, no_labels]))
+        assert more.sample_posterior_.shape == (len(X) + len(X_unlabelled), 4)
+        gains.append((few, more.score(X_query, y_query)))
+    few, more = np.mean(gains, axis=0)
+    assert more > 0.8 and more > few + 0.1, gains
+
+
 def test_fit_matches_dense_em_on_the_standardised_features():
     # fit runs EM on the observed labels; the dense items x annotators x classes
     # EM of meta-training gives the same fitted parameters
