@@ -197,6 +197,12 @@ add("em_normalized", "EM, no meta (unit-norm items)")(_em("normalized"))
 add(
     "unlabelled_items", "Ours, with unlabelled target images in fit", needs_meta="wopa"
 )(lambda c, s: WithUnlabelled(_ours("wopa")(c, s), c["unlabelled"]))
+# ... and with the source classes' training images among them (about half)
+add(
+    "unlabelled_mixed",
+    "Ours, with unlabelled images in fit, half of other classes",
+    needs_meta="wopa",
+)(lambda c, s: WithUnlabelled(_ours("wopa")(c, s), c["unlabelled_mixed"]))
 # what the source images can teach without labels, and what images of the target
 # classes could (a diagnostic: the target classes' images are not a user's source)
 add("em_pca_source", "EM, unit-norm, PCA of the source images")(_projected("source"))
@@ -484,6 +490,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
     methods = METHODS.select(cfg["methods"])
     projected = projections(cfg, data, target)
     pool = np.flatnonzero(np.isin(data.y_train, target))  # the supports' images
+    others = data.X_train[~np.isin(data.y_train, target)]  # the source classes'
     out = {}
     for shot in cfg["shots"]:
         tasks, redrawn = make_tasks(
@@ -498,6 +505,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
             context = {"cfg": cfg, "models": models, "y": t["y"]}
             context["projections"] = projected
             context["unlabelled"] = data.X_train[np.setdiff1d(pool, t["support"])]
+            context["unlabelled_mixed"] = np.vstack([context["unlabelled"], others])
             rows += harness.evaluate(methods, harness.TaskSet([t], read), context)
         acc = harness.column(rows)
         labels = [support_label_accuracy(t, t["seed"]) for t in tasks]
@@ -789,6 +797,17 @@ def csv_rows(results) -> tuple[list, list]:
     return rows, tasks
 
 
+#: Plot markers of the ceiling rows (the others: none).
+_CEILING_MARKERS = {
+    "gold_proto_normalized": "^",
+    "gold_meta": "D",
+    "gold_meta_lr": "v",
+    "unlabelled_pca": "s",
+    "unlabelled_items": "P",
+    "unlabelled_mixed": "X",
+}
+
+
 def _plot_styles(methods) -> dict:
     """Ours bold red, the ceilings black and dashed, EM without meta dotted."""
     thin = {"lw": 1.2, "marker": ".", "alpha": 0.85}
@@ -798,9 +817,7 @@ def _plot_styles(methods) -> dict:
             styles[m] = {"lw": 2.6, "marker": "o", "color": "C3"}
         elif m.startswith(CEILINGS):
             ls = "--" if m == "gold" else "-."
-            markers = {"gold_proto_normalized": "^", "gold_meta": "D"}
-            markers |= {"gold_meta_lr": "v", "unlabelled_pca": "s"}
-            marker = (markers | {"unlabelled_items": "P"}).get(m, "")
+            marker = _CEILING_MARKERS.get(m, "")
             styles[m] = {"lw": 1.2, "ls": ls, "color": "k", "marker": marker}
         else:
             styles[m] = {**thin, "ls": ":"} if m.startswith("em_") else thin

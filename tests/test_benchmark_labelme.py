@@ -42,6 +42,7 @@ TINY = {
         "em_pca_source",
         "unlabelled_pca",
         "unlabelled_items",
+        "unlabelled_mixed",
     ],
     "n_episodes": 4,
     "episodes_per_epoch": 4,
