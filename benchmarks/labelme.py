@@ -153,12 +153,12 @@ class WithUnlabelled:
 
     def fit(self, X, Y):
         n_items = len(X) + len(self.X_unlabelled)
-        Y = CrowdLabelMatrix.from_triplets(  # the unlabelled images: empty rows
+        Y = CrowdLabelMatrix(  # the same labels; the unlabelled images: empty rows
             Y.rows,
             Y.cols,
-            Y.classes[Y.codes],
+            Y.codes,
             sample_ids=np.arange(n_items),
-            annotator_ids=np.arange(Y.n_annotators),
+            annotator_ids=Y.annotator_ids,
             classes=Y.classes,
         )
         self.estimator.fit(np.vstack([X, self.X_unlabelled]), Y)
@@ -202,7 +202,11 @@ add(
     "unlabelled_mixed",
     "Ours, with unlabelled images in fit, half of other classes",
     needs_meta="wopa",
-)(lambda c, s: WithUnlabelled(_ours("wopa")(c, s), c["unlabelled_mixed"]))
+)(
+    lambda c, s: WithUnlabelled(
+        _ours("wopa")(c, s), np.vstack([c["unlabelled"], c["source_images"]])
+    )
+)
 # what the source images can teach without labels, and what images of the target
 # classes could (a diagnostic: the target classes' images are not a user's source)
 add("em_pca_source", "EM, unit-norm, PCA of the source images")(_projected("source"))
@@ -490,7 +494,7 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
     methods = METHODS.select(cfg["methods"])
     projected = projections(cfg, data, target)
     pool = np.flatnonzero(np.isin(data.y_train, target))  # the supports' images
-    others = data.X_train[~np.isin(data.y_train, target)]  # the source classes'
+    source_images = data.X_train[~np.isin(data.y_train, target)]
     out = {}
     for shot in cfg["shots"]:
         tasks, redrawn = make_tasks(
@@ -503,9 +507,8 @@ def evaluate_split(cfg, data, target, split_index, models) -> dict:
         rows = []  # each task with its gold labels in the context (the ceilings)
         for t in tasks:
             context = {"cfg": cfg, "models": models, "y": t["y"]}
-            context["projections"] = projected
+            context |= {"projections": projected, "source_images": source_images}
             context["unlabelled"] = data.X_train[np.setdiff1d(pool, t["support"])]
-            context["unlabelled_mixed"] = np.vstack([context["unlabelled"], others])
             rows += harness.evaluate(methods, harness.TaskSet([t], read), context)
         acc = harness.column(rows)
         labels = [support_label_accuracy(t, t["seed"]) for t in tasks]
