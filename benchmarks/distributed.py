@@ -58,7 +58,11 @@ def child(out, n_episodes, meta_batch_size, seed):
     import torch
     from sklearn.datasets import load_digits
 
-    from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
+    from sklearn_metaannot import (
+        MetaAnnotatorClassifier,
+        MetaLearner,
+        MetaLearningWarning,
+    )
     from sklearn_metaannot._distributed import process_group
 
     torch.set_num_threads(1)
@@ -68,17 +72,19 @@ def child(out, n_episodes, meta_batch_size, seed):
 
     def model(n):
         return MetaAnnotatorClassifier(
-            n_way=3,
-            embedding_dim=16,
-            hidden_layer_sizes=(32,),
-            n_shot=5,
-            n_query=5,
-            n_episodes=n,
-            episodes_per_epoch=n // 2,
-            meta_batch_size=meta_batch_size,
-            validation_classes=0.5,
-            n_val_episodes=8,
-            n_threads=1,
+            meta_learner=MetaLearner(
+                n_way=3,
+                embedding_dim=16,
+                hidden_layer_sizes=(32,),
+                n_shot=5,
+                n_query=5,
+                n_episodes=n,
+                episodes_per_epoch=n // 2,
+                meta_batch_size=meta_batch_size,
+                validation_classes=0.5,
+                n_val_episodes=8,
+                n_threads=1,
+            ),
             random_state=seed,
         )
 

@@ -34,10 +34,10 @@ if str(_HERE) not in sys.path:
 
 import harness  # noqa: E402
 import omniglot  # noqa: E402
+from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
 from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
 from sklearn_metaannot._meta import INPUT_SPACES  # noqa: E402
-from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
 SPACES = ("meta", *INPUT_SPACES)
 #: Unit of the paired test -> how the check scores: per annotation or per item,

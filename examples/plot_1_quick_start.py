@@ -20,7 +20,12 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 
-from sklearn_metaannot import DawidSkene, MetaAnnotatorClassifier, simulate_annotators
+from sklearn_metaannot import (
+    DawidSkene,
+    MetaAnnotatorClassifier,
+    MetaLearner,
+    simulate_annotators,
+)
 from sklearn_metaannot.baselines import AggregateThenClassify
 
 # The test suite sets this variable to run every example with small settings.
@@ -74,11 +79,13 @@ print(f"target: {X_target.shape[0]} images of the classes {np.unique(y_target)}"
 # lost).
 
 clf = MetaAnnotatorClassifier(
-    encoder="residual_mlp",
-    n_way=4,
-    n_episodes=60 if QUICK else 800,
-    episodes_per_epoch=20 if QUICK else 100,
-    n_val_episodes=20 if QUICK else 100,
+    meta_learner=MetaLearner(
+        encoder="residual_mlp",
+        n_way=4,
+        n_episodes=60 if QUICK else 800,
+        episodes_per_epoch=20 if QUICK else 100,
+        n_val_episodes=20 if QUICK else 100,
+    ),
     random_state=0,
 )
 clf.meta_fit(X_source, y_source)

@@ -24,7 +24,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
 from sklearn_metaannot.demo import rotated_source
 
 # The test suite sets this variable to run every example with small settings.
@@ -47,11 +47,13 @@ X_source, y_source = rotated_source(X[source], y[source])
 scaler = MinMaxScaler().fit(X_source)
 
 clf = MetaAnnotatorClassifier(
-    encoder="residual_mlp",
-    n_way=4,
-    n_episodes=40 if QUICK else 400,
-    episodes_per_epoch=20 if QUICK else 100,
-    n_val_episodes=20 if QUICK else 100,
+    meta_learner=MetaLearner(
+        encoder="residual_mlp",
+        n_way=4,
+        n_episodes=40 if QUICK else 400,
+        episodes_per_epoch=20 if QUICK else 100,
+        n_val_episodes=20 if QUICK else 100,
+    ),
     random_state=0,
 )
 clf.meta_fit(scaler.transform(X_source), y_source)

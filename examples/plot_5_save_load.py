@@ -28,7 +28,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 
 import sklearn_metaannot
-from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
 from sklearn_metaannot.demo import rotated_source
 
 # The test suite sets this variable to run every example with small settings.
@@ -46,11 +46,13 @@ source, target = y < 6, y >= 6
 X_source, y_source = rotated_source(X[source], y[source])
 
 clf = MetaAnnotatorClassifier(
-    encoder="residual_mlp",
-    n_way=4,
-    n_episodes=40 if QUICK else 400,
-    episodes_per_epoch=20 if QUICK else 100,
-    n_val_episodes=20 if QUICK else 100,
+    meta_learner=MetaLearner(
+        encoder="residual_mlp",
+        n_way=4,
+        n_episodes=40 if QUICK else 400,
+        episodes_per_epoch=20 if QUICK else 100,
+        n_val_episodes=20 if QUICK else 100,
+    ),
     random_state=0,
 )
 clf.meta_fit(X_source, y_source)

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.base import clone
 
-from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
 from sklearn_metaannot.baselines import AggregateThenClassify
 from sklearn_metaannot.datasets import (
     load_omniglot,
@@ -138,13 +138,15 @@ if folder is not None:
 
 if folder is not None:
     clf = MetaAnnotatorClassifier(
-        encoder="conv4",
-        n_way=4,
-        n_shot=(1, 5),
-        n_annotators=(3, 7),
-        n_episodes=20 if QUICK else 800,
-        episodes_per_epoch=10 if QUICK else 100,
-        n_val_episodes=5 if QUICK else 50,
+        meta_learner=MetaLearner(
+            encoder="conv4",
+            n_way=4,
+            n_shot=(1, 5),
+            n_annotators=(3, 7),
+            n_episodes=20 if QUICK else 800,
+            episodes_per_epoch=10 if QUICK else 100,
+            n_val_episodes=5 if QUICK else 50,
+        ),
         random_state=0,
     )
     clf.meta_fit(X_train, y_train, X_val=X_val, y_val=y_val)

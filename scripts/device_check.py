@@ -108,21 +108,27 @@ def meta_fit(device, args, pools):
     """Meta-train on ``device``; returns the estimator and the timings."""
     import torch
 
-    from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
+    from sklearn_metaannot import (
+        MetaAnnotatorClassifier,
+        MetaLearner,
+        MetaLearningWarning,
+    )
 
     clf = MetaAnnotatorClassifier(
-        encoder="conv4",
-        image_shape=IMAGE_SHAPE,
-        n_way=args.n_way,
-        n_shot=(1, 5),
-        n_annotators=(3, 7),
-        n_episodes=args.episodes,
-        episodes_per_epoch=args.episodes_per_epoch,
-        meta_batch_size=args.meta_batch_size,
-        n_val_episodes=args.val_episodes,
+        meta_learner=MetaLearner(
+            encoder="conv4",
+            image_shape=IMAGE_SHAPE,
+            n_way=args.n_way,
+            n_shot=(1, 5),
+            n_annotators=(3, 7),
+            n_episodes=args.episodes,
+            episodes_per_epoch=args.episodes_per_epoch,
+            meta_batch_size=args.meta_batch_size,
+            n_val_episodes=args.val_episodes,
+            device=device,
+            n_threads=args.threads,
+        ),
         representation="meta",
-        device=device,
-        n_threads=args.threads,
         random_state=args.seed,
     )
     if device.startswith("cuda"):

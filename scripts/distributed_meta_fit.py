@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
 
 
 def main():
@@ -41,18 +41,20 @@ def main():
     X, y = load_digits(return_X_y=True)
     source, target = y < 6, y >= 6
     clf = MetaAnnotatorClassifier(
-        n_way=3,  # digits 0-2 meta-train, 3-5 are the validation tasks
-        embedding_dim=16,
-        hidden_layer_sizes=(32,),
-        n_shot=5,
-        n_query=5,
-        n_episodes=args.n_episodes,
-        episodes_per_epoch=args.n_episodes // 2,
-        meta_batch_size=args.meta_batch_size,  # the sum over the processes
-        validation_classes=0.5,
-        n_val_episodes=8,
+        meta_learner=MetaLearner(
+            n_way=3,
+            embedding_dim=16,
+            hidden_layer_sizes=(32,),
+            n_shot=5,
+            n_query=5,
+            n_episodes=args.n_episodes,
+            episodes_per_epoch=args.n_episodes // 2,
+            meta_batch_size=args.meta_batch_size,
+            validation_classes=0.5,
+            n_val_episodes=8,
+            n_threads=1,
+        ),
         representation="meta",
-        n_threads=1,
         random_state=args.seed,
     )
     start = time.perf_counter()

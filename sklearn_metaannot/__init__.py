@@ -2,15 +2,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotators
-from ._classifier import (
-    MetaAnnotatorClassifier,
-    MetaLearningWarning,
-    MissingClassWarning,
-)
+from ._classifier import MetaAnnotatorClassifier, MissingClassWarning
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta import FittedEncoder
+from ._meta_learner import MetaEncoder, MetaLearner, MetaLearningWarning
 from ._persistence import load, save
-from ._selection import crowd_agreement_score
+from ._representation import RepresentationChoice, crowd_agreement_score
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -26,8 +23,11 @@ __all__ = [
     "FittedEncoder",
     "MajorityVote",
     "MetaAnnotatorClassifier",
+    "MetaEncoder",
+    "MetaLearner",
     "MetaLearningWarning",
     "MissingClassWarning",
+    "RepresentationChoice",
     "crowd_agreement_score",
     "load",
     "save",

@@ -3,68 +3,44 @@
 
 from __future__ import annotations
 
-import copy
-import math
-import os
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _em, _selection
-from ._annotators import AnnotatorSimulator
-from ._checkpoint import config_fingerprint, fit_or_resume
+from . import _em, _representation
 from ._crowd_labels import CrowdLabelMatrix
-from ._distributed import (
-    ShardedEpisodeDataset,
-    SynchronizeProcesses,
-    adopt_main_result,
-    check_divisible,
-    process_group,
-)
-from ._encoders import build_encoder
-from ._meta import (
-    INPUT_SPACES,
-    EpisodeDataset,
-    EpisodicEM,
-    FittedEncoder,
-    check_callbacks,
-    input_space_scaling,
-    make_net,
-    no_meta_accuracy,
-    to_input_space,
-    torch_threads,
-)
-from ._throughput import check_mixed_precision, validation_batch_size
+from ._em import DEFAULT_EM_PARAMS
+from ._meta import torch_threads
+from ._meta_learner import MetaEncoder, MetaLearner
+from ._representation import INPUT_SPACES
 from ._validation import (
     annotator_ids,
     check_annotator_prior,
     check_crowd_labels,
     check_gold_labels,
+    check_prior_c,
     flatten_samples,
 )
-from .episodes import EpisodeSampler
 
-# Fitted state of meta_fit that clone() carries to new estimators (see
-# __sklearn_clone__): GridSearchCV must not silently drop the meta-learned encoder.
-_META_ATTRIBUTES = (
-    "meta_encoder_",
-    "meta_history_",
-    "meta_selected_",
-    "meta_val_scores_",
-    "meta_input_scores_",
-    "meta_input_candidates_",
-    "meta_val_accuracy_",
-    "no_meta_val_accuracy_",
-    "meta_best_epoch_",
-    "meta_world_size_",
-)
+#: The classifier's fitted-looking meta attributes of earlier versions, read
+#: from its ``meta_encoder`` (name on the classifier -> name on the MetaEncoder).
+_META_VIEWS = {
+    "meta_history_": "history",
+    "meta_selected_": "selected",
+    "meta_val_scores_": "val_scores",
+    "meta_input_scores_": "input_scores",
+    "meta_input_candidates_": "input_candidates",
+    "meta_val_accuracy_": "val_accuracy",
+    "no_meta_val_accuracy_": "no_meta_val_accuracy",
+    "meta_best_epoch_": "best_epoch",
+    "meta_world_size_": "world_size",
+}
 
 
 def _expected_counts(labels, posterior):
@@ -128,32 +104,6 @@ def _fit_em(
     )
 
 
-class MetaLearningWarning(UserWarning):
-    """Meta-learning did not help, or could not be checked, on validation tasks.
-
-    :meth:`MetaAnnotatorClassifier.meta_fit` emits it when the best meta-learned
-    encoder is less accurate on the validation tasks than EM on standardised
-    input features (``fit`` then uses the features when
-    ``representation="auto"``), and when there are too few source classes to
-    hold some out for validation.
-
-    Examples
-    --------
-    >>> import warnings
-    >>> import numpy as np
-    >>> from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
-    >>> rng = np.random.default_rng(0)
-    >>> X, y = rng.normal(size=(90, 4)), np.repeat(np.arange(3), 30)
-    >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
-    ...                               random_state=0)
-    >>> with warnings.catch_warnings(record=True) as caught:
-    ...     warnings.simplefilter("always")
-    ...     _ = clf.meta_fit(X, y)  # 3 classes: none left for validation
-    >>> any(issubclass(w.category, MetaLearningWarning) for w in caught)
-    True
-    """
-
-
 class MissingClassWarning(UserWarning):
     """A crowd-labelled task names fewer classes than the meta-training episodes.
 
@@ -169,8 +119,10 @@ class MissingClassWarning(UserWarning):
     >>> from sklearn_metaannot import MetaAnnotatorClassifier, MissingClassWarning
     >>> rng = np.random.default_rng(0)
     >>> X, y = rng.normal(size=(160, 4)), np.repeat(np.arange(8), 20)
-    >>> clf = MetaAnnotatorClassifier(n_way=3, n_episodes=4, episodes_per_epoch=4,
-    ...                               validation_classes=0, random_state=0)
+    >>> from sklearn_metaannot import MetaLearner
+    >>> learner = MetaLearner(n_way=3, n_episodes=4, episodes_per_epoch=4,
+    ...                       validation_classes=0)
+    >>> clf = MetaAnnotatorClassifier(meta_learner=learner, random_state=0)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     clf = clf.meta_fit(X, y)
@@ -188,99 +140,26 @@ class MissingClassWarning(UserWarning):
 class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
     """Classifier learned from several noisy annotators in a meta-learned latent space.
 
-    ``meta_fit`` meta-learns an encoder on source data with clean labels
-    (episodes with simulated annotators, EM on the support set, cross-entropy
-    on the query set, back-propagated through EM). ``fit`` then adapts to a
-    crowd-labelled target task by MAP-EM in the latent space: class prototypes,
-    class prior and one confusion matrix per annotator (Kumagai et al., 2025).
-    Without ``meta_fit``, ``fit`` runs the same EM on standardised input
-    features (the "no meta-learning" mode).
+    ``meta_fit`` meta-learns an encoder on source data with clean labels (with
+    the :class:`MetaLearner` of ``meta_learner``) and stores it, frozen, as the
+    ``meta_encoder`` parameter. ``fit`` then adapts to a crowd-labelled target
+    task by MAP-EM in the latent space: class prototypes, class prior and one
+    confusion matrix per annotator (Kumagai et al., 2025). Without an encoder,
+    ``fit`` runs the same EM in an input space (the "no meta-learning" mode).
+    ``clone`` (hence ``GridSearchCV``) keeps the frozen encoder, since it is a
+    parameter: a search over ``n_em_iter``, ``tau``, ``b``, ``c`` or
+    ``representation`` never meta-trains again.
 
     Parameters
     ----------
-    encoder : {"mlp", "residual_mlp", "feature_weights", "low_rank", "conv4"} \
-or torch.nn.Module, default="mlp"
-        Encoder architecture: an MLP for tabular data; "residual_mlp", the
-        identity plus an MLP correction that starts at zero (ours: meta-learning
-        starts from the input space, latent dimension = number of features,
-        ``embedding_dim`` ignored); "feature_weights", a per-feature
-        re-weighting that starts at the identity, and "low_rank", the identity
-        plus a rank-``rank`` linear map that starts at zero (ours: low-capacity
-        metrics for small sources); the four-block
-        convolutional network of prototypical networks for images (given as
-        (n, C, H, W), (n, H, W), or flat with ``image_shape``), or a module
-        mapping (batch, n_features) float tensors to (batch, M) (deep-copied).
-        Inputs are standardised with the source data's statistics: per feature
-        for "mlp", with one global mean and standard deviation for the others
-        (this keeps the geometry of the input space); a user module gets them
-        as given.
-    embedding_dim : int, default=64
-        Latent dimension M.
-    hidden_layer_sizes : tuple of int, default=(256,)
-        Hidden layers of the "mlp" and "residual_mlp" encoders.
-    image_shape : tuple of int, default=None
-        (C, H, W) of flat image inputs for ``encoder="conv4"``.
-    rank : int, default=8
-        Rank of the correction of ``encoder="low_rank"``.
-    encoder_alpha : float, default=1e-3
-        Weight, in the meta-training loss, of the encoder's squared distance
-        from the identity map (``"feature_weights"`` and ``"low_rank"``).
-    n_way : int, default=5
-        Classes per meta-training episode.
-    n_shot : int or (int, int), default=(1, 5)
-        Support examples per class in an episode, or an inclusive range drawn per
-        episode (one model then serves several support sizes).
-    n_query : int, default=10
-        Query examples per class in an episode (the paper uses 10).
-    n_annotators : int or (int, int), default=(3, 7)
-        Simulated annotators per episode, or an inclusive range. Not specified
-        by the paper; the range covers its R in {3, 5, 7}.
-    annotator_mixture : dict or sequence of 3 floats, default=(0.1, 0.7, 0.2)
-        Probabilities of (expert, hammer, spammer) pseudo-annotators (paper,
-        Sec. 4.1), or a dict over the types of :class:`AnnotatorSimulator`.
-    annotation_rate : float, default=1.0
-        Probability that a pseudo-annotator labels a support example (ours; 1.0
-        as in the paper).
-    pseudo_annotation : bool, default=False
-        Simulate annotators on the support sets of the meta-training episodes
-        (the paper's method, Sec. 3.3). False meta-trains on clean supports
-        (the paper's "w/o PA" ablation, a prototypical network trained through
-        the EM steps); validation episodes are pseudo-annotated either way.
-        The default is False because clean episodes won on the validation
-        tasks of the benchmarks (see :ref:`pseudo-annotation-default`).
-    n_episodes : int, default=2000
-        Meta-training episodes in total.
-    episodes_per_epoch : int, default=200
-        Episodes between two validations (one skorch epoch).
-    meta_batch_size : int, default=4
-        Episodes per gradient step. Under ``accelerate launch --num_processes
-        N`` this is the global meta-batch, the sum over the processes: each
-        draws ``meta_batch_size // N`` episodes of every step (a multiple of N
-        is required, and so is ``episodes_per_epoch``; ``n_episodes`` and
-        ``episodes_per_epoch`` count global episodes too). See
-        :doc:`/distributed`.
-    validation_classes : float, default=0.2
-        Fraction of the source classes held out for validation tasks when
-        ``X_val`` is not given (at least ``n_way`` classes); 0 disables validation.
-    n_val_episodes : int, default=100
-        Number of (fixed) validation tasks.
-    patience : int or None, default=None
-        Early stopping: epochs without a better validation accuracy.
-    checkpoint_dir : str or path-like, default=None
-        If given, ``meta_fit`` saves its whole state there at every epoch end
-        (``meta_fit_resume.pt``), and a later ``meta_fit`` with the same
-        parameters and data resumes from it: an interrupted run ends as an
-        uninterrupted one would, a finished run is not repeated. The encoder
-        of the best epoch is also saved there with skorch's ``Checkpoint``
-        (``params.pt``) when there are validation tasks.
-    lr : float, default=1e-3
-        Adam learning rate (not specified by the paper).
-    max_grad_norm : float or None, default=1.0
-        Clip the L2 norm of each meta-gradient to this value (skorch's
-        ``GradientNormClipping``); None disables clipping (the paper's setting,
-        which does not mention clipping). Back-propagation through EM on noisy
-        supports yields rare gradients orders of magnitude above the typical
-        one; the norms before clipping are in ``meta_history_``.
+    meta_learner : MetaLearner, default=None
+        The meta-training recipe of :meth:`meta_fit` (episodes, encoder
+        architecture, optimiser, device...); None: ``MetaLearner()``. Its
+        ``random_state``, when None, is this estimator's.
+    meta_encoder : MetaEncoder, default=None
+        A frozen meta-learned encoder: what :meth:`meta_fit` sets, or the
+        ``meta_encoder_`` of a fitted :class:`MetaLearner`. None: ``fit``
+        uses the input spaces only.
     n_em_iter : int, default=3
         EM iterations J, in meta-training and in ``fit``.
     tau : float, default=0.0
@@ -309,55 +188,9 @@ default="auto"
         space ``meta_fit`` found best on validation tasks ("input" without
         validation or without ``meta_fit``), unless the task's held-out crowd
         labels clearly prefer another (see the user guide; no gold labels).
-    device : str or torch.device, default="cpu"
-        Device of meta-training ("cuda" for a GPU). ``fit`` and ``predict`` run on
-        the CPU in float64.
-    n_threads : int or None, default=None
-        Torch intra-op threads during ``meta_fit`` on the CPU; None keeps torch's
-        setting. Episodes are small: 1 is often fastest for MLP encoders, and
-        always on a busy machine. ``fit`` and ``predict`` always use 1.
-    num_workers : int, default=0
-        ``DataLoader`` worker processes that sample and collate the training
-        episodes of ``meta_fit`` while the main process trains (0: in the main
-        process). Episode i of epoch e is seeded by (random_state, e, i), so the
-        encoder does not depend on ``num_workers``. Workers are started at
-        every epoch; they pay off when the encoder step is slower than
-        sampling, e.g. on a GPU. The fixed validation tasks are sampled and
-        collated once, in the main process.
-    pin_memory : bool, default=False
-        Page-locked host memory for the training batches, for faster copies to
-        a CUDA ``device`` (ignored on the CPU).
-    mixed_precision : {False, "bf16", "fp16"}, default=False
-        Run the encoder of ``meta_fit`` under ``torch.autocast`` in bfloat16 or
-        float16 (on the CPU as on CUDA); the embeddings are cast to float32
-        before the EM, which stays in float32 log space. "fp16" adds loss
-        scaling (``torch.amp.GradScaler``); bfloat16 needs none. Meant for
-        GPUs with tensor cores; on the CPU it works but is not benchmarked as
-        a speed-up. ``fit`` and ``predict`` always run in float64.
-    compile_em : bool, default=False
-        Run the EM steps of the training batches of ``meta_fit`` through
-        ``torch.compile``, which fuses their many small operations (on the CPU
-        the EM then costs about a quarter of its eager time, see the throughput
-        benchmark). The first meta-batch of each shape compiles for tens of
-        seconds, once per process, so it pays off for long runs; it needs a
-        C++ compiler on the CPU and Triton on CUDA, and where compilation
-        fails ``meta_fit`` warns and runs the EM eagerly. The results equal the
-        eager ones up to floating-point rounding. ``fit`` is not compiled.
     random_state : int, RandomState instance or None, default=None
-        Seeds episode sampling, annotator simulation and weight initialisation.
-    callbacks : list of skorch callbacks or (str, callback) pairs, default=None
-        Extra skorch callbacks of ``meta_fit``, e.g.
-        ``skorch.callbacks.TensorBoard`` or an MLflow logger. They run after the
-        package's own callbacks, so at ``on_epoch_end`` the history row holds
-        ``train_loss``, ``valid_loss``, ``valid_acc`` and ``grad_norm_max``.
-        They are passed to the skorch net as given, not copied: what a callback
-        records stays on your object, and skorch re-initialises it at every
-        ``meta_fit``. ``clone`` (hence ``GridSearchCV``) deep-copies them, as
-        every parameter.
-    verbose : int, default=0
-        What ``meta_fit`` prints: 0 nothing; 1 one progress bar over the
-        episodes, with the validation accuracy of the last epoch; 2 skorch's
-        per-batch progress bar and a table of every epoch.
+        Seeds the held-out folds of ``representation="auto"`` (None: folds in
+        turn, deterministic) and, when ``meta_learner`` has none, meta-training.
 
     Attributes
     ----------
@@ -406,41 +239,18 @@ default="auto"
     input_scaling_ : dict
         Offset and scale of the input spaces ("input", "scaled",
         "normalized"), from ``X``.
-    meta_encoder_ : FittedEncoder
-        The meta-learned encoder (after ``meta_fit``; kept by ``clone``).
-    meta_history_ : skorch.callbacks.History
-        Per-epoch ``train_loss``, ``valid_loss``, ``valid_acc`` and
-        ``grad_norm_max`` (per batch: ``grad_norm``, before clipping) of ``meta_fit``,
-        with the references ``valid_acc_initial`` (the encoder before training)
-        and ``valid_acc_no_meta``, ``valid_acc_scaled`` and
-        ``valid_acc_normalized`` (EM in the input spaces).
-    meta_selected_ : {"meta", "input", "scaled", "normalized"}
-        The representation that was best on validation tasks (the best input
-        space of ``meta_input_scores_`` when the validation tasks are fewer-way
-        than ``n_way`` or absent).
-    meta_val_scores_ : dict
-        Validation-task accuracy of "meta" and of the input spaces (empty
-        without validation tasks).
-    meta_input_scores_ : dict
-        Accuracy of EM in the input spaces on ``n_way``-way noisy
-        episodes: the validation tasks when they are ``n_way``-way, otherwise
-        episodes of all source classes (the input spaces learn nothing from the
-        source, so its classes can validate them). Without ``n_way``-way
-        validation tasks, ``meta_selected_`` is the best of them.
-    meta_input_candidates_ : tuple of str
-        The input spaces that ``fit(representation="auto")`` may switch to: those
-        not clearly worse than the best of ``meta_input_scores_`` on the same
-        episodes (paired over episodes, by less than ``MIN_Z`` standard errors).
-    meta_val_accuracy_, no_meta_val_accuracy_ : float
-        Validation-task accuracy of the best meta-learned encoder and of EM on
-        standardised inputs (NaN without validation tasks).
-    meta_best_epoch_ : int or None
-        Epoch of the kept encoder; 0 means the encoder before training was
-        never beaten on validation tasks.
-    meta_world_size_ : int
-        Number of processes that ran ``meta_fit`` data-parallel (1 without a
-        launcher such as ``accelerate launch``); they all end with the same
-        fitted attributes.
+    representation_choice_ : RepresentationChoice
+        Which space ``fit`` used and why: ``space``, ``default``, ``reason``,
+        ``scores`` and ``candidates``.
+    meta_encoder_ : MetaEncoder
+        The ``meta_encoder`` parameter (read-only view, kept for
+        compatibility); the views ``meta_history_``, ``meta_selected_``,
+        ``meta_val_scores_``, ``meta_input_scores_``, ``meta_input_candidates_``,
+        ``meta_val_accuracy_``, ``no_meta_val_accuracy_``, ``meta_best_epoch_``
+        and ``meta_world_size_`` read its ``history``, ``selected``,
+        ``val_scores``, ``input_scores``, ``input_candidates``,
+        ``val_accuracy``, ``no_meta_val_accuracy``, ``best_epoch`` and
+        ``world_size`` (each raises AttributeError without an encoder).
 
     See Also
     --------
@@ -467,141 +277,42 @@ default="auto"
     True
     """
 
-    #: Meta-training's episode module and episode datasets (private hooks for
-    #: ablations that change them, e.g. ``benchmarks/omniglot_variants.py``).
-    _episodic_em = EpisodicEM
-    _episode_dataset = EpisodeDataset
-
     _parameter_constraints: dict = {
-        "encoder": [
-            StrOptions({"mlp", "residual_mlp", "feature_weights", "low_rank", "conv4"}),
-            HasMethods(["forward", "parameters"]),
-        ],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like"],
-        "image_shape": ["array-like", None],
-        "rank": [Interval(Integral, 1, None, closed="left")],
-        "encoder_alpha": [Interval(Real, 0, None, closed="left")],
-        "n_way": [Interval(Integral, 2, None, closed="left")],
-        "n_shot": [Interval(Integral, 1, None, closed="left"), "array-like"],
-        "n_query": [Interval(Integral, 1, None, closed="left")],
-        "n_annotators": [Interval(Integral, 1, None, closed="left"), "array-like"],
-        "annotator_mixture": [dict, "array-like"],
-        "annotation_rate": [Interval(Real, 0, 1, closed="right")],
-        "pseudo_annotation": ["boolean"],
-        "n_episodes": [Interval(Integral, 1, None, closed="left")],
-        "episodes_per_epoch": [Interval(Integral, 1, None, closed="left")],
-        "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
-        "validation_classes": [Interval(Real, 0, 1, closed="left")],
-        "n_val_episodes": [Interval(Integral, 1, None, closed="left")],
-        "patience": [Interval(Integral, 1, None, closed="left"), None],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "meta_learner": [HasMethods(["fit", "get_params"]), None],
+        "meta_encoder": [MetaEncoder, None],
         "n_em_iter": [Interval(Integral, 0, None, closed="left")],
         "tau": [Interval(Real, 0, None, closed="left")],
         "b": [Interval(Real, 1, None, closed="left")],
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
         "history_weight": [Interval(Real, 0, None, closed="left")],
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
-        "device": [str, torch.device],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
-        "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "pin_memory": ["boolean"],
-        "mixed_precision": [StrOptions({"bf16", "fp16"}), Options(bool, {False})],
-        "compile_em": ["boolean"],
         "random_state": ["random_state"],
-        "callbacks": [list, None],
-        "verbose": ["verbose"],
     }
 
     def __init__(
         self,
         *,
-        encoder="mlp",
-        embedding_dim=64,
-        hidden_layer_sizes=(256,),
-        image_shape=None,
-        rank=8,
-        encoder_alpha=1e-3,
-        n_way=5,
-        n_shot=(1, 5),
-        n_query=10,
-        n_annotators=(3, 7),
-        annotator_mixture=(0.1, 0.7, 0.2),
-        annotation_rate=1.0,
-        pseudo_annotation=False,
-        n_episodes=2000,
-        episodes_per_epoch=200,
-        meta_batch_size=4,
-        validation_classes=0.2,
-        n_val_episodes=100,
-        patience=None,
-        checkpoint_dir=None,
-        lr=1e-3,
-        max_grad_norm=1.0,
-        n_em_iter=3,
-        tau=0.0,
-        b=10.0,
-        c=(2.0, 1.0),
+        meta_learner=None,
+        meta_encoder=None,
+        n_em_iter=DEFAULT_EM_PARAMS["n_iter"],
+        tau=DEFAULT_EM_PARAMS["tau"],
+        b=DEFAULT_EM_PARAMS["b"],
+        c=DEFAULT_EM_PARAMS["c"],
         history_weight=1.0,
         representation="auto",
-        device="cpu",
-        n_threads=None,
-        num_workers=0,
-        pin_memory=False,
-        mixed_precision=False,
-        compile_em=False,
         random_state=None,
-        callbacks=None,
-        verbose=0,
     ):
-        self.encoder = encoder
-        self.embedding_dim = embedding_dim
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.image_shape = image_shape
-        self.rank = rank
-        self.encoder_alpha = encoder_alpha
-        self.n_way = n_way
-        self.n_shot = n_shot
-        self.n_query = n_query
-        self.n_annotators = n_annotators
-        self.annotator_mixture = annotator_mixture
-        self.annotation_rate = annotation_rate
-        self.pseudo_annotation = pseudo_annotation
-        self.n_episodes = n_episodes
-        self.episodes_per_epoch = episodes_per_epoch
-        self.meta_batch_size = meta_batch_size
-        self.validation_classes = validation_classes
-        self.n_val_episodes = n_val_episodes
-        self.patience = patience
-        self.checkpoint_dir = checkpoint_dir
-        self.lr = lr
-        self.max_grad_norm = max_grad_norm
+        self.meta_learner = meta_learner
+        self.meta_encoder = meta_encoder
         self.n_em_iter = n_em_iter
         self.tau = tau
         self.b = b
         self.c = c
         self.history_weight = history_weight
         self.representation = representation
-        self.device = device
-        self.n_threads = n_threads
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.mixed_precision = mixed_precision
-        self.compile_em = compile_em
         self.random_state = random_state
-        self.callbacks = callbacks
-        self.verbose = verbose
 
     # -- scikit-learn protocol -------------------------------------------------
-
-    def __sklearn_clone__(self):
-        new = super().__sklearn_clone__()
-        for name in _META_ATTRIBUTES:
-            if hasattr(self, name):
-                setattr(new, name, getattr(self, name))
-        return new
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "classes_")
@@ -614,61 +325,28 @@ default="auto"
 
     # -- helpers ---------------------------------------------------------------
 
-    def _em_prior_c(self):
-        c = self.c
-        if isinstance(c, Real):
-            return float(c)
-        try:
-            pair = tuple(float(v) for v in c)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"c must be a float or a (diagonal, off-diagonal) pair, got {c!r}"
-            ) from None
-        if len(pair) != 2 or min(pair) < 1:
-            raise ValueError(
-                f"c must be a float >= 1 or a (diagonal, off-diagonal) pair of floats "
-                f">= 1, got {c!r}"
-            )
-        return pair
+    @property
+    def meta_encoder_(self):
+        if self.meta_encoder is None:
+            raise AttributeError("no meta-learned encoder: call meta_fit first")
+        return self.meta_encoder
 
-    def _meta_fingerprint(self, *arrays):
-        """Identifies a meta_fit run: a checkpoint resumes only the same one."""
-        if self.checkpoint_dir is None:
-            return None
-        skip = {
-            "checkpoint_dir",
-            "verbose",
-            "n_threads",
-            "representation",
-            "history_weight",
-            "num_workers",
-            "pin_memory",
-            "compile_em",
+    def _em_params(self):
+        """The EM settings of ``fit``, of meta-training and of the per-task check."""
+        return {
+            "n_iter": self.n_em_iter,
+            "tau": self.tau,
+            "b": self.b,
+            "c": check_prior_c(self.c),
         }
-        params = {k: v for k, v in self.get_params().items() if k not in skip}
-        if isinstance(self.encoder, torch.nn.Module):
-            params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
-        return config_fingerprint(params, arrays)
-
-    def _new_encoder(self, n_features, image_shape):
-        """A fresh encoder module for the ``encoder`` parameter (also used by load)."""
-        if isinstance(self.encoder, torch.nn.Module):
-            return copy.deepcopy(self.encoder)
-        return build_encoder(
-            self.encoder,
-            n_features,
-            embedding_dim=self.embedding_dim,
-            hidden_layer_sizes=self.hidden_layer_sizes,
-            image_shape=image_shape,
-            rank=self.rank,
-        )
 
     def _warn_missing_classes(self, classes):
-        if hasattr(self, "meta_encoder_") and len(classes) < self.n_way:
+        n_way = None if self.meta_encoder is None else self.meta_encoder.n_way
+        if n_way is not None and len(classes) < n_way:
             warnings.warn(
                 f"the annotators named {len(classes)} classes "
                 f"({np.asarray(classes).tolist()[:10]}) but meta-training episodes "
-                f"had n_way={self.n_way}; a class that nobody named cannot be "
+                f"had n_way={n_way}; a class that nobody named cannot be "
                 "predicted. Pass fit(X, Y, classes=[...]) to keep every class",
                 MissingClassWarning,
                 stacklevel=4,  # fit, its _fit_context wrapper, the caller
@@ -679,58 +357,11 @@ default="auto"
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
 
     def _embed(self, X, representation=None):
-        representation = representation or self.representation_
-        if representation == "meta":
-            return self.meta_encoder_.transform(X)
-        offset, scale = self.input_scaling_[representation]
-        return to_input_space(X, representation, offset, scale)
-
-    def _check_meta_encoder(self, X):
-        if not hasattr(self, "meta_encoder_"):
-            raise ValueError(
-                "representation='meta' needs a meta-learned encoder: call "
-                "meta_fit first"
-            )
-        if self.meta_encoder_.n_features_in != X.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the meta-learned encoder "
-                f"expects {self.meta_encoder_.n_features_in} (the features of "
-                "X_source in meta_fit)"
-            )
-
-    def _set_input_scaling(self, X):
-        """Offsets and scales of the input spaces (``INPUT_SPACES``), from X."""
-        self.input_scaling_ = {s: input_space_scaling(X, s) for s in INPUT_SPACES}
-
-    def _choose_representation(self, X, labels, n_classes):
-        """``representation="auto"``: choose a latent space from the crowd labels.
-
-        The default is what ``meta_fit`` found best on validation tasks
-        ("input" without ``meta_fit``). When the task has at least
-        ``MIN_ITEMS_PER_CLASS`` labelled items per class, held-out crowd labels
-        (:func:`~sklearn_metaannot._selection.held_out_agreement`) may
-        overrule it (:func:`~sklearn_metaannot._selection.choose_representation`)
-        with a space whose agreement is also above chance, ``1 / K``.
-        """
-        default = getattr(self, "meta_selected_", "input")
-        # input spaces clearly worse on meta_fit's source episodes stay out: how
-        # well a space suits the features depends on their units, not classes
-        plausible = getattr(self, "meta_input_candidates_", INPUT_SPACES)
-        spaces = [*INPUT_SPACES, *(["meta"] if hasattr(self, "meta_encoder_") else [])]
-        candidates = [s for s in spaces if s in plausible or s in (default, "meta")]
-        n_labelled = int(np.unique(labels.rows).size)
-        self.representation_scores_ = dict.fromkeys(spaces, float("nan"))
-        if n_labelled < _selection.MIN_ITEMS_PER_CLASS * n_classes:
-            return default
-        seed = self._held_out_seed()
-        scores = {}
-        with torch_threads(1):
-            for name in candidates:
-                U = self._embed(X, name)
-                scores[name] = self._held_out_scores(U, labels, n_classes, seed)
-                self.representation_scores_[name] = float(np.mean(scores[name]))
-        return _selection.choose_representation(
-            scores, default, min_z=_selection.MIN_Z, chance=1.0 / n_classes
+        return _representation.embed(
+            X,
+            representation or self.representation_,
+            meta_encoder=self.meta_encoder,
+            scalings=self.input_scaling_,
         )
 
     def _held_out_seed(self):
@@ -742,145 +373,14 @@ default="auto"
             return None  # fit stays deterministic without random_state
         return check_random_state(self.random_state).randint(2**31 - 1)
 
-    def _held_out_scores(
-        self, U, labels, n_classes, seed, *, by_item=True, score="probability"
-    ):
-        """Held-out agreement of the crowd ``labels`` in the space ``U``, with the
-        folds of ``seed`` and this model's EM settings (per item by default)."""
-        return _selection.held_out_agreement(
-            U,
-            (labels.rows, labels.cols, labels.codes),
-            n_classes,
-            n_folds=_selection.N_FOLDS,
-            random_state=seed,
-            by_item=by_item,
-            score=score,
-            n_iter=self.n_em_iter,
-            tau=self.tau,
-            b=self.b,
-            c=self._em_prior_c(),
-        )
-
     # -- meta-training -----------------------------------------------------------
 
-    def _input_scaling(self, X):
-        """Offset and scale of the encoder input, from the source data."""
-        if self.encoder == "mlp":
-            offset, scale = X.mean(axis=0), X.std(axis=0)
-            scale[scale == 0] = 1.0
-        elif self.encoder in ("conv4", "residual_mlp", "feature_weights", "low_rank"):
-            # one scalar offset and scale keep the geometry of the input space,
-            # which the residual encoder starts from
-            offset, scale = np.float32(X.mean()), np.float32(X.std() or 1.0)
-        else:  # a user module sees the inputs as given
-            offset, scale = np.float32(0.0), np.float32(1.0)
-        return offset, scale
-
-    def _check_device(self):
-        """A clear error for a device that torch cannot use here."""
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device={self.device!r} is not a torch device; expected 'cpu', "
-                f"'cuda' or 'cuda:N'"
-            ) from exc
-        if device.type == "cuda":
-            n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if n_gpus == 0:
-                raise ValueError(
-                    f"device={self.device!r} was requested but torch sees no CUDA "
-                    f"device (torch {torch.__version__}, "
-                    f"torch.cuda.is_available() is False); use device='cpu'"
-                )
-            if device.index is not None and device.index >= n_gpus:
-                raise ValueError(
-                    f"device={self.device!r}: there are only {n_gpus} CUDA device(s)"
-                )
-
-    def _meta_random_state(self, group):
-        """``check_random_state(random_state)``; rank 0's under a launcher.
-
-        With ``random_state=None`` or a ``RandomState`` every process would
-        draw differently; a copy of rank 0's generator gives them all its draws.
-        """
-        rng = check_random_state(self.random_state)
-        return rng if group is None else group.broadcast(rng)
-
-    def _split_validation(self, X, y, X_val, y_val, rng):
-        if X_val is not None or y_val is not None:
-            if X_val is None or y_val is None:
-                raise ValueError("X_val and y_val must be given together")
-            X_val, _ = flatten_samples(X_val)
-            X_val = validate_data(self, X_val, reset=False, dtype=np.float32)
-            y_val = np.asarray(y_val)
-            if y_val.ndim != 1 or len(y_val) != len(X_val):
-                raise ValueError(
-                    f"y_val must be 1-D with one label per row of X_val, got shape "
-                    f"{y_val.shape} for {len(X_val)} rows"
-                )
-            return X, y, X_val, y_val
-        classes = np.unique(y)
-        n_classes = len(classes)
-        # as many held-out classes as validation_classes asks (at least 2), more
-        # (up to n_way) while n_way classes remain for training
-        n_val = max(2, math.ceil(self.validation_classes * n_classes))
-        n_val = max(n_val, min(self.n_way, n_classes - self.n_way))
-        if self.validation_classes == 0 or n_classes - n_val < 2:
-            warnings.warn(
-                f"meta_fit has no validation tasks (validation_classes="
-                f"{self.validation_classes}, {n_classes} source classes, n_way="
-                f"{self.n_way}): it cannot check that the meta-learned encoder beats "
-                "the input features, so fit (representation='auto') uses the encoder "
-                "only on tasks whose own crowd labels show it to be better; pass "
-                "X_val, y_val or more classes",
-                MetaLearningWarning,
-                stacklevel=4,  # meta_fit, its _fit_context wrapper, the caller
-            )
-            return X, y, None, None
-        if n_val < self.n_way or n_classes - n_val < self.n_way:
-            warnings.warn(
-                f"{n_classes} source classes are too few for {self.n_way}-way "
-                f"training and validation episodes on disjoint classes: meta_fit "
-                f"holds out {n_val} classes for {min(self.n_way, n_val)}-way "
-                f"validation episodes and trains on "
-                f"{min(self.n_way, n_classes - n_val)}-way episodes",
-                MetaLearningWarning,
-                stacklevel=4,
-            )
-        val_classes = rng.choice(classes, size=n_val, replace=False)
-        is_val = np.isin(y, val_classes)
-        return X[~is_val], y[~is_val], X[is_val], y[is_val]
-
-    def _no_meta_scores(
-        self, X, y, *, episodes, seed, c, spaces=INPUT_SPACES, return_episodes=False
-    ):
-        """Query accuracy of EM in the input spaces on episodes from ``(X, y)``.
-
-        ``n_val_episodes`` noisy ``min(n_way, n_classes)``-way episodes, seeded
-        by ``seed``, from the features as given (``fit`` scales them itself);
-        ties go to "input", listed first. With ``return_episodes``, also each
-        space's accuracy per episode (the same episodes for every space).
-        """
-        n_way = min(self.n_way, len(np.unique(y)))
-        sampler = EpisodeSampler(X, y, n_way=n_way, pseudo_annotation=True, **episodes)
-        dataset = EpisodeDataset(sampler, self.n_val_episodes, seed, fixed=True)
-        em = {"n_em_iter": self.n_em_iter, "tau": self.tau, "b": self.b, "c": c}
-        with torch_threads(1):
-            results = {
-                name: no_meta_accuracy(
-                    dataset, scaling=name, return_episodes=True, **em
-                )
-                for name in spaces
-            }
-        scores = {name: r[0] for name, r in results.items()}
-        if return_episodes:
-            return scores, {name: r[1] for name, r in results.items()}
-        return scores
-
-    @_fit_context(prefer_skip_nested_validation=True)
     def meta_fit(self, X_source, y_source, *, X_val=None, y_val=None):
         """Meta-learn the encoder on source tasks with clean labels.
+
+        Fits a clone of ``meta_learner`` (see :meth:`MetaLearner.fit`) through
+        this estimator's EM settings and stores its frozen encoder as the
+        ``meta_encoder`` parameter, which ``clone`` keeps.
 
         Parameters
         ----------
@@ -889,267 +389,38 @@ default="auto"
         y_source : array-like of shape (n_samples,)
             Clean source labels; classes should differ from the target task's.
         X_val, y_val : array-like, optional
-            Validation data of other classes. By default ``validation_classes`` of
-            the source classes are held out. Validation data of classes of
-            ``y_source`` chooses the epoch but not the latent space (with a
-            :class:`MetaLearningWarning`): ``meta_selected_`` is then the better
-            input space.
+            Validation data of other classes (see :meth:`MetaLearner.fit`).
 
         Returns
         -------
         self : MetaAnnotatorClassifier
-            With ``meta_encoder_``, ``meta_history_`` and ``meta_selected_`` set.
+            With ``meta_encoder`` set.
 
         Examples
         --------
         >>> import numpy as np
-        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
         >>> rng = np.random.default_rng(0)
         >>> y_source = np.repeat(np.arange(12), 20)  # 12 source classes
         >>> X_source = rng.normal(size=(240, 6)) + np.eye(12, 6)[y_source]
         >>> clf = MetaAnnotatorClassifier(
-        ...     n_way=3, n_episodes=20, episodes_per_epoch=10, n_val_episodes=5,
+        ...     meta_learner=MetaLearner(n_way=3, n_episodes=20, episodes_per_epoch=10,
+        ...                              n_val_episodes=5),
         ...     random_state=0)
         >>> clf = clf.meta_fit(X_source, y_source)
         >>> len(clf.meta_history_), clf.meta_selected_ != "auto"
         (2, True)
         """
-        X_flat, sample_shape = flatten_samples(X_source)
-        X = validate_data(self, X_flat, reset=True, dtype=np.float32)
-        y = np.asarray(y_source)
-        if y.ndim != 1:
-            raise ValueError(
-                f"y_source must be 1-D clean labels, got an array of shape {y.shape}"
-            )
-        if len(y) != len(X):
-            raise ValueError(
-                f"X_source and y_source have different numbers of samples: "
-                f"{len(X)} != {len(y)}"
-            )
-        check_classification_targets(y)
-        self._check_device()
-        # data-parallel under a launcher (accelerate launch): None for one process
-        group = process_group(self.device)
-        world_size = 1 if group is None else group.world_size
-        if group is not None:
-            check_divisible(
-                world_size,
-                meta_batch_size=self.meta_batch_size,
-                episodes_per_epoch=self.episodes_per_epoch,
-            )
-        image_shape = self.image_shape
-        if image_shape is None and sample_shape is not None:
-            image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
-        simulator = AnnotatorSimulator(
-            self.annotator_mixture, annotation_rate=self.annotation_rate
+        self._validate_params()
+        learner = (
+            MetaLearner() if self.meta_learner is None else clone(self.meta_learner)
         )
-        X_val_given = X_val is not None
-        X_train, y_train, X_val, y_val = self._split_validation(
-            X, y, X_val, y_val, self._meta_random_state(group)
+        if learner.get_params().get("random_state") is None:
+            learner.set_params(random_state=self.random_state)
+        learner.fit(
+            X_source, y_source, X_val=X_val, y_val=y_val, em_params=self._em_params()
         )
-        offset, scale = self._input_scaling(X_train)
-        n_classes_train = len(np.unique(y_train))
-        if n_classes_train < 2:
-            raise ValueError(
-                f"meta_fit needs at least 2 source classes for training, got "
-                f"{n_classes_train}"
-            )
-        # fewer source classes than n_way: smaller episodes
-        train_way = min(self.n_way, n_classes_train)
-        if train_way < self.n_way and (X_val_given or X_val is None):
-            # (_split_validation has said so when it held classes out)
-            warnings.warn(
-                f"{n_classes_train} source classes for training: meta_fit uses "
-                f"{train_way}-way training episodes instead of n_way={self.n_way}",
-                MetaLearningWarning,
-                stacklevel=3,
-            )
-
-        c = self._em_prior_c()
-        extra_callbacks = check_callbacks(self.callbacks)
-        episode_kw = {
-            "n_shot": self.n_shot,
-            "n_query": self.n_query,
-            "n_annotators": self.n_annotators,
-            "simulator": simulator,
-        }
-        rng = self._meta_random_state(group)
-        seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
-        sync = [] if group is None else [("distributed", SynchronizeProcesses(group))]
-        scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
-        train_sampler = EpisodeSampler(
-            scale_inputs(X_train),
-            y_train,
-            n_way=train_way,
-            pseudo_annotation=self.pseudo_annotation,
-            **episode_kw,
-        )
-        epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
-        train_ds = self._episode_dataset(
-            train_sampler, self.episodes_per_epoch, seed_train
-        )
-        if group is not None:
-            train_ds = ShardedEpisodeDataset(
-                train_ds, self.meta_batch_size, group.rank, world_size
-            )
-        val_ds = None
-        if X_val is not None:
-            # validation tasks always carry simulated annotators: they stand for
-            # the noisy target tasks the user will meet
-            val_sampler = EpisodeSampler(
-                scale_inputs(X_val),
-                y_val,
-                n_way=min(self.n_way, len(np.unique(y_val))),
-                pseudo_annotation=True,
-                **episode_kw,
-            )
-            val_ds = self._episode_dataset(
-                val_sampler, self.n_val_episodes, seed_val, fixed=True
-            )
-
-        threads = torch.get_num_threads() if self.n_threads is None else self.n_threads
-        with torch.random.fork_rng(devices=[]), torch_threads(threads):
-            torch.manual_seed(int(seed_torch))
-            module = self._new_encoder(X.shape[1], image_shape)
-            episodic = self._episodic_em(
-                module,
-                train_way,
-                n_em_iter=self.n_em_iter,
-                tau=self.tau,
-                b=self.b,
-                c=c,
-                encoder_alpha=self.encoder_alpha,
-                autocast_dtype=check_mixed_precision(self.mixed_precision),
-                compile_em=self.compile_em,
-            )
-            net, keep_best = make_net(
-                episodic,
-                lr=self.lr,
-                max_grad_norm=self.max_grad_norm,
-                max_epochs=epochs,
-                batch_size=self.meta_batch_size // world_size,
-                valid_dataset=val_ds,
-                patience=self.patience,
-                checkpoint_dir=self.checkpoint_dir,
-                device=self.device if group is None else group.device,
-                verbose=self.verbose if group is None or group.is_main else 0,
-                fingerprint=self._meta_fingerprint(X_train, y_train, X_val, y_val),
-                n_train_episodes=epochs * self.episodes_per_epoch,
-                extra_callbacks=extra_callbacks,
-                first_callbacks=sync,
-                main_process=group is None or group.is_main,
-                num_workers=self.num_workers,
-                pin_memory=self.pin_memory,
-                valid_batch_size=validation_batch_size(
-                    self.meta_batch_size, self.n_val_episodes
-                ),
-                grad_scaling=self.mixed_precision == "fp16",
-            )
-            fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
-            if group is not None:
-                adopt_main_result(group, net, keep_best)
-
-        history = net.history
-        self.meta_best_epoch_ = keep_best.best_epoch_
-        # The input spaces learn nothing from the source, so every source class
-        # can validate them, at the target's n_way; the encoder needs held-out
-        # classes. Their episodes are drawn from the raw features (as fit sees
-        # them), with the validation tasks' seed: paired with them when the
-        # classes are the same.
-        no_meta_kw = {"episodes": episode_kw, "seed": seed_val, "c": c}
-        val_full_way = X_val is not None and val_sampler.n_way == self.n_way
-        if val_full_way:
-            X_in, y_in = X_val, y_val
-        else:
-            X_in = X_train if X_val is None else np.concatenate([X_train, X_val])
-            y_in = y_train if y_val is None else np.concatenate([y_train, y_val])
-        input_scores, per_episode = self._no_meta_scores(
-            X_in, y_in, return_episodes=True, **no_meta_kw
-        )
-        self.meta_input_scores_ = input_scores
-        self.meta_input_candidates_ = _selection.plausible_spaces(
-            input_scores, per_episode, min_z=_selection.MIN_Z
-        )
-        if val_ds is not None:
-            module.load_state_dict(keep_best.best_state_)
-            self.meta_val_accuracy_ = float(keep_best.best_score_)
-            scores = {"meta": self.meta_val_accuracy_}
-            if val_full_way:
-                scores.update(input_scores)
-            else:
-                scores.update(self._no_meta_scores(X_val, y_val, **no_meta_kw))
-            self.no_meta_val_accuracy_ = scores["input"]
-            for row in history:
-                row["valid_acc_no_meta"] = scores["input"]
-                row["valid_acc_scaled"] = scores["scaled"]
-                row["valid_acc_normalized"] = scores["normalized"]
-            self.meta_val_scores_ = scores
-            # ties go to the meta-learned encoder (listed first)
-            self.meta_selected_ = max(scores, key=scores.get)
-            seen = sorted(
-                set(np.unique(y_val).tolist()) & set(np.unique(y_train).tolist()),
-                key=str,
-            )
-            if seen and X_val_given:
-                # Tasks of classes the encoder was trained on measure how well it
-                # fits them, not how it transfers to new ones (on LabelMe, 0.83
-                # against 0.50 for EM on the input features there, a tie on the
-                # target tasks): they choose the epoch, not the latent space.
-                self.meta_selected_ = max(input_scores, key=input_scores.get)
-                warnings.warn(
-                    f"X_val shares {len(seen)} classes with X_source (e.g. "
-                    f"{seen[0]!r}): its tasks choose the epoch but cannot show that "
-                    f"the encoder transfers to new classes (accuracy "
-                    f"{scores['meta']:.3f} against {scores[self.meta_selected_]:.3f}"
-                    f"); fit (representation='auto') uses representation="
-                    f"{self.meta_selected_!r}, and the encoder only on tasks whose "
-                    "own crowd labels show it to be better; pass X_val of other "
-                    "classes to validate it",
-                    MetaLearningWarning,
-                    stacklevel=3,
-                )
-            elif val_sampler.n_way < self.n_way:
-                # Smaller validation episodes than target tasks, over one or two
-                # held-out classes, rated the encoder above the input spaces where
-                # it was far below them on target tasks (small-source benchmark):
-                # the encoder must prove itself on each task.
-                self.meta_selected_ = max(input_scores, key=input_scores.get)
-                warnings.warn(
-                    f"the validation tasks are {val_sampler.n_way}-way, smaller than "
-                    f"n_way={self.n_way}: they cannot validate the meta-learned "
-                    f"encoder (accuracy {scores['meta']:.3f} against "
-                    f"{scores[self.meta_selected_]:.3f}); fit (representation='auto') "
-                    f"uses representation={self.meta_selected_!r}, the better input "
-                    f"space on {self.n_way}-way episodes of all source classes, and "
-                    "the encoder only on tasks whose own crowd labels show it to be "
-                    "better",
-                    MetaLearningWarning,
-                    stacklevel=3,
-                )
-            elif self.meta_selected_ != "meta":
-                warnings.warn(
-                    "meta-learning did not help on the validation tasks: the best "
-                    f"meta-learned encoder (epoch {self.meta_best_epoch_}) reached "
-                    f"accuracy {scores['meta']:.3f}, EM on standardised input "
-                    f"features {scores['input']:.3f}, on globally scaled features "
-                    f"{scores['scaled']:.3f}, on unit-norm items "
-                    f"{scores['normalized']:.3f}. fit will use "
-                    f"representation={self.meta_selected_!r} unless a task's crowd "
-                    "labels show the encoder to be better "
-                    "(representation='auto'); set representation='meta' to use the "
-                    "encoder anyway",
-                    MetaLearningWarning,
-                    stacklevel=3,  # past the _fit_context wrapper
-                )
-        else:
-            # nothing validated the encoder: fit(representation="auto") uses it
-            # only where a task's own crowd labels show it to be better
-            self.meta_val_accuracy_ = self.no_meta_val_accuracy_ = float("nan")
-            self.meta_val_scores_ = {}
-            self.meta_selected_ = max(input_scores, key=input_scores.get)
-        self.meta_encoder_ = FittedEncoder(module, offset, scale, X.shape[1])
-        self.meta_history_ = history
-        self.meta_world_size_ = world_size
+        self.meta_encoder = learner.meta_encoder_
         return self
 
     # -- adaptation and prediction --------------------------------------------
@@ -1239,28 +510,30 @@ sparse matrix or CrowdLabelMatrix
         )
         if history is not None:
             history = float(self.history_weight) * history
-        mode = self.representation
-        if mode == "meta" or (mode == "auto" and hasattr(self, "meta_encoder_")):
-            self._check_meta_encoder(X)
-        self._set_input_scaling(X)
-        if mode == "auto":
-            mode = self._choose_representation(X, labels, len(classes))
-        else:
-            self.representation_scores_ = {}
-        self.representation_ = mode
-
+        self.input_scaling_ = _representation.input_scalings(X)
+        em_params = self._em_params()
         with torch_threads(1):
+            choice = _representation.decide(
+                self.representation,
+                X,
+                labels,
+                len(classes),
+                meta_encoder=self.meta_encoder,
+                scalings=self.input_scaling_,
+                em_params=em_params,
+                seed=self._held_out_seed(),
+            )
+            self.representation_choice_ = choice
+            self.representation_ = choice.space
+            self.representation_scores_ = choice.scores
             res = _fit_em(
                 self._embed(X),
                 (labels.rows, labels.cols, labels.codes),
                 len(classes),
                 labels.n_annotators,
-                n_iter=self.n_em_iter,
-                tau=self.tau,
-                b=self.b,
-                c=self._em_prior_c(),
                 gold=gold,
                 prior_counts=history,
+                **em_params,
             )
         self.classes_ = classes
         self.prototypes_ = res.mu.numpy()
@@ -1493,3 +766,14 @@ def _check_score_weights(sample_weight, n_samples):
     if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
         raise ValueError("sample_weight must be finite, non-negative and not all zero")
     return w
+
+
+def _meta_view(attr):
+    return property(
+        lambda self: getattr(self.meta_encoder_, attr),
+        doc=f"``meta_encoder.{attr}`` (AttributeError without an encoder).",
+    )
+
+
+for _name, _attr in _META_VIEWS.items():
+    setattr(MetaAnnotatorClassifier, _name, _meta_view(_attr))

@@ -21,6 +21,12 @@ import torch
 
 EPS = 1e-10
 
+#: Defaults of the EM of a target task (and of meta-training through it): J
+#: iterations, prototype prior precision tau, class-prior concentration b,
+#: confusion-row concentration c (diagonal, off-diagonal). The classifier's
+#: ``n_em_iter``, ``tau``, ``b`` and ``c`` default to these.
+DEFAULT_EM_PARAMS = {"n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
+
 
 class EMResult(NamedTuple):
     """Parameters of a task after EM.

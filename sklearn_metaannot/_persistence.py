@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 FORMAT = "sklearn-metaannot-model"
-FORMAT_VERSION = 1
+#: 2: the classifier holds its meta-training recipe (``meta_learner``) and its
+#: frozen encoder (``meta_encoder``) as parameters. Version-1 files do not load.
+FORMAT_VERSION = 2
 _JSON_MEMBER = "model.json"
 _TENSOR_MEMBER = "tensors.safetensors"
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -43,6 +45,13 @@ def _estimator_types():
     return {
         cls.__name__: cls for cls in (MetaAnnotatorClassifier, DawidSkene, MajorityVote)
     }
+
+
+def _parameter_types():
+    """Estimators that may be parameter values of a saved estimator."""
+    from ._meta_learner import MetaLearner
+
+    return {"MetaLearner": MetaLearner}
 
 
 def _package_version():
@@ -67,7 +76,8 @@ class _Encoder:
 
     def encode(self, value, key):
         """Typed JSON of ``value``; ``key`` names it in errors and tensor keys."""
-        from ._meta import FittedEncoder
+        from ._meta_learner import MetaEncoder
+        from ._representation import RepresentationChoice
 
         if value is None or isinstance(value, (bool, str)):
             return {"type": "py", "value": value}
@@ -84,8 +94,17 @@ class _Encoder:
             return {"type": "torch_device", "value": str(value)}
         if isinstance(value, pathlib.PurePath):
             return {"type": "path", "value": str(value)}
-        if isinstance(value, FittedEncoder):
-            return self._encode_fitted_encoder(value, key)
+        if isinstance(value, MetaEncoder):
+            return self._encode_meta_encoder(value, key)
+        if isinstance(value, RepresentationChoice):
+            fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
+            return {"type": "representation_choice", "fields": self.encode(fields, key)}
+        if type(value) in _parameter_types().values():
+            return {
+                "type": "estimator",
+                "class": type(value).__name__,
+                "params": _encode_params(value, self, key=f"{key.split()[-1]}__"),
+            }
         if type(value).__name__ == "History" and isinstance(value, list):
             rows = [self.encode(row, f"{key}.{i}") for i, row in enumerate(value)]
             return {"type": "skorch_history", "items": rows}
@@ -130,27 +149,59 @@ class _Encoder:
             }
         raise TypeError(f"cannot save {key}: arrays of dtype {array.dtype}")
 
-    def _encode_fitted_encoder(self, value, key):
+    def _encode_meta_encoder(self, value, key):
+        from ._meta_learner import MetaLearner
+
         module = value.module
+        arch = value.learner_params
+        if not isinstance(arch.get("encoder"), str) or arch["encoder"] not in (
+            MetaLearner._parameter_constraints["encoder"][0].options
+        ):
+            raise TypeError(
+                f"cannot save {key}: its encoder is a user torch.nn.Module "
+                f"({arch.get('encoder')}), which can only be rebuilt by running "
+                "code; save such a model with joblib.dump and load it only from "
+                "trusted sources"
+            )
         state = {
             name: self._store(f"{key}.state.{name}", t.detach().cpu().numpy())
             for name, t in module.state_dict().items()
         }
         image_shape = getattr(module, "image_shape", None)
+        fields = {
+            name: self.encode(getattr(value, name), f"{key}.{name}")
+            for name in _META_ENCODER_FIELDS
+        }
         return {
-            "type": "fitted_encoder",
+            "type": "meta_encoder",
             "module": type(module).__name__,
             "state": state,
             "image_shape": None if image_shape is None else list(image_shape),
             "offset": self.encode(np.asarray(value.offset), f"{key}.offset"),
             "scale": self.encode(np.asarray(value.scale), f"{key}.scale"),
             "n_features_in": int(value.n_features_in),
+            "fields": fields,
         }
 
 
-def _encode_params(model, encoder):
+#: What a MetaEncoder holds besides its module and input scaling.
+_META_ENCODER_FIELDS = (
+    "selected",
+    "input_candidates",
+    "val_scores",
+    "input_scores",
+    "best_epoch",
+    "history",
+    "world_size",
+    "n_way",
+    "learner_params",
+)
+
+
+def _encode_params(model, encoder, key=""):
     params = {}
-    for name, value in model.get_params(deep=False).items():
+    for param, value in model.get_params(deep=False).items():
+        name = f"{key}{param}"
         if isinstance(value, torch.nn.Module):
             raise TypeError(
                 f"cannot save parameter {name}: a torch.nn.Module "
@@ -165,7 +216,7 @@ def _encode_params(model, encoder):
             )
         if isinstance(value, np.ndarray):
             value = value.tolist()  # array-like parameters come back as lists
-        params[name] = encoder.encode(value, f"parameter {name}")
+        params[param] = encoder.encode(value, f"parameter {name}")
     return params
 
 
@@ -251,7 +302,6 @@ class _Decoder:
     def __init__(self, tensors, path):
         self.tensors = tensors
         self.path = path
-        self.params = {}
 
     def fail(self, message):
         raise ValueError(
@@ -304,8 +354,20 @@ class _Decoder:
             from skorch.history import History
 
             return History([self.decode(v) for v in node["items"]])
-        if kind == "fitted_encoder":
-            return self._fitted_encoder(node)
+        if kind == "representation_choice":
+            from ._representation import RepresentationChoice
+
+            fields = self.decode(node["fields"])
+            fields["candidates"] = tuple(fields["candidates"])
+            return RepresentationChoice(**fields)
+        if kind == "meta_encoder":
+            return self._meta_encoder(node)
+        if kind == "estimator":
+            types = _parameter_types()
+            if node.get("class") not in types:
+                self.fail(f"unknown parameter estimator {node.get('class')!r}")
+            params = {str(k): self.decode(v) for k, v in node["params"].items()}
+            return types[node["class"]](**params)
         self.fail(f"unknown entry type {kind!r}")
 
     def _dtype(self, text, kinds):
@@ -317,14 +379,13 @@ class _Decoder:
             self.fail(f"unexpected dtype {text!r}")
         return dtype
 
-    def _fitted_encoder(self, node):
-        from ._classifier import MetaAnnotatorClassifier
-        from ._meta import FittedEncoder
+    def _meta_encoder(self, node):
+        from ._meta_learner import MetaEncoder, MetaLearner
 
+        fields = {k: self.decode(node["fields"][k]) for k in _META_ENCODER_FIELDS}
         n_features = int(node["n_features_in"])
         image_shape = node.get("image_shape")
-        est = MetaAnnotatorClassifier(**self.params)
-        module = est._new_encoder(
+        module = MetaLearner(**fields["learner_params"])._new_encoder(
             n_features, None if image_shape is None else tuple(image_shape)
         )
         if type(module).__name__ != node["module"]:
@@ -340,8 +401,12 @@ class _Decoder:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             self.fail(f"the encoder weights do not fit the encoder: {exc}")
-        return FittedEncoder(
-            module, self.decode(node["offset"]), self.decode(node["scale"]), n_features
+        return MetaEncoder(
+            module,
+            self.decode(node["offset"]),
+            self.decode(node["scale"]),
+            n_features,
+            **fields,
         )
 
 
@@ -453,7 +518,6 @@ def load(path):
     decoder = _Decoder(tensors, path)
     try:
         params = {k: decoder.decode(v) for k, v in document["params"].items()}
-        decoder.params = params
         model = types[name](**params)
         for attr, node in document["attributes"].items():
             if not attr.endswith("_") or attr.startswith("_"):

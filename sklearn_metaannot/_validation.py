@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import warnings
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -376,3 +377,36 @@ def check_annotator_prior(
         for key, value in mapping.items():
             _history_counts(value, K, key, name)
     return counts, has_history
+
+
+def check_prior_c(c):
+    """The confusion prior ``c`` as a float or a (diagonal, off-diagonal) pair."""
+    if isinstance(c, Real):
+        return float(c)
+    try:
+        pair = tuple(float(v) for v in c)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"c must be a float or a (diagonal, off-diagonal) pair, got {c!r}"
+        ) from None
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(
+            f"c must be a float >= 1 or a (diagonal, off-diagonal) pair of floats "
+            f">= 1, got {c!r}"
+        )
+    return pair
+
+
+def check_em_params(em_params):
+    """``n_iter``, ``tau``, ``b``, ``c`` of the EM, defaults filled in, c checked."""
+    from ._em import DEFAULT_EM_PARAMS
+
+    unknown = set(em_params or {}) - set(DEFAULT_EM_PARAMS)
+    if unknown:
+        raise ValueError(
+            f"em_params takes the keys {sorted(DEFAULT_EM_PARAMS)}, got "
+            f"{sorted(unknown)}"
+        )
+    params = {**DEFAULT_EM_PARAMS, **(em_params or {})}
+    params["c"] = check_prior_c(params["c"])
+    return params

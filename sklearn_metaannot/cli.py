@@ -21,6 +21,7 @@ import numpy as np
 
 from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
 from ._crowd_labels import CrowdLabelMatrix
+from ._meta_learner import MetaLearner
 
 PROG = "python -m sklearn_metaannot"
 COMMANDS = ("meta-fit", "fit-predict")
@@ -311,13 +312,15 @@ def _meta_fit_command(args):
     X = numeric_features(df, columns, args.data)
     y = df[args.target].to_numpy()
     model = MetaAnnotatorClassifier(
-        encoder=args.encoder,
-        n_way=args.n_way,
-        n_episodes=args.n_episodes,
-        episodes_per_epoch=min(200, args.n_episodes),
+        meta_learner=MetaLearner(
+            encoder=args.encoder,
+            n_way=args.n_way,
+            n_episodes=args.n_episodes,
+            episodes_per_epoch=min(200, args.n_episodes),
+            n_threads=args.n_threads,
+            verbose=0 if args.quiet else 1,
+        ),
         random_state=args.random_state,
-        n_threads=args.n_threads,
-        verbose=0 if args.quiet else 1,
     )
     try:
         with warnings.catch_warnings(record=True) as caught:

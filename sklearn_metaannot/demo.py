@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from ._annotators import simulate_annotators
 from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
 from ._crowd_labels import CrowdLabelMatrix
+from ._meta_learner import MetaLearner
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4, 5)
 TARGET_CLASSES = (6, 7, 8, 9)
@@ -176,16 +177,18 @@ def run_demo(
     source = np.isin(y, SOURCE_CLASSES)
     X_source, y_source = rotated_source(X[source], y[source])
     base = MetaAnnotatorClassifier(
-        encoder="residual_mlp",
-        n_threads=1,
-        n_way=4,
-        n_shot=(1, 5),
-        n_annotators=(3, 7),
-        n_episodes=n_episodes,
-        episodes_per_epoch=100,
-        n_val_episodes=100,
+        meta_learner=MetaLearner(
+            encoder="residual_mlp",
+            n_threads=1,
+            n_way=4,
+            n_shot=(1, 5),
+            n_annotators=(3, 7),
+            n_episodes=n_episodes,
+            episodes_per_epoch=100,
+            n_val_episodes=100,
+            verbose=verbose,
+        ),
         random_state=random_state,
-        verbose=verbose,
     )
     models = {}
     with warnings.catch_warnings():

@@ -14,6 +14,7 @@ from sklearn_metaannot import (
     FittedEncoder,
     MajorityVote,
     MetaAnnotatorClassifier,
+    MetaLearner,
     simulate_annotators,
 )
 from sklearn_metaannot.baselines import (
@@ -147,14 +148,16 @@ def _identity_encoder(n_features):
 def test_prototype_classifier_accepts_a_meta_fitted_classifier():
     X, y = _blobs(n_per_class=20, n_classes=10, seed=2)
     meta = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=2,
-        n_query=5,
-        embedding_dim=4,
-        hidden_layer_sizes=(16,),
-        n_episodes=8,
-        episodes_per_epoch=8,
-        validation_classes=0.0,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=2,
+            n_query=5,
+            embedding_dim=4,
+            hidden_layer_sizes=(16,),
+            n_episodes=8,
+            episodes_per_epoch=8,
+            validation_classes=0.0,
+        ),
         random_state=0,
     )
     with pytest.warns(UserWarning, match="no validation tasks"):

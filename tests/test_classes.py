@@ -8,6 +8,7 @@ import pytest
 
 from sklearn_metaannot import (
     MetaAnnotatorClassifier,
+    MetaLearner,
     MetaLearningWarning,
     MissingClassWarning,
 )
@@ -122,14 +123,16 @@ def meta_fitted_4way():
     y = np.repeat(np.arange(10), 20)
     X = 3 * rng.normal(size=(10, 2))[y] + rng.normal(size=(200, 2))
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=1,
-        n_annotators=3,
-        embedding_dim=4,
-        hidden_layer_sizes=(8,),
-        n_episodes=4,
-        episodes_per_epoch=4,
-        validation_classes=0,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=1,
+            n_annotators=3,
+            embedding_dim=4,
+            hidden_layer_sizes=(8,),
+            n_episodes=4,
+            episodes_per_epoch=4,
+            validation_classes=0,
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn_metaannot import (
     CrowdLabelMatrix,
     MetaAnnotatorClassifier,
+    MetaLearner,
     MetaLearningWarning,
     _em,
     simulate_annotators,
@@ -47,15 +48,17 @@ def _nonlinear_source(n_classes=16, n_per_class=40, seed=0):
 def meta_fitted():
     X, y = _nonlinear_source()
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=(2, 4),
-        n_annotators=(3, 5),
-        embedding_dim=8,
-        hidden_layer_sizes=(32,),
-        n_episodes=600,
-        episodes_per_epoch=100,
-        n_val_episodes=30,
-        lr=3e-3,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=(2, 4),
+            n_annotators=(3, 5),
+            embedding_dim=8,
+            hidden_layer_sizes=(32,),
+            n_episodes=600,
+            episodes_per_epoch=100,
+            n_val_episodes=30,
+            lr=3e-3,
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -221,15 +224,17 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
     # source classes that share nothing with their validation classes
     X, y = _blobs(12, 30, n_features=4, sep=4.0, seed=3)
     clf = MetaAnnotatorClassifier(
-        n_way=3,
-        n_shot=2,
-        n_annotators=3,
-        embedding_dim=2,
-        hidden_layer_sizes=(4,),
-        n_episodes=100,
-        episodes_per_epoch=50,
-        n_val_episodes=20,
-        lr=1e-5,
+        meta_learner=MetaLearner(
+            n_way=3,
+            n_shot=2,
+            n_annotators=3,
+            embedding_dim=2,
+            hidden_layer_sizes=(4,),
+            n_episodes=100,
+            episodes_per_epoch=50,
+            n_val_episodes=20,
+            lr=1e-5,
+        ),
         random_state=0,
     )
     with pytest.warns(MetaLearningWarning, match="did not help"):
@@ -246,7 +251,9 @@ def test_meta_learning_that_hurts_falls_back_with_a_warning():
 def test_no_validation_classes_warns():
     X, y = _blobs(3, 20)
     clf = MetaAnnotatorClassifier(
-        n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20
+        meta_learner=MetaLearner(
+            n_way=3, n_shot=2, n_episodes=20, episodes_per_epoch=20
+        )
     )
     with pytest.warns(MetaLearningWarning, match="no validation tasks"):
         clf.meta_fit(X, y)
@@ -262,12 +269,14 @@ def test_no_validation_classes_warns():
 def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, val_way):
     X, y = _blobs(n_classes, 20)
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=2,
-        n_query=5,
-        n_episodes=20,
-        episodes_per_epoch=10,
-        n_val_episodes=5,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=2,
+            n_query=5,
+            n_episodes=20,
+            episodes_per_epoch=10,
+            n_val_episodes=5,
+        ),
         random_state=0,
     )
     with pytest.warns(MetaLearningWarning, match=f"{val_way}-way validation"):
@@ -335,11 +344,13 @@ def test_joblib_round_trip_gives_identical_predictions(meta_fitted, tmp_path):
 def test_cuda_meta_fit_loads_on_cpu(tmp_path):
     X, y = _nonlinear_source()
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_episodes=100,
-        episodes_per_epoch=50,
-        n_val_episodes=10,
-        device="cuda",
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_episodes=100,
+            episodes_per_epoch=50,
+            n_val_episodes=10,
+            device="cuda",
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -395,15 +406,17 @@ def test_conv4_encoder_on_images():
     images = rng.random((len(y), 1, 12, 12)).astype(np.float32)
     images[np.arange(len(y)), 0, y, :] += 2.0  # class = a bright row
     clf = MetaAnnotatorClassifier(
-        encoder="conv4",
-        n_way=3,
-        n_shot=2,
-        n_query=5,
-        n_annotators=3,
-        embedding_dim=16,
-        n_episodes=20,
-        episodes_per_epoch=10,
-        n_val_episodes=5,
+        meta_learner=MetaLearner(
+            encoder="conv4",
+            n_way=3,
+            n_shot=2,
+            n_query=5,
+            n_annotators=3,
+            embedding_dim=16,
+            n_episodes=20,
+            episodes_per_epoch=10,
+            n_val_episodes=5,
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -418,15 +431,17 @@ def test_conv4_encoder_on_images():
 def test_checkpoint_dir_and_early_stopping(tmp_path):
     X, y = _nonlinear_source(n_classes=10, n_per_class=20)
     clf = MetaAnnotatorClassifier(
-        n_way=3,
-        n_shot=2,
-        n_annotators=3,
-        n_episodes=400,
-        episodes_per_epoch=20,
-        n_val_episodes=5,
-        patience=2,
-        lr=1e-3,
-        checkpoint_dir=tmp_path,
+        meta_learner=MetaLearner(
+            n_way=3,
+            n_shot=2,
+            n_annotators=3,
+            n_episodes=400,
+            episodes_per_epoch=20,
+            n_val_episodes=5,
+            patience=2,
+            lr=1e-3,
+            checkpoint_dir=tmp_path,
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -460,12 +475,14 @@ def _short_meta_fit(X, y):
     """A few meta-training episodes on (X, y): enough to compare the input spaces
     on 30 validation episodes (its MetaLearningWarnings ignored)."""
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=(1, 3),
-        n_query=5,
-        n_episodes=10,
-        episodes_per_epoch=10,
-        n_val_episodes=30,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=(1, 3),
+            n_query=5,
+            n_episodes=10,
+            episodes_per_epoch=10,
+            n_val_episodes=30,
+        ),
         random_state=0,
     )
     with warnings.catch_warnings():
@@ -545,12 +562,14 @@ def test_validation_data_of_source_classes_chooses_the_epoch_not_the_space():
     X, y = _scales_task(1.0, 0.05, n=40)
     held = np.arange(len(y)) % 4 == 0  # images of the same classes
     clf = MetaAnnotatorClassifier(
-        n_way=4,
-        n_shot=(1, 3),
-        n_query=5,
-        n_episodes=20,
-        episodes_per_epoch=10,
-        n_val_episodes=20,
+        meta_learner=MetaLearner(
+            n_way=4,
+            n_shot=(1, 3),
+            n_query=5,
+            n_episodes=20,
+            episodes_per_epoch=10,
+            n_val_episodes=20,
+        ),
         random_state=0,
     )
     with pytest.warns(MetaLearningWarning, match="X_val shares 4 classes"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import sklearn_metaannot
-from sklearn_metaannot import MetaAnnotatorClassifier
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
 from sklearn_metaannot._distributed import (
     ShardedEpisodeDataset,
     check_divisible,
@@ -190,7 +190,10 @@ def test_one_process_without_launcher():
     y = np.repeat(np.arange(8), 15)
     X = rng.normal(size=(120, 5)) + np.eye(8, 5)[y]
     clf = MetaAnnotatorClassifier(
-        n_way=3, n_episodes=4, episodes_per_epoch=4, n_val_episodes=2, random_state=0
+        meta_learner=MetaLearner(
+            n_way=3, n_episodes=4, episodes_per_epoch=4, n_val_episodes=2
+        ),
+        random_state=0,
     ).meta_fit(X, y)
     assert clf.meta_world_size_ == 1
 

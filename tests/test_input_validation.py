@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn_metaannot import (
     CrowdLabelMatrix,
     MetaAnnotatorClassifier,
+    MetaLearner,
     MetaLearningWarning,
 )
 
@@ -95,12 +96,14 @@ def test_feature_count_differs_from_meta_fit(data):
     X, Y = data
     Xs, ys = _source(n_features=5)
     clf = MetaAnnotatorClassifier(
-        n_way=2,
-        n_shot=1,
-        n_query=2,
-        n_episodes=4,
-        episodes_per_epoch=4,
-        validation_classes=0.0,
+        meta_learner=MetaLearner(
+            n_way=2,
+            n_shot=1,
+            n_query=2,
+            n_episodes=4,
+            episodes_per_epoch=4,
+            validation_classes=0.0,
+        )
     )
     with pytest.warns(UserWarning):
         clf.meta_fit(Xs, ys)
@@ -112,7 +115,9 @@ def test_n_way_larger_than_source_classes():
     # fewer source classes than n_way: smaller training episodes, with a warning
     Xs, ys = _source(n_classes=3)
     clf = MetaAnnotatorClassifier(
-        n_way=4, validation_classes=0.0, n_episodes=10, episodes_per_epoch=10
+        meta_learner=MetaLearner(
+            n_way=4, validation_classes=0.0, n_episodes=10, episodes_per_epoch=10
+        )
     )
     with pytest.warns(MetaLearningWarning, match="3-way training episodes"):
         clf.meta_fit(Xs, ys)
@@ -124,7 +129,9 @@ def test_n_way_larger_than_source_classes():
 def test_source_class_too_small():
     Xs, ys = _source(n_classes=6, n_per_class=8)
     clf = MetaAnnotatorClassifier(
-        n_way=2, n_shot=(1, 5), n_query=5, validation_classes=0.0
+        meta_learner=MetaLearner(
+            n_way=2, n_shot=(1, 5), n_query=5, validation_classes=0.0
+        )
     )
     with pytest.raises(ValueError, match="at least n_shot \\+ n_query = 10 examples"):
         with pytest.warns(UserWarning):
@@ -178,6 +185,8 @@ def test_bad_parameters(data, params, match):
 def test_unusable_device(device, match):
     rng = np.random.default_rng(0)
     X, y = rng.random((120, 4)), np.repeat(np.arange(6), 20)
-    clf = MetaAnnotatorClassifier(n_way=3, n_episodes=10, device=device)
+    clf = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(n_way=3, n_episodes=10, device=device)
+    )
     with pytest.raises(ValueError, match=match):
         clf.meta_fit(X, y)

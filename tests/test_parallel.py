@@ -8,6 +8,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from sklearn_metaannot import (
     MetaAnnotatorClassifier,
+    MetaLearner,
     MetaLearningWarning,
     simulate_annotators,
 )
@@ -18,15 +19,17 @@ def test_grid_search_n_jobs_2_equals_n_jobs_1():
     y = np.repeat(np.arange(10), 12)
     X = 2 * rng.normal(size=(10, 6))[y] + rng.normal(size=(120, 6))
     clf = MetaAnnotatorClassifier(
-        n_way=3,
-        n_shot=2,
-        n_annotators=3,
-        embedding_dim=5,
-        hidden_layer_sizes=(8,),
-        n_episodes=4,
-        episodes_per_epoch=2,
-        n_val_episodes=3,
-        representation="meta",  # fit raises if a worker lost the encoder
+        meta_learner=MetaLearner(
+            n_way=3,
+            n_shot=2,
+            n_annotators=3,
+            embedding_dim=5,
+            hidden_layer_sizes=(8,),
+            n_episodes=4,
+            episodes_per_epoch=2,
+            n_val_episodes=3,
+        ),
+        representation="meta",
         random_state=0,
     )
     with warnings.catch_warnings():

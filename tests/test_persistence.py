@@ -14,6 +14,7 @@ import sklearn_metaannot
 from sklearn_metaannot import (
     DawidSkene,
     MetaAnnotatorClassifier,
+    MetaLearner,
     MetaLearningWarning,
     load,
     save,
@@ -35,15 +36,17 @@ def _source(n_classes=10, n_per_class=12, side=None, seed=0):
 
 def _meta_fit(encoder, X, y):
     clf = MetaAnnotatorClassifier(
-        encoder=encoder,
-        n_way=3,
-        n_shot=2,
-        n_annotators=3,
-        embedding_dim=5,
-        hidden_layer_sizes=(8,),
-        n_episodes=4,
-        episodes_per_epoch=2,
-        n_val_episodes=3,
+        meta_learner=MetaLearner(
+            encoder=encoder,
+            n_way=3,
+            n_shot=2,
+            n_annotators=3,
+            embedding_dim=5,
+            hidden_layer_sizes=(8,),
+            n_episodes=4,
+            episodes_per_epoch=2,
+            n_val_episodes=3,
+        ),
         representation="meta",
         random_state=0,
     )
@@ -119,7 +122,9 @@ def test_round_trip_meta_fitted_and_fitted(tmp_path, encoder, side):
 
 
 def test_unfitted_and_other_estimators_round_trip(tmp_path):
-    clf = MetaAnnotatorClassifier(n_shot=(2, 3), c=3.0, checkpoint_dir=tmp_path)
+    clf = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(n_shot=(2, 3), checkpoint_dir=tmp_path), c=3.0
+    )
     loaded = load(save(clf, tmp_path / "unfitted.zip"))
     assert loaded.get_params() == clf.get_params()
     assert not hasattr(loaded, "classes_")
@@ -140,7 +145,9 @@ def test_new_attribute_types_round_trip_without_code_changes(tmp_path):
 
 
 def test_unsupported_content_is_rejected_at_save(tmp_path):
-    user_module = MetaAnnotatorClassifier(encoder=torch.nn.Linear(3, 2))
+    user_module = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(encoder=torch.nn.Linear(3, 2))
+    )
     with pytest.raises(TypeError, match="parameter encoder.*joblib"):
         save(user_module, tmp_path / "m.zip")
     with pytest.raises(TypeError, match="parameter random_state"):

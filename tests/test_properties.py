@@ -11,7 +11,11 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sklearn_metaannot import CrowdLabelMatrix, MetaAnnotatorClassifier  # noqa: E402
+from sklearn_metaannot import (  # noqa: E402
+    CrowdLabelMatrix,
+    MetaAnnotatorClassifier,
+    MetaLearner,
+)
 
 SETTINGS = settings(
     max_examples=30,
@@ -209,7 +213,9 @@ def test_non_finite_X_is_rejected_naming_X(task, bad, data):
         clf.predict(X_bad)
     y_source = np.arange(len(X)) % 3
     with pytest.raises(ValueError, match="Input X_source contains|Input X contains"):
-        MetaAnnotatorClassifier(n_way=2).meta_fit(X_bad, y_source)
+        MetaAnnotatorClassifier(meta_learner=MetaLearner(n_way=2)).meta_fit(
+            X_bad, y_source
+        )
 
 
 @SETTINGS
@@ -292,6 +298,6 @@ def test_bad_weights_are_rejected_naming_the_argument(task, data):
         )
     )
     with pytest.raises(ValueError, match="annotator_mixture"):
-        MetaAnnotatorClassifier(n_way=2, annotator_mixture=tuple(mixture)).meta_fit(
-            X, np.arange(n) % 3
-        )
+        MetaAnnotatorClassifier(
+            meta_learner=MetaLearner(n_way=2, annotator_mixture=tuple(mixture))
+        ).meta_fit(X, np.arange(n) % 3)

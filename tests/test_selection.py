@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn_metaannot._selection import choose_representation, held_out_agreement
 
 from sklearn_metaannot import (
     FittedEncoder,
@@ -13,7 +14,6 @@ from sklearn_metaannot import (
     simulate_annotators,
 )
 from sklearn_metaannot._meta import INPUT_SPACES
-from sklearn_metaannot._selection import choose_representation, held_out_agreement
 
 
 def _task(n_per_class, n_classes=4, seed=0, n_signal=2, n_noise=10, noise_sd=3.0):
