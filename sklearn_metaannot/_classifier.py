@@ -14,13 +14,12 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _em, _representation
-from ._crowd_labels import CrowdLabelMatrix
+from ._crowd_labels import CrowdLabelMatrix, _is_dataframe
 from ._em import DEFAULT_EM_PARAMS
 from ._meta import torch_threads
 from ._meta_learner import MetaEncoder, MetaLearner
 from ._representation import INPUT_SPACES
 from ._validation import (
-    annotator_ids,
     check_annotator_prior,
     check_crowd_labels,
     check_gold_labels,
@@ -41,30 +40,6 @@ _META_VIEWS = {
     "meta_best_epoch_": "best_epoch",
     "meta_world_size_": "world_size",
 }
-
-
-def _expected_counts(labels, posterior):
-    """Expected confusion counts ``sum_n lam_nk [y_n^r = l]`` of shape (R, K, K).
-
-    The sufficient statistics of the M-step of the confusion matrices (spec
-    3.2, paper Eq. 7) at the responsibilities ``posterior``; rows: true class.
-    """
-    R, K = labels.n_annotators, posterior.shape[1]
-    counts = np.zeros((R * K, K))
-    np.add.at(counts, labels.cols * K + labels.codes, posterior[labels.rows])
-    return counts.reshape(R, K, K).transpose(0, 2, 1).copy()
-
-
-def _label_accuracy(labels, posterior):
-    """Label counts and mean posterior probability of the labels, per annotator."""
-    R = labels.n_annotators
-    n_labels = np.bincount(labels.cols, minlength=R)
-    right = np.bincount(
-        labels.cols, weights=posterior[labels.rows, labels.codes], minlength=R
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.where(n_labels > 0, right / np.maximum(n_labels, 1), np.nan)
-    return n_labels, accuracy
 
 
 def _fit_em(
@@ -495,16 +470,16 @@ sparse matrix or CrowdLabelMatrix
         >>> np.allclose(nxt.annotator_prior_counts_[0], clf.annotator_counts_[2])
         True
         """
+        task_ids = X.index.to_numpy() if _is_dataframe(X) else None
         X = self._check_X(X, reset=True)
-        Y_given = Y
         explicit = classes is not None
         labels, classes = check_crowd_labels(
-            Y, X.shape[0], classes=classes, sparse=True
+            Y, X.shape[0], classes=classes, sparse=True, sample_ids=task_ids
         )
         if not explicit:
             self._warn_missing_classes(classes)
         gold = check_gold_labels(y_gold, classes, X.shape[0])
-        annotators = annotator_ids(Y_given, labels.n_annotators)
+        annotators = np.asarray(labels.annotator_ids)
         history, has_history = check_annotator_prior(
             annotator_prior, annotators, classes
         )
@@ -542,10 +517,10 @@ sparse matrix or CrowdLabelMatrix
         self.sample_posterior_ = res.lam.numpy()
         self.n_annotators_ = labels.n_annotators
         self.annotators_ = annotators
-        self.annotator_n_labels_, self.annotator_accuracy_ = _label_accuracy(
-            labels, self.sample_posterior_
+        self.annotator_n_labels_, self.annotator_accuracy_ = labels.label_accuracy(
+            self.sample_posterior_
         )
-        self.annotator_counts_ = _expected_counts(labels, self.sample_posterior_)
+        self.annotator_counts_ = labels.expected_counts(self.sample_posterior_)
         K = len(classes)
         self.annotator_prior_counts_ = (
             np.zeros((labels.n_annotators, K, K)) if history is None else history

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
 
 __all__ = ["CrowdLabelMatrix"]
 
@@ -239,6 +240,39 @@ def _readonly(arr):
 
 
 # --------------------------------------------------------------------------- class
+
+
+def is_long_table(Y):
+    """Whether ``Y`` is a long table: a DataFrame with task, worker, label columns."""
+    return _is_dataframe(Y) and {"task", "worker", "label"} <= set(Y.columns)
+
+
+def _check_dense_labels(Y, name="Y"):
+    """``Y`` as a 1-D or 2-D array of class labels, with clear errors."""
+    try:
+        arr = np.asarray(Y)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be 1-D (one annotator) or 2-D (n_samples, n_annotators) "
+            "with rows of equal length; got ragged rows (use np.nan or None for "
+            "missing labels)"
+        ) from None
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(
+            f"{name} must be 1-D (one annotator) or 2-D (n_samples, n_annotators), "
+            f"got an array of shape {arr.shape}"
+        )
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{name} must hold class labels, got complex values")
+    if arr.dtype.kind in "fiub":
+        values = arr.astype(float)
+        if np.isinf(values).any():
+            raise ValueError(f"{name} contains infinity; use np.nan for missing labels")
+        observed = values[~np.isnan(values)]
+        if observed.size:
+            # raises "Unknown label type: continuous" for regression targets
+            check_classification_targets(observed)
+    return arr
 
 
 class CrowdLabelMatrix:
@@ -608,14 +642,9 @@ class CrowdLabelMatrix:
             sample_ids, annotator_ids = Y.index.to_numpy(), Y.columns.to_numpy()
             _check_unique(sample_ids, "Y.index")
             _check_unique(annotator_ids, "Y.columns")
-        arr = np.asarray(Y)
+        arr = _check_dense_labels(Y)
         if arr.ndim == 1:
             arr = arr[:, None]
-        if arr.ndim != 2:
-            raise ValueError(
-                "Y must be 1-D (one annotator) or 2-D (n_samples, n_annotators), "
-                f"got an array of shape {arr.shape}"
-            )
         mask = _missing_mask(arr)
         if not _is_missing_scalar(missing):
             mask |= _equal_mask(arr, missing)
@@ -744,11 +773,16 @@ class CrowdLabelMatrix:
         >>> CrowdLabelMatrix.from_any(np.array([[1.0, np.nan], [0.0, 1.0]]))
         CrowdLabelMatrix(n_samples=2, n_annotators=2, n_labels=3, classes=[0.0, 1.0])
         """
+        if Y is None:
+            raise ValueError(
+                "This estimator requires y to be passed, but the target y is None: "
+                "pass Y of shape (n_samples, n_annotators) or (n_samples,)"
+            )
         if isinstance(Y, CrowdLabelMatrix):
             return Y
         if sp.issparse(Y):
             return cls.from_sparse(Y)
-        if _is_dataframe(Y) and {"task", "worker", "label"} <= set(Y.columns):
+        if is_long_table(Y):
             return cls.from_long(Y)
         return cls.from_dense(Y)
 
@@ -1083,6 +1117,69 @@ class CrowdLabelMatrix:
         codes = _argmax_tie_break(counts, tie_break, random_state)
         codes[counts.sum(axis=1) == 0] = -1
         return codes if return_codes else _decode(codes, self.classes)
+
+    def vote_matrix(self):
+        """Sparse indicator of the labels, shape (n_annotators * n_classes, n_samples).
+
+        Entry ``[r * K + l, n]`` is 1 when annotator ``r`` gave label ``l`` to
+        sample ``n``: ``vote_matrix() @ posterior`` sums, for every (annotator,
+        label), the posteriors of the samples so labelled.
+        """
+        K = self.n_classes
+        return sp.csr_matrix(
+            (np.ones(self.n_labels), (self.cols * K + self.codes, self.rows)),
+            shape=(self.n_annotators * K, self.n_samples),
+        )
+
+    def expected_counts(self, posterior):
+        """Expected confusion counts at the true-label ``posterior``.
+
+        ``[r, k, l] = sum_n posterior[n, k] * [annotator r said l for n]``: the
+        sufficient statistics of the confusion matrices in the M-step of
+        Dawid-Skene and of the classifier's EM (spec 3.2, paper Eq. 7).
+
+        Parameters
+        ----------
+        posterior : ndarray of shape (n_samples, n_classes)
+
+        Returns
+        -------
+        ndarray of shape (n_annotators, n_classes, n_classes)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import CrowdLabelMatrix
+        >>> Y = CrowdLabelMatrix.from_dense([[0, 1], [1, 1]])
+        >>> Y.expected_counts(np.array([[1.0, 0.0], [0.0, 1.0]]))[1]
+        array([[0., 1.],
+               [0., 1.]])
+        """
+        K = self.n_classes
+        counts = np.asarray(self.vote_matrix() @ np.asarray(posterior, dtype=float))
+        return counts.reshape(self.n_annotators, K, K).transpose(0, 2, 1).copy()
+
+    def label_accuracy(self, posterior):
+        """Labels per annotator and the mean posterior probability of their labels.
+
+        Parameters
+        ----------
+        posterior : ndarray of shape (n_samples, n_classes)
+
+        Returns
+        -------
+        n_labels : ndarray of shape (n_annotators,)
+        accuracy : ndarray of shape (n_annotators,)
+            NaN for an annotator without labels.
+        """
+        R = self.n_annotators
+        n_labels = np.bincount(self.cols, minlength=R)
+        right = np.bincount(
+            self.cols, weights=posterior[self.rows, self.codes], minlength=R
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = np.where(n_labels > 0, right / np.maximum(n_labels, 1), np.nan)
+        return n_labels, accuracy
 
     def annotator_counts(self):
         """Number of labels given by each annotator.

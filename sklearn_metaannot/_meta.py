@@ -589,8 +589,7 @@ def check_callbacks(callbacks, name="callbacks"):
 class FittedEncoder:
     """A meta-learned encoder with its input scaling, ready to embed arrays.
 
-    It is what :meth:`MetaAnnotatorClassifier.meta_fit` produces and what
-    ``clone`` carries over to new estimators. The module lives on the CPU so
+    :class:`MetaEncoder`, what :meth:`MetaLearner.fit` produces, is one. The module lives on the CPU so
     that a model trained on a GPU loads anywhere.
 
     Parameters
@@ -605,14 +604,14 @@ class FittedEncoder:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot import MetaAnnotatorClassifier
+    >>> from sklearn_metaannot import MetaLearner
     >>> rng = np.random.default_rng(0)
     >>> y_source = np.repeat(np.arange(12), 20)
     >>> X_source = rng.normal(size=(240, 6))
-    >>> clf = MetaAnnotatorClassifier(
+    >>> learner = MetaLearner(
     ...     n_way=3, embedding_dim=8, n_episodes=10, episodes_per_epoch=10,
-    ...     n_val_episodes=5, random_state=0).meta_fit(X_source, y_source)
-    >>> encoder = clf.meta_encoder_  # a FittedEncoder
+    ...     n_val_episodes=5, random_state=0).fit(X_source, y_source)
+    >>> encoder = learner.meta_encoder_  # a MetaEncoder, hence a FittedEncoder
     >>> encoder.n_features_in, encoder.transform(X_source[:5]).shape
     (6, (5, 8))
 

@@ -390,7 +390,7 @@ def crowd_agreement_score(estimator, X, Y):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn.model_representation import KFold, cross_val_score
+    >>> from sklearn.model_selection import KFold, cross_val_score
     >>> from sklearn_metaannot import MetaAnnotatorClassifier, crowd_agreement_score
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat([0, 1, 2], 20)

@@ -8,9 +8,14 @@ from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.multiclass import check_classification_targets
 
-from ._crowd_labels import CrowdLabelMatrix, _as_ids, _lookup, _missing_mask
+from ._crowd_labels import (
+    CrowdLabelMatrix,
+    _as_ids,
+    _lookup,
+    _missing_mask,
+    is_long_table,
+)
 
 
 def flatten_samples(X):
@@ -59,14 +64,21 @@ def _in_classes(labels, classes, name):
     )
 
 
-def check_crowd_labels(Y, n_samples, *, name="Y", classes=None, sparse=False):
+def check_crowd_labels(
+    Y, n_samples, *, name="Y", classes=None, sparse=False, sample_ids=None
+):
     """Validate annotations for ``n_samples`` examples.
+
+    Every form of ``Y`` goes through :meth:`CrowdLabelMatrix.from_any`, the one
+    entry point of crowd labels; the annotator ids stay on the returned matrix.
 
     Parameters
     ----------
     Y : array-like of shape (n_samples,) or (n_samples, n_annotators), \
-sparse matrix or CrowdLabelMatrix
-        Labels; ``np.nan`` or ``None`` mark missing labels in dense input.
+sparse matrix, long DataFrame or CrowdLabelMatrix
+        Labels; ``np.nan`` or ``None`` mark missing labels in dense input. A
+        long table (``task``, ``worker``, ``label`` columns) needs
+        ``sample_ids``.
     n_samples : int
         Number of rows of X.
     name : str
@@ -79,6 +91,10 @@ sparse matrix or CrowdLabelMatrix
         If True, return the labels as a :class:`CrowdLabelMatrix` (label
         triplets ``rows``, ``cols``, ``codes``) instead of a dense code matrix:
         memory O(n_labels), whatever ``n_samples * n_annotators``.
+    sample_ids : array-like of shape (n_samples,), default=None
+        The task id of each row of X (the index of a DataFrame X): the rows of
+        a long table are matched to them; a row without annotations is an
+        unlabelled item.
 
     Returns
     -------
@@ -88,42 +104,9 @@ sparse matrix or CrowdLabelMatrix
     classes : ndarray of shape (n_classes,)
         Label values; code k means ``classes[k]``.
     """
-    if Y is None:
-        raise ValueError(
-            f"This estimator requires y to be passed, but the target y is None: pass "
-            f"{name} of shape (n_samples, n_annotators) or (n_samples,)"
-        )
-    if isinstance(Y, CrowdLabelMatrix):
-        labels = Y
-    elif sp.issparse(Y):
-        labels = CrowdLabelMatrix.from_sparse(Y)
-    else:
-        try:
-            arr = np.asarray(Y)
-        except ValueError:
-            raise ValueError(
-                f"{name} must be 1-D (one annotator) or 2-D (n_samples, "
-                "n_annotators) with rows of equal length; got ragged rows (use "
-                "np.nan or None for missing labels)"
-            ) from None
-        if arr.ndim == 0 or arr.ndim > 2:
-            raise ValueError(
-                f"{name} must be 1-D (one annotator) or 2-D (n_samples, n_annotators), "
-                f"got an array of shape {arr.shape}"
-            )
-        if arr.dtype.kind == "c":
-            raise ValueError(f"{name} must hold class labels, got complex values")
-        if arr.dtype.kind in "fiub":
-            values = arr.astype(float)
-            if np.isinf(values).any():
-                raise ValueError(
-                    f"{name} contains infinity; use np.nan for missing labels"
-                )
-            observed = values[~np.isnan(values)]
-            if observed.size:
-                # raises "Unknown label type: continuous" for regression targets
-                check_classification_targets(observed)
-        labels = CrowdLabelMatrix.from_dense(arr)
+    labels = CrowdLabelMatrix.from_any(Y)
+    if is_long_table(Y):
+        labels = _align_to_samples(labels, sample_ids, name)
     if labels.n_samples != n_samples:
         raise ValueError(
             f"{name} has {labels.n_samples} samples but X has {n_samples}; they must "
@@ -155,39 +138,36 @@ sparse matrix or CrowdLabelMatrix
     return labels.to_codes(), classes
 
 
-def annotator_ids(Y, n_annotators):
-    """Identifiers of the annotators (columns) of ``Y``.
-
-    The ``annotator_ids`` of a :class:`CrowdLabelMatrix`, the column names of a
-    pandas DataFrame, else ``0 .. n_annotators - 1``.
-
-    Parameters
-    ----------
-    Y : object
-        Labels as given to ``fit``.
-    n_annotators : int
-        Number of annotators found by :func:`check_crowd_labels`.
-
-    Returns
-    -------
-    ndarray of shape (n_annotators,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_metaannot._validation import annotator_ids
-    >>> annotator_ids(np.zeros((4, 3)), 3)
-    array([0, 1, 2])
-    """
-    if isinstance(Y, CrowdLabelMatrix):
-        ids = np.asarray(Y.annotator_ids)
-    elif hasattr(Y, "columns") and getattr(Y, "ndim", 0) == 2:
-        ids = np.asarray(list(Y.columns))
-    else:
-        ids = np.arange(n_annotators)
-    if len(ids) != n_annotators:  # pragma: no cover - defensive
-        ids = np.arange(n_annotators)
-    return ids
+def _align_to_samples(labels, sample_ids, name):
+    """The labels of a long table, rows in the order of ``sample_ids`` (X's index)."""
+    if sample_ids is None:
+        raise ValueError(
+            f"{name} is a long table (task, worker, label), whose rows name tasks, "
+            "not positions: pass X as a pandas DataFrame indexed by task, or pass "
+            f"{name} as CrowdLabelMatrix.from_long(...).to_dense() in the order of X"
+        )
+    sample_ids = np.asarray(sample_ids)
+    position = {v: i for i, v in enumerate(sample_ids.tolist())}
+    if len(position) != len(sample_ids):
+        raise ValueError("X's index must not repeat a task")
+    tasks = np.asarray(labels.sample_ids, dtype=object)
+    rows = np.fromiter(
+        (position.get(t, -1) for t in tasks.tolist()), dtype=np.int64, count=len(tasks)
+    )
+    if (rows < 0).any():
+        absent = tasks[rows < 0]
+        raise ValueError(
+            f"{name} names {len(absent)} task(s) that X's index lacks, e.g. "
+            f"{absent[0]!r}: every annotated task needs a row of features"
+        )
+    return CrowdLabelMatrix(
+        rows[labels.rows],
+        labels.cols,
+        labels.codes,
+        sample_ids=sample_ids,
+        annotator_ids=labels.annotator_ids,
+        classes=labels.classes,
+    )
 
 
 def check_gold_labels(y_gold, classes, n_samples, *, name="y_gold"):

@@ -7,7 +7,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -324,7 +323,7 @@ default="majority_vote"
             raise ValueError("init must hold finite non-negative probabilities")
         return _vote_fractions(init)
 
-    def _m_step(self, post, votes, labelled, n_annotators):
+    def _m_step(self, post, labels, labelled):
         """Priors and confusions from posteriors ``post`` (n_samples, K).
 
         ``labelled`` is 1.0 for the samples with at least one label, else 0.0.
@@ -333,10 +332,7 @@ default="majority_vote"
         a = self.smoothing
         priors = labelled @ post + a  # class totals over the labelled samples
         priors /= priors.sum()
-        # votes @ post sums, for every (annotator, observed) row, the posteriors
-        # of the samples that annotator labelled so: counts[j, l, k]
-        counts = np.asarray(votes @ post).reshape(n_annotators, k, k)
-        confusions = counts.transpose(0, 2, 1) + a  # [j, true k, observed l]
+        confusions = labels.expected_counts(post) + a  # [j, true k, observed l]
         totals = confusions.sum(axis=2, keepdims=True)
         np.divide(confusions, totals, out=confusions, where=totals > 0)
         confusions[np.broadcast_to(totals == 0, confusions.shape)] = 1.0 / k
@@ -375,25 +371,18 @@ sparse matrix or pandas DataFrame
         # votes[(j, l), i] = 1 when annotator j answered l on sample i: every
         # M-step sum over annotations is votes @ post and every E-step sum is
         # votes.T @ log-confusions (sparse products, no loop over items/workers)
-        votes = sp.csr_matrix(
-            (
-                np.ones(labels.n_labels),
-                (labels.cols * k + labels.codes, labels.rows),
-            ),
-            shape=(m * k, n),
-        )
-        votes_t = votes.T.tocsr()
+        votes_t = labels.vote_matrix().T.tocsr()
         labelled = np.bincount(labels.rows, minlength=n) > 0
         labelled_weight = labelled.astype(np.float64)
 
         post = self._initial_posteriors(labels)
-        priors, confusions = self._m_step(post, votes, labelled_weight, m)
+        priors, confusions = self._m_step(post, labels, labelled_weight)
         log_lik = -np.inf
         converged = self.n_iter == 0
         n_done = 0
         for n_done in range(1, self.n_iter + 1):
             if n_done > 1:
-                priors, confusions = self._m_step(post, votes, labelled_weight, m)
+                priors, confusions = self._m_step(post, labels, labelled_weight)
             # E-step in log space: a product of many probabilities underflows,
             # so sum logs and subtract the row max before exponentiating
             log_conf = np.log(np.maximum(confusions, _TINY))

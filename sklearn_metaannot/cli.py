@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
+from ._classifier import MetaAnnotatorClassifier
 from ._crowd_labels import CrowdLabelMatrix
-from ._meta_learner import MetaLearner
+from ._meta_learner import MetaLearner, MetaLearningWarning
 
 PROG = "python -m sklearn_metaannot"
 COMMANDS = ("meta-fit", "fit-predict")

@@ -13,9 +13,9 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 from ._annotators import simulate_annotators
-from ._classifier import MetaAnnotatorClassifier, MetaLearningWarning
+from ._classifier import MetaAnnotatorClassifier
 from ._crowd_labels import CrowdLabelMatrix
-from ._meta_learner import MetaLearner
+from ._meta_learner import MetaLearner, MetaLearningWarning
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4, 5)
 TARGET_CLASSES = (6, 7, 8, 9)
@@ -198,7 +198,7 @@ def run_demo(
                 print(f"meta-training {name!r} on digits {SOURCE_CLASSES}")
             models[name] = (
                 clone(base)
-                .set_params(pseudo_annotation=pa)
+                .set_params(meta_learner__pseudo_annotation=pa)
                 .meta_fit(X_source, y_source)
             )
     models["ours, no meta-learning (standardised)"] = clone(models["ours"]).set_params(
