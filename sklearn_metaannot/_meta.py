@@ -589,8 +589,8 @@ def check_callbacks(callbacks, name="callbacks"):
 class FittedEncoder:
     """A meta-learned encoder with its input scaling, ready to embed arrays.
 
-    :class:`MetaEncoder`, what :meth:`MetaLearner.fit` produces, is one. The module lives on the CPU so
-    that a model trained on a GPU loads anywhere.
+    :class:`MetaEncoder`, what :meth:`MetaLearner.fit` produces, is one. The
+    module lives on the CPU so that a model trained on a GPU loads anywhere.
 
     Parameters
     ----------

@@ -106,6 +106,8 @@ class MetaEncoder(FittedEncoder):
         The architecture parameters of the :class:`MetaLearner` (``encoder``,
         ``embedding_dim``, ``hidden_layer_sizes``, ``image_shape``, ``rank``)
         that rebuild ``module`` when a saved model is loaded.
+    feature_names_in : ndarray of str or None, default=None
+        The column names of ``X_source`` when it was a DataFrame.
 
     Attributes
     ----------
@@ -132,6 +134,7 @@ class MetaEncoder(FittedEncoder):
         world_size=1,
         n_way=None,
         learner_params=None,
+        feature_names_in=None,
     ):
         super().__init__(module, offset, scale, n_features_in)
         self.selected = selected
@@ -143,6 +146,9 @@ class MetaEncoder(FittedEncoder):
         self.world_size = int(world_size)
         self.n_way = n_way
         self.learner_params = dict(learner_params or {})
+        self.feature_names_in = (
+            None if feature_names_in is None else np.asarray(feature_names_in)
+        )
 
     @property
     def val_accuracy(self):
@@ -853,5 +859,6 @@ or torch.nn.Module, default="mlp"
             world_size=world_size,
             n_way=self.n_way,
             learner_params=self._architecture(),
+            feature_names_in=getattr(self, "feature_names_in_", None),
         )
         return self

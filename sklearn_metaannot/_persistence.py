@@ -195,6 +195,7 @@ _META_ENCODER_FIELDS = (
     "world_size",
     "n_way",
     "learner_params",
+    "feature_names_in",
 )
 
 

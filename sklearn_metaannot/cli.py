@@ -325,7 +325,7 @@ def _meta_fit_command(args):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", MetaLearningWarning)
-            # a DataFrame: the model keeps the column names (feature_names_in_)
+            # a DataFrame: the encoder keeps the column names (feature_names_in)
             model.meta_fit(pd.DataFrame(X, columns=columns), y)
     except ValueError as exc:
         raise InputFileError(f"{args.data}: {exc}") from None
@@ -361,7 +361,8 @@ def _model_for(args, columns, X):
         raise InputFileError(
             f"{path}: not a saved MetaAnnotatorClassifier (a {type(model).__name__})"
         )
-    expected = getattr(model, "feature_names_in_", None)
+    encoder = model.meta_encoder
+    expected = None if encoder is None else encoder.feature_names_in
     if expected is not None:
         missing = [c for c in expected if c not in columns]
         if missing:
