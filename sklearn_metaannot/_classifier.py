@@ -217,9 +217,14 @@ default="auto"
     representation_choice_ : RepresentationChoice
         Which space ``fit`` used and why: ``space``, ``default``, ``reason``,
         ``scores`` and ``candidates``.
+    encoder_ : MetaEncoder or None
+        The encoder this ``fit`` used: ``meta_encoder``, or, when
+        ``meta_learner`` has been given other meta-training parameters since
+        ``meta_fit`` (``GridSearchCV`` over ``meta_learner__lr``...), an encoder
+        meta-trained again with them on the source data of ``meta_encoder``.
     meta_encoder_ : MetaEncoder
-        The ``meta_encoder`` parameter (read-only view, kept for
-        compatibility); the views ``meta_history_``, ``meta_selected_``,
+        ``encoder_`` after ``fit``, ``meta_encoder`` before (read-only view,
+        kept for compatibility); the views ``meta_history_``, ``meta_selected_``,
         ``meta_val_scores_``, ``meta_input_scores_``, ``meta_input_candidates_``,
         ``meta_val_accuracy_``, ``no_meta_val_accuracy_``, ``meta_best_epoch_``
         and ``meta_world_size_`` read its ``history``, ``selected``,
@@ -302,9 +307,40 @@ default="auto"
 
     @property
     def meta_encoder_(self):
-        if self.meta_encoder is None:
+        encoder = vars(self).get("encoder_", self.meta_encoder)
+        if encoder is None:
             raise AttributeError("no meta-learned encoder: call meta_fit first")
-        return self.meta_encoder
+        return encoder
+
+    def _learner(self):
+        """A fresh clone of ``meta_learner``, seeded by this estimator if unseeded."""
+        learner = (
+            MetaLearner() if self.meta_learner is None else clone(self.meta_learner)
+        )
+        if learner.get_params().get("random_state") is None:
+            learner.set_params(random_state=self.random_state)
+        return learner
+
+    def _encoder_for_fit(self):
+        """``meta_encoder``, or an encoder meta-trained again on its source data
+        when ``meta_learner`` now has another recipe (a search over it)."""
+        encoder = self.meta_encoder
+        if encoder is None or self.meta_learner is None or encoder.recipe is None:
+            return encoder
+        learner = self._learner()
+        if learner.recipe() == encoder.recipe:
+            return encoder
+        if encoder.source is None:
+            raise ValueError(
+                "meta_learner's parameters differ from those that meta-trained "
+                "meta_encoder, and its source data is not kept (a loaded or "
+                "unpickled model): call meta_fit again"
+            )
+        X_source, y_source, X_val, y_val = encoder.source
+        learner.fit(
+            X_source, y_source, X_val=X_val, y_val=y_val, em_params=self._em_params()
+        )
+        return learner.meta_encoder_
 
     def _em_params(self):
         """The EM settings of ``fit``, of meta-training and of the per-task check."""
@@ -335,7 +371,7 @@ default="auto"
         return _representation.embed(
             X,
             representation or self.representation_,
-            meta_encoder=self.meta_encoder,
+            meta_encoder=self.encoder_,
             scalings=self.input_scaling_,
         )
 
@@ -387,11 +423,7 @@ default="auto"
         (2, True)
         """
         self._validate_params()
-        learner = (
-            MetaLearner() if self.meta_learner is None else clone(self.meta_learner)
-        )
-        if learner.get_params().get("random_state") is None:
-            learner.set_params(random_state=self.random_state)
+        learner = self._learner()
         learner.fit(
             X_source, y_source, X_val=X_val, y_val=y_val, em_params=self._em_params()
         )
@@ -485,6 +517,7 @@ sparse matrix or CrowdLabelMatrix
         )
         if history is not None:
             history = float(self.history_weight) * history
+        self.encoder_ = self._encoder_for_fit()
         self.input_scaling_ = _representation.input_scalings(X)
         em_params = self._em_params()
         with torch_threads(1):
@@ -493,7 +526,7 @@ sparse matrix or CrowdLabelMatrix
                 X,
                 labels,
                 len(classes),
-                meta_encoder=self.meta_encoder,
+                meta_encoder=self.encoder_,
                 scalings=self.input_scaling_,
                 em_params=em_params,
                 seed=self._held_out_seed(),

@@ -108,6 +108,13 @@ class MetaEncoder(FittedEncoder):
         that rebuild ``module`` when a saved model is loaded.
     feature_names_in : ndarray of str or None, default=None
         The column names of ``X_source`` when it was a DataFrame.
+    recipe : str or None, default=None
+        :meth:`MetaLearner.recipe` of the learner that made it.
+    source : tuple or None, default=None
+        ``(X_source, y_source, X_val, y_val)`` as given to
+        :meth:`MetaLearner.fit`, by reference (not copied, not pickled, not
+        saved): what ``MetaAnnotatorClassifier.fit`` meta-trains on again when
+        its ``meta_learner`` has another recipe.
 
     Attributes
     ----------
@@ -135,6 +142,8 @@ class MetaEncoder(FittedEncoder):
         n_way=None,
         learner_params=None,
         feature_names_in=None,
+        recipe=None,
+        source=None,
     ):
         super().__init__(module, offset, scale, n_features_in)
         self.selected = selected
@@ -149,6 +158,15 @@ class MetaEncoder(FittedEncoder):
         self.feature_names_in = (
             None if feature_names_in is None else np.asarray(feature_names_in)
         )
+        self.recipe = recipe
+        self.source = source
+
+    def __getstate__(self):
+        # the source data is a reference for meta-training again (a search
+        # over meta_learner's parameters); pickles and saved models leave it out
+        state = self.__dict__.copy()
+        state["source"] = None
+        return state
 
     @property
     def val_accuracy(self):
@@ -468,23 +486,45 @@ or torch.nn.Module, default="mlp"
             params["encoder"] = type(self.encoder).__name__
         return params
 
-    def _meta_fingerprint(self, em_params, *arrays):
-        """Identifies a meta-training run: a checkpoint resumes only the same one."""
-        if self.checkpoint_dir is None:
-            return None
-        skip = {
+    #: Parameters that change how meta-training runs, not what it learns.
+    _RUNTIME_PARAMS = frozenset(
+        {
             "checkpoint_dir",
             "verbose",
             "n_threads",
             "num_workers",
             "pin_memory",
             "compile_em",
+            "callbacks",
         }
-        params = {k: v for k, v in self.get_params().items() if k not in skip}
-        params.update({f"em_{k}": v for k, v in em_params.items()})
+    )
+
+    def recipe(self):
+        """Fingerprint of the parameters that decide what meta-training learns.
+
+        Two learners with the same recipe, source data and EM settings learn
+        the same encoder; the runtime parameters (``_RUNTIME_PARAMS``: threads,
+        workers, checkpoints, progress, callbacks...) are left out.
+
+        Returns
+        -------
+        str
+        """
+        params = {
+            k: v for k, v in self.get_params().items() if k not in self._RUNTIME_PARAMS
+        }
+        if not isinstance(self.random_state, Integral | None):
+            params["random_state"] = "a random generator"  # its repr has an address
         if isinstance(self.encoder, torch.nn.Module):
             params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
-        return config_fingerprint(params, arrays)
+        return config_fingerprint(params, [])
+
+    def _meta_fingerprint(self, em_params, *arrays):
+        """Identifies a meta-training run: a checkpoint resumes only the same one."""
+        if self.checkpoint_dir is None:
+            return None
+        em = {f"em_{k}": v for k, v in em_params.items()}
+        return config_fingerprint({"recipe": self.recipe(), **em}, arrays)
 
     def _new_encoder(self, n_features, image_shape):
         """A fresh encoder module for the ``encoder`` parameter (also used by load)."""
@@ -665,6 +705,7 @@ or torch.nn.Module, default="mlp"
         (2, True)
         """
         em_params = check_em_params(em_params)
+        X_given, y_given = X_val, y_val
         X_flat, sample_shape = flatten_samples(X_source)
         X = validate_data(self, X_flat, reset=True, dtype=np.float32)
         y = np.asarray(y_source)
@@ -860,5 +901,7 @@ or torch.nn.Module, default="mlp"
             n_way=self.n_way,
             learner_params=self._architecture(),
             feature_names_in=getattr(self, "feature_names_in_", None),
+            recipe=self.recipe(),
+            source=(X_source, y_source, X_given, y_given),
         )
         return self

@@ -196,6 +196,7 @@ _META_ENCODER_FIELDS = (
     "n_way",
     "learner_params",
     "feature_names_in",
+    "recipe",
 )
 
 
@@ -276,6 +277,10 @@ def save(model, path):
                 f"cannot save attribute {name!r}: only constructor parameters and "
                 "fitted attributes (names ending with '_') are saved"
             )
+        same = [p for p, v in model.get_params(deep=False).items() if v is value]
+        if same and value is not None:  # e.g. encoder_ is the meta_encoder parameter
+            attributes[name] = {"type": "parameter", "name": same[0]}
+            continue
         attributes[name] = encoder.encode(value, f"attribute {name}")
     from safetensors.numpy import save as save_tensors
 
@@ -523,6 +528,9 @@ def load(path):
         for attr, node in document["attributes"].items():
             if not attr.endswith("_") or attr.startswith("_"):
                 decoder.fail(f"unexpected attribute {attr!r}")
+            if isinstance(node, dict) and node.get("type") == "parameter":
+                setattr(model, attr, getattr(model, str(node.get("name"))))
+                continue
             setattr(model, attr, decoder.decode(node))
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(
