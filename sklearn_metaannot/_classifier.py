@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -25,6 +24,7 @@ from ._validation import (
     check_gold_labels,
     check_prior_c,
     flatten_samples,
+    warn_user,
 )
 
 #: The classifier's fitted-looking meta attributes of earlier versions, read
@@ -313,10 +313,13 @@ default="auto"
         return encoder
 
     def _learner(self):
-        """A fresh clone of ``meta_learner``, seeded by this estimator if unseeded."""
-        learner = (
-            MetaLearner() if self.meta_learner is None else clone(self.meta_learner)
-        )
+        """A fresh unfitted ``meta_learner``, seeded by this estimator if unseeded.
+
+        Built from its parameters as given, not cloned: skorch callbacks must
+        reach meta-training as the user passed them (they record there).
+        """
+        template = MetaLearner() if self.meta_learner is None else self.meta_learner
+        learner = type(template)(**template.get_params(deep=False))
         if learner.get_params().get("random_state") is None:
             learner.set_params(random_state=self.random_state)
         return learner
@@ -354,13 +357,12 @@ default="auto"
     def _warn_missing_classes(self, classes):
         n_way = None if self.meta_encoder is None else self.meta_encoder.n_way
         if n_way is not None and len(classes) < n_way:
-            warnings.warn(
+            warn_user(
                 f"the annotators named {len(classes)} classes "
                 f"({np.asarray(classes).tolist()[:10]}) but meta-training episodes "
                 f"had n_way={n_way}; a class that nobody named cannot be "
                 "predicted. Pass fit(X, Y, classes=[...]) to keep every class",
                 MissingClassWarning,
-                stacklevel=4,  # fit, its _fit_context wrapper, the caller
             )
 
     def _check_X(self, X, *, reset):

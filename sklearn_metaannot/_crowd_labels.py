@@ -264,6 +264,14 @@ def _check_dense_labels(Y, name="Y"):
         )
     if arr.dtype.kind == "c":
         raise ValueError(f"{name} must hold class labels, got complex values")
+    return arr
+
+
+def check_classification_labels(Y, name="Y"):
+    """Reject dense numeric labels that are infinite or continuous (classifiers)."""
+    if isinstance(Y, CrowdLabelMatrix) or sp.issparse(Y) or is_long_table(Y):
+        return
+    arr = _check_dense_labels(Y, name)
     if arr.dtype.kind in "fiub":
         values = arr.astype(float)
         if np.isinf(values).any():
@@ -272,7 +280,6 @@ def _check_dense_labels(Y, name="Y"):
         if observed.size:
             # raises "Unknown label type: continuous" for regression targets
             check_classification_targets(observed)
-    return arr
 
 
 class CrowdLabelMatrix:
@@ -1124,6 +1131,20 @@ class CrowdLabelMatrix:
         Entry ``[r * K + l, n]`` is 1 when annotator ``r`` gave label ``l`` to
         sample ``n``: ``vote_matrix() @ posterior`` sums, for every (annotator,
         label), the posteriors of the samples so labelled.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+
+        Examples
+        --------
+        >>> from sklearn_metaannot import CrowdLabelMatrix
+        >>> Y = CrowdLabelMatrix.from_dense([[0, 1], [1, None]])
+        >>> Y.vote_matrix().toarray()
+        array([[1., 0.],
+               [0., 1.],
+               [0., 0.],
+               [1., 0.]])
         """
         K = self.n_classes
         return sp.csr_matrix(
@@ -1171,6 +1192,15 @@ class CrowdLabelMatrix:
         n_labels : ndarray of shape (n_annotators,)
         accuracy : ndarray of shape (n_annotators,)
             NaN for an annotator without labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import CrowdLabelMatrix
+        >>> Y = CrowdLabelMatrix.from_dense([[0, 1], [1, 1], [0, None]])
+        >>> n_labels, accuracy = Y.label_accuracy(np.eye(2)[[0, 1, 0]])
+        >>> n_labels.tolist(), accuracy.tolist()
+        ([3, 2], [1.0, 0.5])
         """
         R = self.n_annotators
         n_labels = np.bincount(self.cols, minlength=R)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,7 +37,7 @@ from ._meta import (
 )
 from ._representation import INPUT_SPACES, no_meta_accuracy
 from ._throughput import check_mixed_precision, validation_batch_size
-from ._validation import check_em_params, flatten_samples
+from ._validation import check_em_params, flatten_samples, warn_user
 from .episodes import EpisodeSampler
 
 
@@ -123,6 +122,17 @@ class MetaEncoder(FittedEncoder):
     no_meta_val_accuracy : float
         Validation accuracy of EM on standardised inputs (NaN without
         validation).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.base import clone
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier, MetaEncoder
+    >>> encoder = MetaEncoder(torch.nn.Identity(), offset=0.0, scale=1.0,
+    ...                       n_features_in=3, selected="meta")
+    >>> clf = MetaAnnotatorClassifier(meta_encoder=encoder)
+    >>> clone(clf).meta_encoder is encoder  # frozen: clone keeps it
+    True
     """
 
     def __init__(
@@ -471,6 +481,11 @@ or torch.nn.Module, default="mlp"
     def __sklearn_is_fitted__(self):
         return hasattr(self, "meta_encoder_")
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
     #: The parameters that build the encoder module (saved with a MetaEncoder).
     _ARCHITECTURE = (
         "encoder",
@@ -509,6 +524,14 @@ or torch.nn.Module, default="mlp"
         Returns
         -------
         str
+
+        Examples
+        --------
+        >>> from sklearn_metaannot import MetaLearner
+        >>> MetaLearner(lr=0.01).recipe() == MetaLearner(lr=0.01, verbose=1).recipe()
+        True
+        >>> MetaLearner(lr=0.01).recipe() == MetaLearner(lr=0.1).recipe()
+        False
         """
         params = {
             k: v for k, v in self.get_params().items() if k not in self._RUNTIME_PARAMS
@@ -603,7 +626,7 @@ or torch.nn.Module, default="mlp"
         n_val = max(2, math.ceil(self.validation_classes * n_classes))
         n_val = max(n_val, min(self.n_way, n_classes - self.n_way))
         if self.validation_classes == 0 or n_classes - n_val < 2:
-            warnings.warn(
+            warn_user(
                 f"meta_fit has no validation tasks (validation_classes="
                 f"{self.validation_classes}, {n_classes} source classes, n_way="
                 f"{self.n_way}): it cannot check that the meta-learned encoder beats "
@@ -611,18 +634,16 @@ or torch.nn.Module, default="mlp"
                 "only on tasks whose own crowd labels show it to be better; pass "
                 "X_val, y_val or more classes",
                 MetaLearningWarning,
-                stacklevel=4,  # meta_fit, its _fit_context wrapper, the caller
             )
             return X, y, None, None
         if n_val < self.n_way or n_classes - n_val < self.n_way:
-            warnings.warn(
+            warn_user(
                 f"{n_classes} source classes are too few for {self.n_way}-way "
                 f"training and validation episodes on disjoint classes: meta_fit "
                 f"holds out {n_val} classes for {min(self.n_way, n_val)}-way "
                 f"validation episodes and trains on "
                 f"{min(self.n_way, n_classes - n_val)}-way episodes",
                 MetaLearningWarning,
-                stacklevel=4,
             )
         val_classes = rng.choice(classes, size=n_val, replace=False)
         is_val = np.isin(y, val_classes)
@@ -706,6 +727,11 @@ or torch.nn.Module, default="mlp"
         """
         em_params = check_em_params(em_params)
         X_given, y_given = X_val, y_val
+        if y_source is None:
+            raise ValueError(
+                "This estimator requires y to be passed, but the target y is None: "
+                "pass y_source, the clean labels of X_source"
+            )
         X_flat, sample_shape = flatten_samples(X_source)
         X = validate_data(self, X_flat, reset=True, dtype=np.float32)
         y = np.asarray(y_source)
@@ -743,18 +769,17 @@ or torch.nn.Module, default="mlp"
         n_classes_train = len(np.unique(y_train))
         if n_classes_train < 2:
             raise ValueError(
-                f"meta_fit needs at least 2 source classes for training, got "
-                f"{n_classes_train}"
+                f"meta-training needs at least 2 source classes for training, got "
+                f"{n_classes_train} class{'es' if n_classes_train != 1 else ''}"
             )
         # fewer source classes than n_way: smaller episodes
         train_way = min(self.n_way, n_classes_train)
         if train_way < self.n_way and (X_val_given or X_val is None):
             # (_split_validation has said so when it held classes out)
-            warnings.warn(
+            warn_user(
                 f"{n_classes_train} source classes for training: meta_fit uses "
                 f"{train_way}-way training episodes instead of n_way={self.n_way}",
                 MetaLearningWarning,
-                stacklevel=3,
             )
 
         extra_callbacks = check_callbacks(self.callbacks)
@@ -883,7 +908,7 @@ or torch.nn.Module, default="mlp"
             best_epoch=keep_best.best_epoch_,
         )
         if message is not None:
-            warnings.warn(message, MetaLearningWarning, stacklevel=3)
+            warn_user(message, MetaLearningWarning)
         self.meta_encoder_ = MetaEncoder(
             module,
             offset,

@@ -530,6 +530,15 @@ class RepresentationChoice:
         for a forced space).
     candidates : tuple of str
         The spaces the check compared.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import MetaAnnotatorClassifier
+    >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+    >>> clf = MetaAnnotatorClassifier().fit(X, [[0, 0], [0, 1], [1, 1], [1, 1]])
+    >>> clf.representation_choice_.space, clf.representation_choice_.reason
+    ('input', 'default held')
     """
 
     space: str

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from numbers import Real
 
@@ -14,8 +16,23 @@ from ._crowd_labels import (
     _as_ids,
     _lookup,
     _missing_mask,
+    check_classification_labels,
     is_long_table,
 )
+
+
+def warn_user(message, category):
+    """Warn at the user's line: the first frame outside this package and
+    scikit-learn's ``_fit_context`` wrapper, however deep the call."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    wrapper = os.path.join("sklearn", "base.py")
+    frame, level = sys._getframe(1), 2
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(package)
+        or frame.f_code.co_filename.endswith(wrapper)
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def flatten_samples(X):
@@ -104,6 +121,12 @@ sparse matrix, long DataFrame or CrowdLabelMatrix
     classes : ndarray of shape (n_classes,)
         Label values; code k means ``classes[k]``.
     """
+    if Y is None:
+        raise ValueError(
+            f"This estimator requires y to be passed, but the target y is None: pass "
+            f"{name} of shape (n_samples, n_annotators) or (n_samples,)"
+        )
+    check_classification_labels(Y, name)
     labels = CrowdLabelMatrix.from_any(Y)
     if is_long_table(Y):
         labels = _align_to_samples(labels, sample_ids, name)

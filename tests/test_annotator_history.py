@@ -103,7 +103,7 @@ def test_no_prior_is_the_plain_sparse_em_bit_for_bit():
         n_iter=clf.n_em_iter,
         tau=clf.tau,
         b=clf.b,
-        c=clf._em_prior_c(),
+        c=clf._em_params()["c"],
     )
     np.testing.assert_array_equal(clf.prototypes_, res.mu.numpy())
     np.testing.assert_array_equal(clf.annotator_confusion_, res.log_A.exp().numpy())

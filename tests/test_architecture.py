@@ -51,8 +51,7 @@ def test_every_module_is_in_the_diagram():
 def test_imports_run_downwards_only():
     layers = _layers()
     upward = [
-        f"{path.stem} (layer {layers[path.stem]}) imports {name} "
-        f"(layer {layers[name]})"
+        f"{path.stem} (layer {layers[path.stem]}) imports {name} (layer {layers[name]})"
         for path in sorted(PACKAGE.glob("*.py"))
         if path.stem in layers
         for name in sorted(_imports(path))

@@ -20,7 +20,7 @@ from sklearn_metaannot import (
     _em,
     simulate_annotators,
 )
-from sklearn_metaannot._meta import INPUT_SPACES
+from sklearn_metaannot._representation import INPUT_SPACES
 
 
 def _blobs(n_classes, n_per_class, n_features=6, sep=3.0, seed=0):
@@ -207,7 +207,7 @@ def test_meta_fit_records_history_and_beats_no_meta_learning(meta_fitted):
         assert all(np.isfinite(history[:, key]))
     # gradient norms before clipping: one per gradient step, the epoch's maximum
     per_batch = history[-1, "batches", :, "grad_norm"]
-    assert len(per_batch) == 100 // clf.meta_batch_size
+    assert len(per_batch) == 100 // clf.meta_learner.meta_batch_size
     assert history[-1, "grad_norm_max"] == max(per_batch) > 0
     assert clf.meta_selected_ == "meta"
     assert clf.meta_val_accuracy_ > clf.no_meta_val_accuracy_ + 0.05
@@ -296,18 +296,33 @@ def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, v
 
 def test_without_pseudo_annotation_trains(meta_fitted):
     X, y = _nonlinear_source()
-    wo_pa = clone(meta_fitted).set_params(pseudo_annotation=False, n_episodes=200)
+    wo_pa = clone(meta_fitted).set_params(
+        meta_learner__pseudo_annotation=False, meta_learner__n_episodes=200
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         wo_pa.meta_fit(X[~np.isin(y, TARGET)], y[~np.isin(y, TARGET)])
     assert len(wo_pa.meta_history_) == 2
 
 
-def test_clone_grid_search_and_cross_validation_keep_the_encoder(meta_fitted):
+def test_clone_grid_search_and_cross_validation_keep_the_encoder(
+    meta_fitted, monkeypatch
+):
     Xs, Ys, ys, Xq, yq = _target_task(n_shot=6)
     cloned = clone(meta_fitted)
+    # the frozen encoder is a parameter: clone keeps the object itself
+    assert cloned.meta_encoder is meta_fitted.meta_encoder
     assert cloned.meta_encoder_ is meta_fitted.meta_encoder_
     assert not hasattr(cloned, "classes_")
+    # a clone of a fitted model is not fitted, but keeps the encoder
+    refit = clone(clone(meta_fitted).fit(Xs, Ys))
+    assert not hasattr(refit, "classes_")
+    assert refit.meta_encoder is meta_fitted.meta_encoder
+
+    def no_meta_training(*args, **kwargs):
+        raise AssertionError("meta-training ran again")
+
+    monkeypatch.setattr(MetaLearner, "fit", no_meta_training)
     grid = GridSearchCV(
         meta_fitted,
         param_grid={"n_em_iter": [1, 2, 3, 5], "b": [1, 10, 100]},
@@ -315,6 +330,7 @@ def test_clone_grid_search_and_cross_validation_keep_the_encoder(meta_fitted):
     ).fit(Xs, Ys)
     best = grid.best_estimator_
     assert best.representation_ == "meta"
+    assert best.meta_encoder is meta_fitted.meta_encoder
     assert best.meta_encoder_ is meta_fitted.meta_encoder_
     # the refit model equals a direct fit with the best parameters
     direct = clone(meta_fitted).set_params(**grid.best_params_).fit(Xs, Ys)
@@ -389,12 +405,12 @@ def test_meta_fit_is_reproducible_with_random_state():
         "n_val_episodes": 5,
         "embedding_dim": 4,
         "hidden_layer_sizes": (8,),
-        "random_state": 7,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
-        a = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
-        b = MetaAnnotatorClassifier(**kw).meta_fit(X, y)
+        a = MetaAnnotatorClassifier(meta_learner=MetaLearner(**kw), random_state=7)
+        b = MetaAnnotatorClassifier(meta_learner=MetaLearner(**kw), random_state=7)
+        a, b = a.meta_fit(X, y), b.meta_fit(X, y)
     np.testing.assert_array_equal(
         a.meta_encoder_.transform(X), b.meta_encoder_.transform(X)
     )

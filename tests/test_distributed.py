@@ -132,7 +132,7 @@ CHECKPOINT_SCRIPT = """
 import json, os, pathlib, sys
 import torch
 from sklearn.datasets import load_digits
-from sklearn_metaannot import MetaAnnotatorClassifier
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
 
 out = pathlib.Path(sys.argv[1])
 saved = []
@@ -144,11 +144,14 @@ torch.save = counting_save
 
 X, y = load_digits(return_X_y=True)
 s = y < 6
-def meta_fit(**params):
-    return MetaAnnotatorClassifier(
+def meta_fit(random_state, **params):
+    learner = MetaLearner(
         n_way=3, embedding_dim=8, hidden_layer_sizes=(16,), n_shot=3, n_query=3,
         n_episodes=16, episodes_per_epoch=8, meta_batch_size=4,
         validation_classes=0.5, n_val_episodes=4, n_threads=1, **params,
+    )
+    return MetaAnnotatorClassifier(
+        meta_learner=learner, random_state=random_state
     ).meta_fit(X[s], y[s])
 first = meta_fit(checkpoint_dir=out / "ckpt", random_state=3, verbose=1)
 n_saved = len(saved)

@@ -163,7 +163,12 @@ def test_meta_fit_label_errors():
 def test_bad_parameters(data, params, match):
     X, Y = data
     Xs, ys = _source()
-    clf = MetaAnnotatorClassifier(**params)
+    # meta-training parameters belong to the MetaLearner
+    learner = {k: v for k, v in params.items() if k in MetaLearner().get_params()}
+    clf = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(**learner) if learner else None,
+        **{k: v for k, v in params.items() if k not in learner},
+    )
     with pytest.raises((ValueError, TypeError), match=match):
         clf.fit(X, Y)
         clf.meta_fit(Xs, ys)

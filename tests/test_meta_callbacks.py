@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skorch.callbacks import Callback
 
-from sklearn_metaannot import MetaAnnotatorClassifier
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
 
 # tiny meta-training does not beat the input features; not what is tested here
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn_metaannot.MetaLearningWarning")
@@ -27,9 +27,10 @@ def _clf(**params):
         "episodes_per_epoch": 10,
         "n_val_episodes": 5,
         "n_threads": 1,
-        "random_state": 0,
     }
-    return MetaAnnotatorClassifier(**{**kw, **params})
+    return MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(**{**kw, **params}), random_state=0
+    )
 
 
 class Recorder(Callback):
@@ -48,7 +49,8 @@ class Recorder(Callback):
 def test_user_callbacks_see_loss_validation_accuracy_and_gradient_norm(source):
     recorder = Recorder()
     clf = _clf(callbacks=[("recorder", recorder)]).meta_fit(*source)
-    assert clf.callbacks[0][1] is recorder  # the parameter is left untouched
+    # the parameter is left untouched
+    assert clf.meta_learner.callbacks[0][1] is recorder
     # the callback is used as given (not copied): what it saw is on our object
     assert len(recorder.seen) == len(clf.meta_history_) == 3
     for row, seen in zip(clf.meta_history_, recorder.seen):

@@ -29,7 +29,7 @@ def test_grid_search_n_jobs_2_equals_n_jobs_1():
             episodes_per_epoch=2,
             n_val_episodes=3,
         ),
-        representation="meta",
+        representation="meta",  # fit raises if a worker lost the encoder
         random_state=0,
     )
     with warnings.catch_warnings():

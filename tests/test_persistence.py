@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from sklearn.base import BaseEstimator
 
 import sklearn_metaannot
 from sklearn_metaannot import (
@@ -56,29 +57,41 @@ def _meta_fit(encoder, X, y):
 
 
 def _assert_same_state(a, b):
-    assert a.get_params() == b.get_params()
+    # the parameters (MetaLearner and MetaEncoder included), then every attribute
+    _assert_same_value(a.get_params(), b.get_params(), "get_params()")
     assert set(vars(a)) == set(vars(b))
     for name, value in vars(a).items():
-        other = getattr(b, name)
-        if isinstance(value, np.ndarray):
-            assert value.dtype == other.dtype, name
-            np.testing.assert_array_equal(value, other)
-        elif isinstance(value, sklearn_metaannot.FittedEncoder):
-            sa, sb = value.module.state_dict(), other.module.state_dict()
-            assert sa.keys() == sb.keys()
-            for key in sa:
-                assert torch.equal(sa[key], sb[key]), key
-            np.testing.assert_array_equal(value.offset, other.offset)
-            np.testing.assert_array_equal(value.scale, other.scale)
-            assert value.n_features_in == other.n_features_in
-        else:
-            _assert_same_value(value, other, name)
+        _assert_same_value(value, getattr(b, name), name)
+
+
+def _assert_same_encoder(value, other, name):
+    """Same weights, scaling and (for a MetaEncoder) validation results."""
+    assert set(vars(value)) == set(vars(other)), name
+    sa, sb = value.module.state_dict(), other.module.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+    np.testing.assert_array_equal(value.offset, other.offset)
+    np.testing.assert_array_equal(value.scale, other.scale)
+    assert value.n_features_in == other.n_features_in
+    for attr, v in vars(value).items():
+        # a MetaEncoder's ``source`` is a reference to the meta-training data,
+        # documented as not saved
+        if attr not in ("module", "offset", "scale", "source"):
+            _assert_same_value(v, getattr(other, attr), f"{name}.{attr}")
 
 
 def _assert_same_value(value, other, name):
-    """Equal, recursively through dicts, lists and tuples (arrays: exactly)."""
+    """Equal, recursively through dicts, lists, tuples, estimators' parameters
+    and encoders (arrays: exactly)."""
     assert type(value) is type(other), name
-    if isinstance(value, np.ndarray):
+    if isinstance(value, sklearn_metaannot.FittedEncoder):
+        _assert_same_encoder(value, other, name)
+    elif isinstance(value, BaseEstimator):
+        _assert_same_value(
+            value.get_params(deep=False), other.get_params(deep=False), name
+        )
+    elif isinstance(value, np.ndarray):
         assert value.dtype == other.dtype, name
         np.testing.assert_array_equal(value, other)
     elif isinstance(value, dict):
@@ -126,7 +139,7 @@ def test_unfitted_and_other_estimators_round_trip(tmp_path):
         meta_learner=MetaLearner(n_shot=(2, 3), checkpoint_dir=tmp_path), c=3.0
     )
     loaded = load(save(clf, tmp_path / "unfitted.zip"))
-    assert loaded.get_params() == clf.get_params()
+    _assert_same_value(loaded.get_params(), clf.get_params(), "get_params()")
     assert not hasattr(loaded, "classes_")
     Y = np.array([[0, 0, 1], [1, 1, 1], [0, np.nan, 0], [2, 2, 2]])
     ds = DawidSkene().fit(Y)
@@ -148,7 +161,7 @@ def test_unsupported_content_is_rejected_at_save(tmp_path):
     user_module = MetaAnnotatorClassifier(
         meta_learner=MetaLearner(encoder=torch.nn.Linear(3, 2))
     )
-    with pytest.raises(TypeError, match="parameter encoder.*joblib"):
+    with pytest.raises(TypeError, match="parameter meta_learner__encoder.*joblib"):
         save(user_module, tmp_path / "m.zip")
     with pytest.raises(TypeError, match="parameter random_state"):
         save(MetaAnnotatorClassifier(random_state=np.random.RandomState(0)), "x")

@@ -15,13 +15,18 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearningWarning
+from sklearn_metaannot import (
+    MetaAnnotatorClassifier,
+    MetaLearner,
+    MetaLearningWarning,
+)
 from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGKILL"), reason="needs POSIX signals"
 )
 
+# of the MetaLearner
 PARAMS = {
     "n_way": 3,
     "n_shot": 2,
@@ -43,7 +48,7 @@ import json, sys, time, warnings
 import numpy as np, torch
 torch.set_num_threads(1)
 warnings.simplefilter("ignore")
-from sklearn_metaannot import MetaAnnotatorClassifier
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
 from sklearn_metaannot.episodes import EpisodeSampler
 
 params = json.loads(sys.argv[2])
@@ -54,8 +59,9 @@ def slow_sample(self, rng):
     return sample(self, rng)
 EpisodeSampler.sample = slow_sample
 data = np.load(sys.argv[3])
-MetaAnnotatorClassifier(checkpoint_dir=sys.argv[1], **params).meta_fit(
-    data["X"], data["y"])
+MetaAnnotatorClassifier(
+    meta_learner=MetaLearner(checkpoint_dir=sys.argv[1], **params)
+).meta_fit(data["X"], data["y"])
 """
 
 
@@ -69,7 +75,7 @@ def _source():
 def _meta_fit(checkpoint_dir=None, **changes):
     X, y = _source()
     clf = MetaAnnotatorClassifier(
-        checkpoint_dir=checkpoint_dir, **{**PARAMS, **changes}
+        meta_learner=MetaLearner(checkpoint_dir=checkpoint_dir, **{**PARAMS, **changes})
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)

@@ -5,15 +5,18 @@ import numpy as np
 import pytest
 import torch
 from sklearn.model_selection import GridSearchCV, KFold
-from sklearn_metaannot._selection import choose_representation, held_out_agreement
 
 from sklearn_metaannot import (
-    FittedEncoder,
     MetaAnnotatorClassifier,
+    MetaEncoder,
     crowd_agreement_score,
     simulate_annotators,
 )
-from sklearn_metaannot._meta import INPUT_SPACES
+from sklearn_metaannot._representation import (
+    INPUT_SPACES,
+    choose_representation,
+    held_out_agreement,
+)
 
 
 def _task(n_per_class, n_classes=4, seed=0, n_signal=2, n_noise=10, noise_sd=3.0):
@@ -32,10 +35,8 @@ def _with_encoder(columns, n_features, weight, meta_selected):
     with torch.no_grad():
         module.weight.zero_()
         module.weight[np.arange(len(columns)), columns] = weight
-    clf = MetaAnnotatorClassifier(random_state=0)
-    clf.meta_encoder_ = FittedEncoder(module, 0.0, 1.0, n_features)
-    clf.meta_selected_ = meta_selected
-    return clf
+    encoder = MetaEncoder(module, 0.0, 1.0, n_features, selected=meta_selected)
+    return MetaAnnotatorClassifier(meta_encoder=encoder, random_state=0)
 
 
 def _crowd(y, seed):

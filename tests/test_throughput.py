@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sklearn_metaannot import EpisodeSampler, MetaAnnotatorClassifier
+from sklearn_metaannot import EpisodeSampler, MetaAnnotatorClassifier, MetaLearner
 from sklearn_metaannot._em import one_hot_annotations, predict_log_proba, run_em
 from sklearn_metaannot._encoders import build_encoder
 from sklearn_metaannot._meta import (
@@ -17,8 +17,8 @@ from sklearn_metaannot._meta import (
     EpisodicEM,
     episode_accuracy,
     make_net,
-    no_meta_accuracy,
 )
+from sklearn_metaannot._representation import no_meta_accuracy
 from sklearn_metaannot._throughput import episode_iterator, validation_batch_size
 
 
@@ -45,7 +45,7 @@ def _meta_fit(**params):
     kw.update(params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MetaAnnotatorClassifier(**kw).meta_fit(X, y)
+        return MetaAnnotatorClassifier(meta_learner=MetaLearner(**kw)).meta_fit(X, y)
 
 
 def _weights(clf):
@@ -112,7 +112,7 @@ def test_mixed_precision_keeps_the_em_in_float32():
 def test_invalid_throughput_parameters(params, name):
     X, y = _source()
     with pytest.raises(ValueError, match=name):
-        MetaAnnotatorClassifier(**params).meta_fit(X, y)
+        MetaAnnotatorClassifier(meta_learner=MetaLearner(**params)).meta_fit(X, y)
 
 
 def _val_dataset(n_episodes=13):
