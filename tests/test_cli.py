@@ -499,6 +499,25 @@ def test_warnings_are_lines_without_source_location(files, capsys, monkeypatch):
     assert ".py:" not in err and "Warning:" not in err
 
 
+def test_fit_predict_warning_is_a_line(files, five_way_model, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    model = sklearn_metaannot.load(five_way_model)
+    with monkeypatch.context() as patch:  # a model saved by another version
+        patch.setattr(
+            sklearn_metaannot._persistence, "_package_version", lambda: "0.0.1"
+        )
+        sklearn_metaannot.save(model, "old_model")
+    main([*_fit_predict()[:-1], "old_version.csv", "--model", "old_model"])
+    err = capsys.readouterr().err
+    (line,) = err.strip().splitlines()
+    assert line == (
+        "warning: old_model was saved with sklearn-metaannot 0.0.1 and is loaded "
+        f"with sklearn-metaannot {sklearn_metaannot.__version__}; check its "
+        "predictions"
+    )
+
+
 # -- help ---------------------------------------------------------------------------
 
 
