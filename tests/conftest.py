@@ -41,7 +41,7 @@ MESSAGE_SCANNED_MODULES = {
     "test_episodes",
     "test_gold_labels",
     "test_input_validation",
-    "test_messages",
+    "test_atomic",
     "test_persistence",
 }
 
