@@ -33,6 +33,7 @@ MESSAGE_SCANNED_MODULES = {
     "test_aggregation",
     "test_annotator_history",
     "test_annotators",
+    "test_atomic",
     "test_baselines",
     "test_classes",
     "test_cli",
@@ -41,7 +42,6 @@ MESSAGE_SCANNED_MODULES = {
     "test_episodes",
     "test_gold_labels",
     "test_input_validation",
-    "test_atomic",
     "test_persistence",
 }
 
