@@ -64,6 +64,15 @@ class Interrupted(BaseException):
     ----------
     signum : int
         The signal received.
+
+    Examples
+    --------
+    >>> import signal
+    >>> from sklearn_metaannot.cli import Interrupted
+    >>> Interrupted(signal.SIGTERM).signum == signal.SIGTERM
+    True
+    >>> issubclass(Interrupted, KeyboardInterrupt)
+    False
     """
 
     def __init__(self, signum):

@@ -1,4 +1,4 @@
-"""Packaging: metadata without setuptools deprecations, a lean `test` extra."""
+"""Packaging (no setuptools deprecations, a lean `test` extra) and docs claims."""
 # SPDX-License-Identifier: BSD-3-Clause
 
 from pathlib import Path
@@ -29,3 +29,17 @@ def test_test_extra_is_lean_and_ci_installs_interop(pyproject):
     assert not [r for r in extras["test"] if r.startswith(heavy)]
     assert sorted(r.split(">")[0] for r in extras["interop"]) == sorted(heavy)
     assert '".[test,interop]"' in (REPO / ".ci" / "run").read_text()
+
+
+def test_docs_describe_the_current_defaults():
+    """Pages that once described the former default, or a slower demo."""
+    docs = REPO / "docs"
+    index = " ".join((docs / "index.rst").read_text().split())
+    assert "episodes whose supports are labelled by *simulated*" not in index
+    assert "clean by default" in index
+    install = (docs / "install.rst").read_text()
+    assert "demo     # meta-trains two models: about 20 s" in install
+    omniglot = " ".join((docs / "benchmarks" / "omniglot.rst").read_text().split())
+    headline = omniglot[omniglot.index("**In short:**") :][:300]
+    assert "default model" in headline and "**0.864**" in headline
+    assert "ours                   0.892" not in omniglot
