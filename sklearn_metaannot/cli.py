@@ -442,6 +442,7 @@ def _meta_fit_command(args):
     columns = [c for c in df.columns if c != args.target]
     X = numeric_features(df, columns, args.data)
     y = df[args.target].to_numpy()
+    _check_target(y, args.data, args.target)
     model = MetaAnnotatorClassifier(
         encoder=args.encoder,
         n_way=args.n_way,
@@ -471,6 +472,24 @@ def _meta_fit_command(args):
             f"{model.meta_selected_!r} representation. Saved to {args.output}"
         )
     return model
+
+
+def _check_target(y, path, column):
+    """The label column of ``meta-fit``: class labels, at least two of them."""
+    from sklearn.utils.multiclass import type_of_target
+
+    if type_of_target(y) == "continuous":
+        i = int(np.flatnonzero(np.mod(y.astype(float), 1) != 0)[0])
+        raise InputFileError(
+            f"{_where(path, i)}: column {column!r} holds {_plain(y[i])}, not a class "
+            "label (its values must be classes: words or whole numbers)"
+        )
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise InputFileError(
+            f"{path}: every value of column {column!r} is {_plain(classes[0])!r}; "
+            "at least 2 classes are needed"
+        )
 
 
 def _check_checkpoint_dir(path):

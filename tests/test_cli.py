@@ -269,6 +269,19 @@ def test_meta_fit_errors(files, capsys, monkeypatch):
     assert "bad_source.csv, row 12 (line 13): column 'f0' is not a number" in line
     line = _error(capsys, ["meta-fit", "--data", "nowhere.csv", "-o", "m"])
     assert "nowhere.csv: file not found" in line
+    pd.read_csv("source.csv").assign(label=1).to_csv("one_class.csv", index=False)
+    line = _error(capsys, ["meta-fit", "--data", "one_class.csv", "-o", "m"])
+    assert line.endswith(
+        "one_class.csv: every value of column 'label' is 1; at least "
+        "2 classes are needed"
+    )
+    source = pd.read_csv("source.csv")
+    source.assign(label=source["label"] + 0.5).to_csv("continuous.csv", index=False)
+    line = _error(capsys, ["meta-fit", "--data", "continuous.csv", "-o", "m"])
+    assert (
+        "continuous.csv, row 1 (line 2): column 'label' holds 0.5, not a class" in line
+    )
+    assert not Path("m").exists()
 
 
 def test_model_that_is_not_a_model(files, capsys, monkeypatch):
