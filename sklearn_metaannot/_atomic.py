@@ -179,10 +179,13 @@ class AtomicOutputs:
             ``final``.
         """
         final = Path(final)
-        folder = Path(
-            tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-        )
-        self._pending.append((folder, folder / final.name, final))
+        with _signals_held():  # no interruption between creating and recording
+            folder = Path(
+                tempfile.mkdtemp(
+                    dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"
+                )
+            )
+            self._pending.append((folder, folder / final.name, final))
         return folder / final.name
 
     def commit(self):

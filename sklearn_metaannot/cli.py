@@ -386,8 +386,9 @@ def _check_no_conflict(df, path):
 def _check_classes(Y, path):
     """The classes the crowd named; an error if fewer than two.
 
-    On the command line all the named classes are passed to ``fit``: the
-    crowd file is the whole task, so no class can be missing from it.
+    The command line passes them to ``fit`` as the task's classes: it has no
+    option to declare others, so a warning that a class might be missing
+    could not be acted on.
     """
     if Y.n_labels == 0:
         raise InputFileError(f"{path}: no label at all (only a header line)")
