@@ -449,6 +449,7 @@ def _meta_fit_command(args):
         n_way=args.n_way,
         n_episodes=args.n_episodes,
         episodes_per_epoch=args.episodes_per_epoch or min(200, args.n_episodes),
+        n_val_episodes=args.n_val_episodes,
         checkpoint_dir=args.checkpoint_dir,
         random_state=args.random_state,
         n_threads=args.n_threads,
@@ -650,6 +651,12 @@ def build_parser():
         type=_count(1),
         help="episodes between validations and checkpoints (default: "
         "min(200, n-episodes))",
+    )
+    meta.add_argument(
+        "--n-val-episodes",
+        type=_count(1),
+        default=100,
+        help="validation tasks, evaluated at every epoch end (default: 100)",
     )
     meta.add_argument(
         "--checkpoint-dir",

@@ -650,6 +650,8 @@ def test_interrupted_meta_fit_leaves_no_model_and_resumes(
         "12",
         "--episodes-per-epoch",
         "4",
+        "--n-val-episodes",
+        "10",
         "--checkpoint-dir",
         str(tmp_path / "ckpt"),
         "--quiet",
