@@ -3,6 +3,7 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -387,45 +388,67 @@ def test_bad_output_path_fails_before_the_fit(files, capsys, monkeypatch):
     assert _leftovers(folder) == []
 
 
-def _read_only_dir(path):
-    """A directory where writes fail, or None where chmod cannot stop them (root)."""
+def _refuses_writes(folder):
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        return True
+    (folder / "probe").unlink()
+    return False
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory where writes fail: chmod 555, or, as root (whom chmod does not
+    stop), ``chattr +i`` (immutable; ext2/3/4 and a few other file systems)."""
+    path = tmp_path / "read_only"
     path.mkdir()
     path.chmod(0o555)
-    try:
-        (path / "probe").write_text("")
-    except PermissionError:
-        return path
-    (path / "probe").unlink()
+    if _refuses_writes(path):
+        yield path
+        path.chmod(0o755)
+        return
     path.chmod(0o755)
-    return None
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)]).returncode != 0:
+        pytest.skip(
+            "neither chmod (running as root) nor chattr +i makes a directory refuse "
+            "writes here; test_disk_that_refuses_writes checks the same refusal"
+        )
+    try:
+        if not _refuses_writes(path):
+            pytest.skip("chattr +i does not make a directory refuse writes here")
+        yield path
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
 
 
-@pytest.mark.parametrize("refusal", ["parent is a file", "read-only directory"])
-def test_disk_that_refuses_writes(files, tmp_path, capsys, monkeypatch, refusal):
+def test_disk_that_refuses_writes(files, tmp_path, capsys, monkeypatch):
+    """A path whose parent is a regular file: refused whoever runs the test."""
     folder, _, _ = files
     monkeypatch.chdir(folder)
     _no_fit(monkeypatch)
-    if refusal == "parent is a file":
-        (tmp_path / "file").write_text("not a directory")
-        target = tmp_path / "file" / "p.csv"
-        expected = "is not a directory"
-    else:
-        target_dir = _read_only_dir(tmp_path / "ro")
-        if target_dir is None:
-            pytest.skip(
-                "chmod does not stop writes here (running as root); the "
-                "'parent is a file' variant checks the same refusal"
-            )
-        target = target_dir / "p.csv"
-        expected = "cannot write in"
-    try:
-        line = _error(capsys, [*_fit_predict()[:-1], str(target)])
-        assert f"{target} (-o): " in line and expected in line
-        line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", str(target)])
-        assert expected in line
-        assert not target.exists()
-    finally:
-        (tmp_path / "ro").exists() and (tmp_path / "ro").chmod(0o755)
+    (tmp_path / "file").write_text("not a directory")
+    target = tmp_path / "file" / "p.csv"
+    line = _error(capsys, [*_fit_predict()[:-1], str(target)])
+    assert f"{target} (-o): {tmp_path / 'file'} is not a directory" in line
+    line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", str(target)])
+    assert "is not a directory" in line
+    assert (tmp_path / "file").read_text() == "not a directory"
+
+
+def test_read_only_directory(files, read_only_dir, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    _no_fit(monkeypatch)
+    target = read_only_dir / "p.csv"
+    argv = [*_fit_predict()[:-1], "ok.csv", "--annotators", str(target)]
+    line = _error(capsys, argv)
+    assert f"{target} (--annotators): cannot write in {read_only_dir} (" in line
+    line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", str(target)])
+    assert "cannot write in" in line
+    assert list(read_only_dir.iterdir()) == []
+    assert not Path("ok.csv").exists()
 
 
 def test_failed_write_leaves_no_output_and_keeps_existing_files(
