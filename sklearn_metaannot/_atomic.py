@@ -81,12 +81,14 @@ def check_output_path(path, option):
     if path.is_dir():
         raise OutputPathError(f"{where}: is a directory; give a file name")
     try:
-        probe = tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".check")
+        with _signals_held():  # an interruption leaves no probe behind
+            os.rmdir(
+                tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=".check")
+            )
     except OSError as exc:
         raise OutputPathError(
             f"{where}: cannot write in {parent} ({_reason(exc)})"
         ) from None
-    os.rmdir(probe)
 
 
 def _remove(path):
