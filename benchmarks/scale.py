@@ -6,6 +6,7 @@ the crowds of ``crowdkit_skip``) on synthetic crowds of 100k, 1M and 10M labels:
 
     python benchmarks/scale.py --quick   # 100k labels only (about a minute)
     python benchmarks/scale.py           # 100k, 1M and 10M labels (tens of minutes)
+    python benchmarks/scale.py --quick --no-write   # print the tables, write nothing
 
 Protocol (details on the docs page "Crowds at scale"): the crowds of
 :func:`make_crowd` (``CROWDS``: items, annotators, labels per item); every
@@ -238,7 +239,6 @@ def main(argv=None):
         __doc__.splitlines()[0],
         "100k labels only",
         argv,
-        no_write=False,
         crowds={"nargs": "+", "choices": list(CROWDS)},
         methods={"nargs": "+", "choices": list(METHODS)},
         crowdkit_skip={"nargs": "*"},
@@ -259,7 +259,8 @@ def main(argv=None):
         results = run(
             {k: options[k] for k in keys if k in options}, quick=options["quick"]
         )
-    write_outputs(results, out)
+    if options["write"]:
+        write_outputs(results, out)
     print(harness.markdown_page(page(results)))
 
 

@@ -25,6 +25,17 @@ BENCHMARKS = (
 )
 
 
+BENCHMARK_HELP = f"""\
+usage: python -m sklearn_metaannot benchmark NAME [options]
+
+Run benchmarks/NAME.py of a source checkout (benchmarks ship with the source
+repository, not with the installed package); the options go to the script.
+'benchmark NAME --help' lists a benchmark's options; most have --quick (a few
+minutes) and --no-write (print the tables, write no file).
+
+names: {", ".join(BENCHMARKS)}"""
+
+
 def _benchmark_script(name):
     """Path of ``benchmarks/<name>.py`` in a source checkout, or None."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
@@ -60,6 +71,9 @@ def main(argv=None):
         from .demo import main as demo_main
 
         return demo_main(rest)
+    if rest[:1] in (["-h"], ["--help"]):
+        print(BENCHMARK_HELP)
+        raise SystemExit(0)
     if not rest or rest[0] not in BENCHMARKS:
         parser.error(f"benchmark needs a name, one of {', '.join(BENCHMARKS)}")
     script = _benchmark_script(rest[0])

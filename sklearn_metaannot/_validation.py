@@ -144,7 +144,8 @@ sparse matrix, long DataFrame or CrowdLabelMatrix
         return (labels if sparse else labels.to_codes()), classes
     if seen.size < 2:
         raise ValueError(
-            f"{name} holds labels of one class only ({labels.classes[seen[0]]!r}); "
+            f"{name} holds labels of one class only "
+            f"({np.asarray(labels.classes)[seen[:1]].tolist()[0]!r}); "
             "a classifier needs at least 2 classes"
         )
     classes = np.asarray(labels.classes)

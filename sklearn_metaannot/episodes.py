@@ -157,7 +157,7 @@ class EpisodeSampler:
         need = self.shot_range[1] + self.n_query
         small = [
             (c, len(idx))
-            for c, idx in zip(self.classes, self.class_indices)
+            for c, idx in zip(np.asarray(self.classes).tolist(), self.class_indices)
             if len(idx) < need
         ]
         if small:

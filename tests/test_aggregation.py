@@ -219,7 +219,7 @@ def test_dawid_skene_bad_parameters():
 # crowd-kit 1.4 uses pandas features that pandas 3 deprecates
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dawid_skene_matches_crowdkit():
-    pytest.importorskip("crowdkit")
+    pytest.importorskip("crowdkit", reason="crowd-kit (extra [interop])")
     pd = pytest.importorskip("pandas")
     from crowdkit.aggregation import DawidSkene as CKDawidSkene
 

@@ -123,7 +123,9 @@ def test_our_dawid_skene_agrees_with_crowdkit_on_dog(harness):
     after 50 iterations 99.95 %, where crowd-kit clips the confusion counts at
     1e-10 and we add a pseudo-count of 1e-10).
     """
-    ck = pytest.importorskip("crowdkit.aggregation")
+    ck = pytest.importorskip(
+        "crowdkit.aggregation", reason="crowd-kit (extra [interop])"
+    )
     from sklearn_metaannot import CrowdLabelMatrix, DawidSkene
     from sklearn_metaannot.datasets import load_truth_inference
 
@@ -151,7 +153,9 @@ def test_crowdkit_defaults_are_ours_stopped_at_its_iteration_count():
     per label, so it falls while the likelihood still rises; on bluebird the
     default run stops after 2 iterations. Our log-likelihood never decreases.
     """
-    ck = pytest.importorskip("crowdkit.aggregation")
+    ck = pytest.importorskip(
+        "crowdkit.aggregation", reason="crowd-kit (extra [interop])"
+    )
     from sklearn_metaannot import CrowdLabelMatrix, DawidSkene
     from sklearn_metaannot.datasets import load_truth_inference
 

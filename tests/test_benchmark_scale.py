@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,18 @@ def test_measure_and_tables(harness, tmp_path):
     assert "| tiny | MetaAnnotatorClassifier.fit (input) |" in md
     assert "1.00" in md  # our DawidSkene relative to itself
     assert "csv-table" in (tmp_path / "scale_tables.rst").read_text()
+
+
+def test_no_write_prints_the_tables_and_writes_nothing(harness, tmp_path, capsys):
+    results = {
+        "config": {**harness.default_config(), "crowds": ["tiny"], "methods": []},
+        "environment": {"cpu": "x", "cpu_count": 1, "torch": "t"},
+        "date": "today",
+        "rows": [],
+    }
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    harness.main(["--render", str(saved), "--out", str(out), "--no-write"])
+    assert "# Scale benchmark (today)" in capsys.readouterr().out
+    assert not out.exists()

@@ -3,21 +3,30 @@
 
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sklearn_metaannot import simulate_annotators
+import sklearn_metaannot
+from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
+from sklearn_metaannot import cli as cli_module
 from sklearn_metaannot.__main__ import main
+from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 pd = pytest.importorskip("pandas")
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = [f"f{j}" for j in range(6)]
 NAMES = np.array(["cat", "dog", "owl"])
+#: numpy scalars' reprs, which no message of the command line may show
+NUMPY_REPR = re.compile(r"\bnp\.(\w+\(|True_|False_)")
 
 
 def run_cli(*args, cwd):
@@ -178,6 +187,7 @@ def _error(capsys, argv):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     (line,) = err.strip().splitlines()
+    assert not NUMPY_REPR.search(line), line
     return line
 
 
@@ -237,8 +247,12 @@ def test_empty_label_and_conflicting_labels(files, capsys, monkeypatch):
     )
     pd.concat([crowd, conflict]).to_csv("conflict.csv", index=False)
     line = _error(capsys, _fit_predict(crowd="conflict.csv"))
-    assert f"conflict.csv, row 1 (line 2): worker {first['worker']!r}" in line
-    assert "two different labels" in line
+    last = len(crowd) + 1  # both rows of the conflict are named
+    assert (
+        f"conflict.csv, rows 1 and {last} (lines 2 and {last + 1}): worker "
+        f"{first['worker']!r} gave task {first['task']!r} two different labels "
+        f"({first['label']!r} and {other!r})"
+    ) in line
 
 
 def test_meta_fit_errors(files, capsys, monkeypatch):
@@ -256,6 +270,19 @@ def test_meta_fit_errors(files, capsys, monkeypatch):
     assert "bad_source.csv, row 12 (line 13): column 'f0' is not a number" in line
     line = _error(capsys, ["meta-fit", "--data", "nowhere.csv", "-o", "m"])
     assert "nowhere.csv: file not found" in line
+    pd.read_csv("source.csv").assign(label=1).to_csv("one_class.csv", index=False)
+    line = _error(capsys, ["meta-fit", "--data", "one_class.csv", "-o", "m"])
+    assert line.endswith(
+        "one_class.csv: every value of column 'label' is 1; at least "
+        "2 classes are needed"
+    )
+    source = pd.read_csv("source.csv")
+    source.assign(label=source["label"] + 0.5).to_csv("continuous.csv", index=False)
+    line = _error(capsys, ["meta-fit", "--data", "continuous.csv", "-o", "m"])
+    assert (
+        "continuous.csv, row 1 (line 2): column 'label' holds 0.5, not a class" in line
+    )
+    assert not Path("m").exists()
 
 
 def test_model_that_is_not_a_model(files, capsys, monkeypatch):
@@ -264,3 +291,407 @@ def test_model_that_is_not_a_model(files, capsys, monkeypatch):
     Path("not_a_model").write_text("hello")
     line = _error(capsys, [*_fit_predict(), "--model", "not_a_model"])
     assert "not_a_model: not a saved model" in line
+
+
+# -- messages in the user's words ---------------------------------------------------
+
+
+def test_messages_give_plain_values(files, capsys, monkeypatch):
+    folder, crowd, _ = files
+    monkeypatch.chdir(folder)
+    features = pd.read_csv("features.csv")
+    bad = features.copy()
+    bad.loc[3, "f1"] = np.inf
+    bad.to_csv("inf.csv", index=False)
+    line = _error(capsys, _fit_predict(features="inf.csv"))
+    assert line.endswith(
+        "inf.csv, row 4 (line 5): column 'f1' is not a finite number: inf"
+    )
+
+    bad = features.copy()
+    bad.loc[5, "task"] = "t0"
+    bad.to_csv("twice.csv", index=False)
+    line = _error(capsys, _fit_predict(features="twice.csv"))
+    assert "twice.csv, rows 1 and 6 (lines 2 and 7): task 't0' appears twice" in line
+
+    one_class = crowd.assign(label=2.0)
+    one_class.to_csv("one_class.csv", index=False)
+    line = _error(capsys, _fit_predict(crowd="one_class.csv"))
+    assert line.endswith(
+        "one_class.csv: every label is 2.0; at least 2 different "
+        "labels (classes) are needed"
+    )
+
+    crowd.iloc[:0].to_csv("header_only.csv", index=False)
+    line = _error(capsys, _fit_predict(crowd="header_only.csv"))
+    assert line.endswith("header_only.csv: no label at all (only a header line)")
+    assert " Y " not in line
+
+
+def test_repeated_rows_are_merged_and_counted(files, capsys, monkeypatch):
+    folder, crowd, _ = files
+    monkeypatch.chdir(folder)
+    pd.concat([crowd, crowd.iloc[[3, 5]]]).to_csv("repeats.csv", index=False)
+    main(
+        [
+            "fit-predict",
+            "--crowd",
+            "repeats.csv",
+            "--features",
+            "features.csv",
+            "-o",
+            "repeats_out.csv",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert f"{len(crowd)} labels (2 repeated rows merged)" in out
+
+
+# -- output paths, atomic outputs ---------------------------------------------------
+
+
+def _no_fit(monkeypatch):
+    """Make any fit fail the test: the output paths are checked before it."""
+
+    def fail(*args, **kwargs):
+        pytest.fail("fit ran before the output paths were checked")
+
+    monkeypatch.setattr(cli_module.MetaAnnotatorClassifier, "fit", fail)
+    monkeypatch.setattr(cli_module.MetaAnnotatorClassifier, "meta_fit", fail)
+
+
+def _leftovers(folder):
+    """Hidden temporary files or folders that the command line left behind."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name.startswith("."))
+
+
+def test_bad_output_path_fails_before_the_fit(files, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    _no_fit(monkeypatch)
+    argv = [*_fit_predict()[:-1], "/nonexistent/dir/p.csv"]
+    line = _error(capsys, argv)
+    assert (
+        "/nonexistent/dir/p.csv (-o): the directory /nonexistent/dir does not " in line
+    )
+
+    argv = [*_fit_predict()[:-1], "okp.csv", "--annotators", "/nonexistent/a.csv"]
+    line = _error(capsys, argv)
+    assert "/nonexistent/a.csv (--annotators): the directory" in line
+    assert not Path("okp.csv").exists()
+
+    line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", "/nonexistent/m"])
+    assert "/nonexistent/m (-o): the directory /nonexistent does not exist" in line
+
+    line = _error(capsys, [*_fit_predict()[:-1], "crowd.csv"])
+    assert "crowd.csv (-o): also the input file of --crowd" in line
+    assert _leftovers(folder) == []
+
+
+def _refuses_writes(folder):
+    try:
+        (folder / "probe").write_text("")
+    except OSError:
+        return True
+    (folder / "probe").unlink()
+    return False
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory where writes fail: chmod 555, or, as root (whom chmod does not
+    stop), ``chattr +i`` (immutable; ext2/3/4 and a few other file systems)."""
+    path = tmp_path / "read_only"
+    path.mkdir()
+    path.chmod(0o555)
+    if _refuses_writes(path):
+        yield path
+        path.chmod(0o755)
+        return
+    path.chmod(0o755)
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)]).returncode != 0:
+        pytest.skip(
+            "neither chmod (running as root) nor chattr +i makes a directory refuse "
+            "writes here; test_disk_that_refuses_writes checks the same refusal"
+        )
+    try:
+        if not _refuses_writes(path):
+            pytest.skip("chattr +i does not make a directory refuse writes here")
+        yield path
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+def test_disk_that_refuses_writes(files, tmp_path, capsys, monkeypatch):
+    """A path whose parent is a regular file: refused whoever runs the test."""
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    _no_fit(monkeypatch)
+    (tmp_path / "file").write_text("not a directory")
+    target = tmp_path / "file" / "p.csv"
+    line = _error(capsys, [*_fit_predict()[:-1], str(target)])
+    assert f"{target} (-o): {tmp_path / 'file'} is not a directory" in line
+    line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", str(target)])
+    assert "is not a directory" in line
+    assert (tmp_path / "file").read_text() == "not a directory"
+
+
+def test_read_only_directory(files, read_only_dir, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    _no_fit(monkeypatch)
+    target = read_only_dir / "p.csv"
+    argv = [*_fit_predict()[:-1], "ok.csv", "--annotators", str(target)]
+    line = _error(capsys, argv)
+    assert f"{target} (--annotators): cannot write in {read_only_dir} (" in line
+    line = _error(capsys, ["meta-fit", "--data", "source.csv", "-o", str(target)])
+    assert "cannot write in" in line
+    assert list(read_only_dir.iterdir()) == []
+    assert not Path("ok.csv").exists()
+
+
+def test_failed_write_leaves_no_output_and_keeps_existing_files(
+    files, capsys, monkeypatch
+):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    Path("kept.csv").write_text("old predictions\n")
+    to_csv = pd.DataFrame.to_csv
+
+    def full_disk_for_the_report(frame, path, *args, **kwargs):
+        if "worker" in (frame.index.name, *frame.columns):
+            raise OSError(28, "No space left on device")
+        return to_csv(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk_for_the_report)
+    argv = [*_fit_predict()[:-1], "kept.csv", "--annotators", "report.csv"]
+    line = _error(capsys, argv)
+    assert "report.csv: cannot write (No space left on device)" in line
+    assert Path("kept.csv").read_text() == "old predictions\n"
+    assert not Path("report.csv").exists()
+    assert _leftovers(folder) == []
+
+
+def test_debug_shows_the_traceback(files, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    with pytest.raises(cli_module.InputFileError, match="nowhere.csv: file not found"):
+        main(["meta-fit", "--data", "nowhere.csv", "-o", "m", "--debug"])
+
+
+# -- warnings -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def five_way_model(files):
+    """A model meta-fitted with the default n_way=5 (the crowd task has 3 classes)."""
+    folder, _, _ = files
+    source = pd.read_csv(folder / "source.csv")
+    model = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(n_episodes=8, episodes_per_epoch=4, n_val_episodes=4),
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.meta_fit(source[FEATURES], source["label"].to_numpy())
+    sklearn_metaannot.save(model, folder / "five_way_model")
+    return folder / "five_way_model"
+
+
+def test_no_missing_class_warning_when_the_crowd_names_every_class(
+    files, five_way_model, capsys, monkeypatch
+):
+    folder, _, truth = files
+    monkeypatch.chdir(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would be an exception
+        main([*_fit_predict()[:-1], "five_way.csv", "--model", str(five_way_model)])
+    err = capsys.readouterr().err
+    assert "warning" not in err.lower(), err
+    _check_predictions("five_way.csv", truth)
+
+
+def test_warnings_are_lines_without_source_location(files, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    # 20-way episodes on 12 source classes: meta_fit warns that they are too few
+    main(
+        [
+            "meta-fit",
+            "--data",
+            "source.csv",
+            "-o",
+            "m20",
+            "--n-way",
+            "20",
+            "--n-episodes",
+            "4",
+        ]
+    )
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert lines and all(line.startswith("warning: ") for line in lines), err
+    assert "too few for 20-way" in err
+    assert ".py:" not in err and "Warning:" not in err
+
+
+def test_fit_predict_warning_is_a_line(files, five_way_model, capsys, monkeypatch):
+    folder, _, _ = files
+    monkeypatch.chdir(folder)
+    model = sklearn_metaannot.load(five_way_model)
+    with monkeypatch.context() as patch:  # a model saved by another version
+        patch.setattr(
+            sklearn_metaannot._persistence, "_package_version", lambda: "0.0.1"
+        )
+        sklearn_metaannot.save(model, "old_model")
+    main([*_fit_predict()[:-1], "old_version.csv", "--model", "old_model"])
+    err = capsys.readouterr().err
+    (line,) = err.strip().splitlines()
+    assert line == (
+        "warning: old_model was saved with sklearn-metaannot 0.0.1 and is loaded "
+        f"with sklearn-metaannot {sklearn_metaannot.__version__}; check its "
+        "predictions"
+    )
+
+
+# -- help ---------------------------------------------------------------------------
+
+
+def test_help_lists_exit_statuses_and_benchmark_help_is_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit-predict", "--help"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--debug" in out
+    assert "2 a user's error" in out and "130" in out and "143" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "benchmark NAME" in out and "scale" in out and "--no-write" in out
+
+
+# -- interrupted runs (subprocesses) ------------------------------------------------
+
+# fit-predict, slowed down where the predictions are written and the worker report
+# is not: the worst moment for an interruption
+SLOW_REPORT = """
+import sys, time
+from sklearn_metaannot import cli
+report = cli.MetaAnnotatorClassifier.annotator_report
+def slow_report(self):
+    print("READY", flush=True)
+    time.sleep(60)
+    return report(self)
+cli.MetaAnnotatorClassifier.annotator_report = slow_report
+cli.main(sys.argv[1:])
+"""
+
+# meta-fit, slowed down after each epoch's checkpoint
+SLOW_EPOCHS = """
+import sys, time
+from sklearn_metaannot import _checkpoint, cli
+on_epoch_end = _checkpoint.ResumeCheckpoint.on_epoch_end
+def slow_epoch_end(self, net, **kwargs):
+    on_epoch_end(self, net, **kwargs)
+    print("EPOCH", flush=True)
+    time.sleep(0.3)
+_checkpoint.ResumeCheckpoint.on_epoch_end = slow_epoch_end
+cli.main(sys.argv[1:])
+"""
+
+SIGNALS = [("SIGINT", 130), ("SIGTERM", 143)]
+
+
+def _interrupt(script, args, cwd, signum, ready):
+    """Run ``script`` with ``args``, send ``signum`` after the line ``ready``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        for line in child.stdout:
+            if line.strip() == ready or time.monotonic() > deadline:
+                break
+        assert child.poll() is None, child.stderr.read()
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return child.returncode, err
+
+
+@pytest.mark.parametrize("name, status", SIGNALS)
+def test_interrupted_fit_predict_leaves_no_partial_output(
+    files, tmp_path, name, status
+):
+    folder, _, _ = files
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("old predictions\n")
+    args = [
+        "fit-predict",
+        "--crowd",
+        str(folder / "crowd.csv"),
+        "--features",
+        str(folder / "features.csv"),
+        "-o",
+        str(out / "predictions.csv"),
+        "--annotators",
+        str(out / "annotators.csv"),
+    ]
+    code, err = _interrupt(SLOW_REPORT, args, folder, getattr(signal, name), "READY")
+    assert code == status, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(f"interrupted by {name}")
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+    assert (out / "predictions.csv").read_text() == "old predictions\n"
+
+
+@pytest.mark.parametrize("name, status", SIGNALS)
+def test_interrupted_meta_fit_leaves_no_model_and_resumes(
+    files, tmp_path, monkeypatch, name, status
+):
+    folder, _, _ = files
+    args = [
+        "meta-fit",
+        "--data",
+        str(folder / "source.csv"),
+        "-o",
+        str(tmp_path / "model"),
+        "--n-way",
+        "3",
+        "--n-episodes",
+        "12",
+        "--episodes-per-epoch",
+        "4",
+        "--n-val-episodes",
+        "10",
+        "--checkpoint-dir",
+        str(tmp_path / "ckpt"),
+        "--quiet",
+    ]
+    code, err = _interrupt(SLOW_EPOCHS, args, tmp_path, getattr(signal, name), "EPOCH")
+    assert code == status, err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    state = load_checkpoint(tmp_path / "ckpt" / CHECKPOINT_NAME)
+    assert not state["finished"] and 1 <= state["epochs"] < 3
+    if name == "SIGINT":
+        return  # resuming is the same after either signal: once is enough
+    monkeypatch.chdir(tmp_path)
+    main(args)  # in-process: the same command again resumes
+    assert (tmp_path / "model").is_file()
+    final = load_checkpoint(tmp_path / "ckpt" / CHECKPOINT_NAME)
+    assert final["finished"] and final["epochs"] == 3
+    done = state["epochs"]  # the epochs before the signal were not run again
+    assert final["history"][:done, "dur"] == state["history"][:, "dur"]

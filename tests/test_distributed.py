@@ -91,7 +91,9 @@ def one_process(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_process):
     """The example script with one process, then launched with two."""
-    pytest.importorskip("accelerate", reason="accelerate (extra [distributed])")
+    pytest.importorskip(
+        "accelerate", reason="accelerate (extras [distributed], [interop])"
+    )
     one = pathlib.Path(one_process.args[-1])
     two = tmp_path_factory.mktemp("two_processes")
     _check(_launch(two))
@@ -170,7 +172,9 @@ rank = os.environ.get("RANK", "0")
 
 
 def test_rank_0_writes_checkpoints_and_every_rank_resumes(tmp_path):
-    pytest.importorskip("accelerate", reason="accelerate (extra [distributed])")
+    pytest.importorskip(
+        "accelerate", reason="accelerate (extras [distributed], [interop])"
+    )
     script = tmp_path / "checkpointed.py"
     script.write_text(CHECKPOINT_SCRIPT)
     _check(_launch(tmp_path, script=script))

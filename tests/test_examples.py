@@ -9,11 +9,13 @@ import pytest
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLES = sorted(EXAMPLES_DIR.glob("plot_*.py"))
 
-# optional modules an example needs beyond the package (all in the "test" extra)
+# optional modules an example needs beyond the package (in the "test" extra but
+# crowdkit, which is in "interop"), and the extra that installs each
 REQUIRES = {
     "plot_3_grid_search.py": ["pandas"],
     "plot_4_crowdkit_long_format.py": ["pandas", "crowdkit"],
 }
+EXTRA = {"pandas": "[test]", "crowdkit": "[interop]"}
 # examples that may legitimately show no figure (their data can be absent)
 MAY_SKIP = {"plot_6_omniglot.py", "plot_7_labelme_annotators.py"}
 
@@ -56,7 +58,7 @@ def quick_run(monkeypatch, tmp_path):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(path, quick_run):
     for module in REQUIRES.get(path.name, []):
-        pytest.importorskip(module)
+        pytest.importorskip(module, reason=f"{module} (extra {EXTRA[module]})")
     runpy.run_path(str(path), run_name="__main__")
     if path.name not in MAY_SKIP:
         assert quick_run, f"{path.name} showed no figure"
