@@ -1,12 +1,14 @@
 """Tests of MetaAnnotatorClassifier: adaptation, meta-training, sklearn integration."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import warnings
 
 import joblib
 import numpy as np
 import pytest
 import torch
+from _factories import meta_classifier
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -187,6 +189,32 @@ def test_fit_never_builds_items_by_annotators_arrays():
     assert clf.n_annotators_ == R
     assert clf.annotator_confusion_.shape == (R, K, K)
     assert (clf.sample_posterior_.argmax(1) == y).mean() > 0.95
+
+
+def test_predict_proba_is_the_closed_form_with_the_class_prior():
+    # 80/10/10: items between a rare class's prototype and the common one's
+    # belong to the common class, as the class prior (paper Eq. 8) says
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]])
+
+    def draw(n):
+        y = np.repeat([0, 1, 2], [8 * n, n, n])
+        return centres[y] + rng.normal(size=(len(y), 2)), y
+
+    (X, y), (Xq, yq) = draw(20), draw(50)
+    Y, _, _ = simulate_annotators(y, 5, mixture={"hammer": 1.0}, random_state=0)
+    clf = MetaAnnotatorClassifier(representation="input").fit(X, Y)
+    assert clf.class_prior_[0] > 0.6  # b=10 shrinks the 0.8 towards 1/3
+    U = (Xq - X.mean(axis=0)) / X.std(axis=0)
+    distances = ((U[:, None, :] - clf.prototypes_[None]) ** 2).sum(axis=-1)
+    logits = np.log(clf.class_prior_) - 0.5 * distances
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(Xq), expected.argmax(axis=1))
+    # the prior is what lifts the accuracy above the nearest prototype's
+    nearest = distances.argmin(axis=1)
+    assert clf.score(Xq, yq) > np.mean(nearest == yq) + 0.1
 
 
 def test_one_dimensional_y_is_one_annotator():
@@ -415,27 +443,59 @@ def test_conv4_encoder_on_images():
     assert clf.predict(images[target]).shape == (target.sum(),)
 
 
-def test_checkpoint_dir_and_early_stopping(tmp_path):
-    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
-    clf = MetaAnnotatorClassifier(
-        n_way=3,
-        n_shot=2,
-        n_annotators=3,
-        n_episodes=400,
-        episodes_per_epoch=20,
-        n_val_episodes=5,
-        patience=2,
-        lr=1e-3,
-        checkpoint_dir=tmp_path,
-        random_state=0,
+class _Standardise(torch.nn.Module):
+    """``(x - offset) / scale``: a fitted encoder's input scaling as a module."""
+
+    def __init__(self, offset, scale):
+        super().__init__()
+        self.register_buffer("offset", torch.as_tensor(offset))
+        self.register_buffer("scale", torch.as_tensor(scale))
+
+    def forward(self, x):
+        return (x - self.offset) / self.scale
+
+
+def _validation_accuracy(encoder, X, y, params):
+    """Re-score a fitted encoder on the validation tasks of ``meta_fit(X, y)``
+    with ``params``: the accuracy, before training, of a run that starts from it
+    (same seed, hence the same validation classes and tasks)."""
+    module = torch.nn.Sequential(
+        _Standardise(encoder.offset, encoder.scale), copy.deepcopy(encoder.module)
     )
+    for p in module.parameters():
+        p.requires_grad_(True)
+    probe = {**params, "encoder": module, "n_episodes": 1, "episodes_per_epoch": 1}
+    probe = meta_classifier(**probe).meta_fit(X, y)
+    return probe.meta_history_[0, "valid_acc_initial"]
+
+
+def test_checkpoint_dir_and_early_stopping_keep_the_best_encoder(tmp_path):
+    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
+    params = {
+        "n_way": 3,
+        "n_shot": 2,
+        "n_annotators": 3,
+        "n_episodes": 400,
+        "episodes_per_epoch": 20,
+        "n_val_episodes": 5,
+        "lr": 1e-3,
+    }
+    clf = meta_classifier(**params, patience=2, checkpoint_dir=tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         clf.meta_fit(X, y)
-    assert len(clf.meta_history_) < 20  # early stopping fired
-    assert any(clf.meta_history_[:, "valid_acc_best"])
+        rescored = _validation_accuracy(clf.meta_encoder_, X, y, params)
+    history = clf.meta_history_
+    assert len(history) < 20  # early stopping fired
     assert (tmp_path / "params.pt").exists()
     assert (tmp_path / "history.json").exists()
+    # the encoder that comes back is the best epoch's, not the last one's
+    accuracy = history[:, "valid_acc"]
+    best = clf.meta_best_epoch_
+    assert 0 < best < len(history) and history[best - 1, "valid_acc_best"]
+    assert clf.meta_val_accuracy_ == accuracy[best - 1] == max(accuracy)
+    assert accuracy[-1] < clf.meta_val_accuracy_
+    assert rescored == clf.meta_val_accuracy_
 
 
 def _scales_task(informative_scale, noise_scale, n_classes=4, n=30, seed=0):
