@@ -398,7 +398,8 @@ def check_snippets(mutations, root=REPO):
 
 
 def run_tests(tree, tests, k=None, time_limit=TIME_LIMIT):
-    """Run ``tests`` in ``tree``; returns (status, seconds, last output line)."""
+    """Run ``tests`` in ``tree``; returns (status, seconds, detail): the first
+    failing test, or else the last line of pytest's output."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += [*tests, *([] if k is None else ["-k", k])]
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
@@ -416,6 +417,11 @@ def run_tests(tree, tests, k=None, time_limit=TIME_LIMIT):
         return "timeout", time.monotonic() - start, f"over {time_limit} s"
     lines = (result.stdout + result.stderr).strip().splitlines()
     last = lines[-1] if lines else ""
+    # the first failing test (pytest's short summary, -ra in pyproject.toml)
+    for line in lines:
+        if line.startswith(("FAILED ", "ERROR ")):
+            last = line.split(" ", 1)[1].split(" - ", 1)[0]
+            break
     # pytest: 0 passed, 1 failed, 5 collected nothing (a -k that matches nothing)
     status = {0: "passed", 1: "failed", 5: "no tests"}.get(result.returncode, "error")
     return status, time.monotonic() - start, last
@@ -493,13 +499,14 @@ def main(argv=None):
                 "no tests": "NO TESTS",
             }[status]
             failed |= verdict not in ("caught",)
-            rows.append((m.name, m.file.rsplit("/", 1)[-1], verdict, seconds))
-            print(f"{m.name:45s} {verdict:9s} {seconds:6.1f} s", flush=True)
+            by = last.rsplit("::", 1)[-1] if verdict == "caught" else last
+            rows.append((m.name, m.file.rsplit("/", 1)[-1], verdict, seconds, by))
+            print(f"{m.name:45s} {verdict:9s} {seconds:6.1f} s  {by}", flush=True)
     n_caught = sum(r[2] == "caught" for r in rows)
     print()
-    print(f"{'mutation':45s} {'file':18s} {'result':9s} {'time':>7s}")
-    for name, file, verdict, seconds in rows:
-        print(f"{name:45s} {file:18s} {verdict:9s} {seconds:6.1f} s")
+    print(f"{'mutation':45s} {'file':18s} {'result':9s} {'time':>7s}  caught by")
+    for name, file, verdict, seconds, by in rows:
+        print(f"{name:45s} {file:18s} {verdict:9s} {seconds:6.1f} s  {by}")
     print(f"\n{n_caught} of {len(rows)} mutations caught")
     return 1 if failed else 0
 

@@ -119,7 +119,7 @@ def test_held_out_agreement_is_paired_and_cannot_see_its_hidden_labels():
     # a hidden item's prediction uses its features, never its own labels: with
     # by_item, the mean score of an item whose labels all say k is p(k | x); so
     # changing them to k' swaps p(k | x) for p(k' | x), the rest unchanged
-    item = folds[2][1]
+    item = folds[3][0]  # between classes 0 and 3: p(. | x) is not one-hot
     unanimous = codes.copy()
     unanimous[item] = np.where(codes[item] >= 0, 0, -1)
     per_class = []
@@ -130,7 +130,9 @@ def test_held_out_agreement_is_paired_and_cannot_see_its_hidden_labels():
         per_class.append(scores[np.searchsorted(np.unique(rows), item)])
     # the four scores are one distribution over the classes: p(. | x_item)
     assert np.isclose(sum(per_class), 1.0)
-    assert max(per_class) > 0.5  # the features are informative
+    # two classes are plausible for this item: its labels would sway a fit
+    # that saw them
+    assert sorted(per_class)[-2] > 0.3
     # gold labels are not an input; one labelled item: nothing to hold out against
     lone = np.full_like(codes, -1)
     lone[0, 0] = 1
@@ -158,6 +160,9 @@ def test_choose_representation_needs_a_clear_paired_advantage():
     assert choose_representation({"a": base, "b": base - 0.05}, "a") == "a"
     assert choose_representation({"a": base, "b": base}, "a") == "a"
     three = {"a": base, "b": base + 0.05, "c": base + 0.1}
+    assert choose_representation(three, "a") == "c"
+    # the best of several clear winners, wherever it is listed
+    three = {"a": base, "c": base + 0.1, "b": base + 0.05}
     assert choose_representation(three, "a") == "c"
 
 
