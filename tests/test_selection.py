@@ -120,11 +120,9 @@ def test_held_out_agreement_is_paired_and_cannot_see_its_hidden_labels():
     # by_item, the mean score of an item whose labels all say k is p(k | x); so
     # changing them to k' swaps p(k | x) for p(k' | x), the rest unchanged
     item = folds[3][0]  # between classes 0 and 3: p(. | x) is not one-hot
-    unanimous = codes.copy()
-    unanimous[item] = np.where(codes[item] >= 0, 0, -1)
     per_class = []
     for k in range(4):
-        relabelled = unanimous.copy()
+        relabelled = codes.copy()
         relabelled[item] = np.where(codes[item] >= 0, k, -1)
         scores = held_out_agreement(X, relabelled, 4, by_item=True, **kw)
         per_class.append(scores[np.searchsorted(np.unique(rows), item)])
@@ -133,7 +131,7 @@ def test_held_out_agreement_is_paired_and_cannot_see_its_hidden_labels():
     # two classes are plausible for this item: its labels would sway a fit
     # that saw them
     assert sorted(per_class)[-2] > 0.3
-    # gold labels are not an input; one labelled item: nothing to hold out against
+    # one labelled item: nothing to hold out against
     lone = np.full_like(codes, -1)
     lone[0, 0] = 1
     assert held_out_agreement(X, lone, 4, random_state=0, **kw).size == 0
@@ -193,9 +191,8 @@ def test_choose_representation_at_the_threshold_of_fit():
     base = np.linspace(0.4, 0.8, 40)
     rule = {"min_z": MIN_Z, "chance": 0.25}
     assert MIN_Z > 1.0
-    assert choose_representation({"a": base, "b": _paired(base, 1.0)}, "a", **rule) == (
-        "a"
-    )
+    noise = {"a": base, "b": _paired(base, 1.0)}
+    assert choose_representation(noise, "a", **rule) == "a"
     below, above = _paired(base, 0.9 * MIN_Z), _paired(base, 1.1 * MIN_Z)
     assert choose_representation({"a": base, "b": below}, "a", **rule) == "a"
     assert choose_representation({"a": base, "b": above}, "a", **rule) == "b"
