@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sklearn_metaannot._meta import INPUT_SPACES
+from sklearn_metaannot._representation import INPUT_SPACES
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "small_source.py"

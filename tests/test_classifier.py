@@ -1,12 +1,15 @@
 """Tests of MetaAnnotatorClassifier: adaptation, meta-training, sklearn integration."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import warnings
+from unittest import mock
 
 import joblib
 import numpy as np
 import pytest
 import torch
+from _factories import meta_classifier, small_meta_classifier
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -192,6 +195,32 @@ def test_fit_never_builds_items_by_annotators_arrays():
     assert (clf.sample_posterior_.argmax(1) == y).mean() > 0.95
 
 
+def test_predict_proba_is_the_closed_form_with_the_class_prior():
+    # 80/10/10: items between a rare class's prototype and the common one's
+    # belong to the common class, as the class prior (paper Eq. 8) says
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 1.5]])
+
+    def draw(n):
+        y = np.repeat([0, 1, 2], [8 * n, n, n])
+        return centres[y] + rng.normal(size=(len(y), 2)), y
+
+    (X, y), (Xq, yq) = draw(20), draw(50)
+    Y, _, _ = simulate_annotators(y, 5, mixture={"hammer": 1.0}, random_state=0)
+    clf = MetaAnnotatorClassifier(representation="input").fit(X, Y)
+    assert clf.class_prior_[0] > 0.6  # b=10 shrinks the 0.8 towards 1/3
+    U = (Xq - X.mean(axis=0)) / X.std(axis=0)
+    distances = ((U[:, None, :] - clf.prototypes_[None]) ** 2).sum(axis=-1)
+    logits = np.log(clf.class_prior_) - 0.5 * distances
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(Xq), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(Xq), expected.argmax(axis=1))
+    # the prior is what lifts the accuracy above the nearest prototype's
+    nearest = distances.argmin(axis=1)
+    assert clf.score(Xq, yq) > np.mean(nearest == yq) + 0.1
+
+
 def test_one_dimensional_y_is_one_annotator():
     X, y = _blobs(2, 30)
     clf = MetaAnnotatorClassifier().fit(X, y)
@@ -294,15 +323,25 @@ def test_few_source_classes_validate_on_smaller_episodes(n_classes, train_way, v
     assert clone(clf).set_params(representation="meta").fit(Xt, yt).classes_.size == 4
 
 
-def test_without_pseudo_annotation_trains(meta_fitted):
-    X, y = _nonlinear_source()
-    wo_pa = clone(meta_fitted).set_params(
-        meta_learner__pseudo_annotation=False, meta_learner__n_episodes=200
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MetaLearningWarning)
-        wo_pa.meta_fit(X[~np.isin(y, TARGET)], y[~np.isin(y, TARGET)])
-    assert len(wo_pa.meta_history_) == 2
+def test_pseudo_annotation_meta_trains_on_simulated_annotators():
+    # spammers only: pseudo-annotated supports carry no label information, so
+    # the query loss is at chance (log 3) or worse; clean supports (the
+    # default) give the right prototypes of these well separated classes
+    X, y = _blobs(9, 15, n_features=4, sep=3.0)
+    loss = {}
+    for pseudo_annotation in (True, False):
+        clf = small_meta_classifier(
+            encoder="residual_mlp",  # starts at the input space: no training needed
+            pseudo_annotation=pseudo_annotation,
+            annotator_mixture={"spammer": 1.0},
+            n_episodes=10,
+            validation_classes=0.0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MetaLearningWarning)
+            clf.meta_fit(X, y)
+        loss[pseudo_annotation] = clf.meta_history_[-1, "train_loss"]
+    assert loss[True] > np.log(3) > 0.5 > loss[False]
 
 
 def test_clone_grid_search_and_cross_validation_keep_the_encoder(
@@ -335,13 +374,22 @@ def test_clone_grid_search_and_cross_validation_keep_the_encoder(
     # the refit model equals a direct fit with the best parameters
     direct = clone(meta_fitted).set_params(**grid.best_params_).fit(Xs, Ys)
     np.testing.assert_allclose(best.predict_proba(Xq), direct.predict_proba(Xq))
+    # cross-validation fits clones that keep the encoder: far above the
+    # input features on this task
     scores = cross_val_score(meta_fitted, Xs, Ys, cv=KFold(3))
+    plain = cross_val_score(MetaAnnotatorClassifier(), Xs, Ys, cv=KFold(3))
     assert scores.shape == (3,)
+    assert scores.mean() > plain.mean() + 0.2
     labels = CrowdLabelMatrix.from_dense(Ys)
     grid2 = GridSearchCV(meta_fitted, {"b": [1, 100]}, cv=KFold(3)).fit(Xs, labels)
     assert grid2.best_estimator_.meta_encoder_ is meta_fitted.meta_encoder_
-    pipe = make_pipeline(StandardScaler(), MetaAnnotatorClassifier())
-    assert pipe.fit(Xs, Ys).score(Xq, yq) > 0.3
+    # in a pipeline, the crowd labels reach fit past the transformers
+    pipe = make_pipeline(StandardScaler(), MetaAnnotatorClassifier()).fit(Xs, Ys)
+    scaler = StandardScaler().fit(Xs)
+    direct = MetaAnnotatorClassifier().fit(scaler.transform(Xs), Ys)
+    np.testing.assert_allclose(
+        pipe.predict_proba(Xq), direct.predict_proba(scaler.transform(Xq))
+    )
 
 
 def test_joblib_round_trip_gives_identical_predictions(meta_fitted, tmp_path):
@@ -394,6 +442,31 @@ def test_cuda_meta_fit_loads_on_cpu(tmp_path):
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(Xq))
 
 
+def test_meta_fit_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path):
+    # the CPU half of test_cuda_meta_fit_loads_on_cpu: a checkpoint whose
+    # tensors are tagged as saved from "cuda:0" (as on a GPU machine) resumes
+    # here, where torch sees no GPU, and gives the same encoder
+    X, y = _blobs(9, 15, n_features=4)
+    clf = small_meta_classifier(checkpoint_dir=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        clf.meta_fit(X, y)
+        path = next(tmp_path.glob("*resume*"))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        with mock.patch.object(
+            torch.serialization, "location_tag", lambda storage: "cuda:0"
+        ):
+            torch.save(state, path)
+        if not torch.cuda.is_available():  # the tag is real: a plain load fails
+            with pytest.raises(RuntimeError, match="CUDA"):
+                torch.load(path, weights_only=True)
+        resumed = small_meta_classifier(checkpoint_dir=tmp_path).meta_fit(X, y)
+    np.testing.assert_array_equal(
+        resumed.meta_encoder_.transform(X), clf.meta_encoder_.transform(X)
+    )
+    assert resumed.meta_history_[:, "dur"] == clf.meta_history_[:, "dur"]
+
+
 def test_meta_fit_is_reproducible_with_random_state():
     X, y = _nonlinear_source(n_classes=10, n_per_class=20)
     kw = {
@@ -439,34 +512,67 @@ def test_conv4_encoder_on_images():
         warnings.simplefilter("ignore", MetaLearningWarning)
         clf.meta_fit(images[y < 5], y[y < 5])
     target = y >= 5
+    # meta-training helped on the validation classes' images
+    assert clf.meta_val_accuracy_ > clf.meta_history_[0, "valid_acc_initial"] + 0.1
     clf.set_params(representation="meta").fit(images[target], y[target])
     assert clf.meta_encoder_.transform(images[:3].reshape(3, -1)).shape == (3, 16)
-    assert clf.predict(images[target]).shape == (target.sum(),)
+    # the encoder sees the images: new classes are told apart in its space
+    assert clf.score(images[target], y[target]) > 0.9
 
 
-def test_checkpoint_dir_and_early_stopping(tmp_path):
-    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
-    clf = MetaAnnotatorClassifier(
-        meta_learner=MetaLearner(
-            n_way=3,
-            n_shot=2,
-            n_annotators=3,
-            n_episodes=400,
-            episodes_per_epoch=20,
-            n_val_episodes=5,
-            patience=2,
-            lr=1e-3,
-            checkpoint_dir=tmp_path,
-        ),
-        random_state=0,
+class _Standardise(torch.nn.Module):
+    """``(x - offset) / scale``: a fitted encoder's input scaling as a module."""
+
+    def __init__(self, offset, scale):
+        super().__init__()
+        self.register_buffer("offset", torch.as_tensor(offset))
+        self.register_buffer("scale", torch.as_tensor(scale))
+
+    def forward(self, x):
+        return (x - self.offset) / self.scale
+
+
+def _validation_accuracy(encoder, X, y, params):
+    """Re-score a fitted encoder on the validation tasks of ``meta_fit(X, y)``
+    with ``params``: the accuracy, before training, of a run that starts from it
+    (same seed, hence the same validation classes and tasks)."""
+    module = torch.nn.Sequential(
+        _Standardise(encoder.offset, encoder.scale), copy.deepcopy(encoder.module)
     )
+    for p in module.parameters():
+        p.requires_grad_(True)
+    probe = {**params, "encoder": module, "n_episodes": 1, "episodes_per_epoch": 1}
+    probe = meta_classifier(**probe).meta_fit(X, y)
+    return probe.meta_history_[0, "valid_acc_initial"]
+
+
+def test_checkpoint_dir_and_early_stopping_keep_the_best_encoder(tmp_path):
+    X, y = _nonlinear_source(n_classes=10, n_per_class=20)
+    params = {
+        "n_way": 3,
+        "n_shot": 2,
+        "n_annotators": 3,
+        "n_episodes": 400,
+        "episodes_per_epoch": 20,
+        "n_val_episodes": 5,
+        "lr": 1e-3,
+    }
+    clf = meta_classifier(**params, patience=2, checkpoint_dir=tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
         clf.meta_fit(X, y)
-    assert len(clf.meta_history_) < 20  # early stopping fired
-    assert any(clf.meta_history_[:, "valid_acc_best"])
+        rescored = _validation_accuracy(clf.meta_encoder_, X, y, params)
+    history = clf.meta_history_
+    assert len(history) < 20  # early stopping fired
     assert (tmp_path / "params.pt").exists()
     assert (tmp_path / "history.json").exists()
+    # the encoder that comes back is the best epoch's, not the last one's
+    accuracy = history[:, "valid_acc"]
+    best = clf.meta_best_epoch_
+    assert 0 < best < len(history) and history[best - 1, "valid_acc_best"]
+    assert clf.meta_val_accuracy_ == accuracy[best - 1] == max(accuracy)
+    assert accuracy[-1] < clf.meta_val_accuracy_
+    assert rescored == clf.meta_val_accuracy_
 
 
 def _scales_task(informative_scale, noise_scale, n_classes=4, n=30, seed=0):

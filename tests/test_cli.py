@@ -13,12 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _factories import meta_classifier
+from sklearn.base import clone
 
 import sklearn_metaannot
-from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner, simulate_annotators
+from sklearn_metaannot import (
+    MetaAnnotatorClassifier,
+    MetaLearner,
+    MetaLearningWarning,
+    load,
+    save,
+    simulate_annotators,
+)
 from sklearn_metaannot import cli as cli_module
 from sklearn_metaannot.__main__ import main
 from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
+from sklearn_metaannot.cli import read_crowd, read_features
 
 pd = pytest.importorskip("pandas")
 
@@ -88,60 +98,109 @@ def _check_predictions(path, truth):
     return pred
 
 
-def test_round_trip_meta_fit_then_fit_predict(files):
+def _task(folder, features="features.csv", crowd="crowd.csv"):
+    """The features and crowd labels that fit-predict reads, read the same way."""
+    tasks, X, columns = read_features(folder / features)
+    return X, read_crowd(folder / crowd, tasks), columns
+
+
+def _probabilities(path):
+    return pd.read_csv(path).filter(like="proba_").to_numpy()
+
+
+def test_round_trip_meta_fit_then_fit_predict(files, capsys, monkeypatch):
     folder, _, truth = files
-    fit = run_cli(
-        "meta-fit",
-        "--data",
-        "source.csv",
-        "--target",
-        "label",
-        "-o",
-        "model",
-        "--n-way",
-        "3",
-        "--n-episodes",
-        "60",
-        cwd=folder,
-    )
-    assert fit.returncode == 0, fit.stderr
+    monkeypatch.chdir(folder)
+    # in-process: each subprocess pays torch's start-up (one subprocess test
+    # below covers the entry point)
+    argv = ["meta-fit", "--data", "source.csv", "--target", "label", "-o", "model"]
+    main([*argv, "--n-way", "3", "--n-episodes", "60"])
+    out, err = capsys.readouterr()
     assert (folder / "model").exists()
-    assert "episode" in fit.stderr  # the progress bar
-    assert "Saved to model" in fit.stdout
+    assert "episode" in err  # the progress bar
+    assert "Saved to model" in out
 
-    pred = run_cli(
-        "fit-predict",
-        "--crowd",
-        "crowd.csv",
-        "--features",
-        "features.csv",
-        "--model",
-        "model",
-        "-o",
-        "predictions.csv",
-        cwd=folder,
+    main([*_fit_predict(), "--model", "model"])
+    _check_predictions(folder / "o.csv", truth)
+    # the saved model is what fits the task: its encoder, parameters and space
+    X, Y, _ = _task(folder)
+    expected = clone(load("model")).fit(X, Y)
+    assert f"{expected.representation_!r} representation" in capsys.readouterr().out
+    np.testing.assert_allclose(
+        _probabilities("o.csv"), expected.sample_posterior_, rtol=1e-12
     )
-    assert pred.returncode == 0, pred.stderr
-    _check_predictions(folder / "predictions.csv", truth)
 
 
-def test_fit_predict_without_model_writes_annotator_report(files):
+def test_fit_predict_uses_the_models_encoder_parameters_and_columns(files, capsys):
+    folder, _, truth = files
+    source = pd.read_csv(folder / "source.csv")
+    model = meta_classifier(
+        n_way=3,
+        n_shot=2,
+        n_episodes=20,
+        episodes_per_epoch=10,
+        n_val_episodes=5,
+        representation="meta",
+        n_em_iter=1,
+        c=(5.0, 1.0),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        model.meta_fit(source[FEATURES], source["label"])
+    save(model, folder / "meta_model")
+    # the features file lists the columns in another order: matched by name
+    features = pd.read_csv(folder / "features.csv")
+    features[["task", *FEATURES[::-1]]].to_csv(folder / "reversed.csv", index=False)
+    main(
+        [
+            "fit-predict",
+            "--crowd",
+            str(folder / "crowd.csv"),
+            "--features",
+            str(folder / "reversed.csv"),
+            "--model",
+            str(folder / "meta_model"),
+            "-o",
+            str(folder / "meta_predictions.csv"),
+        ]
+    )
+    assert "'meta' representation" in capsys.readouterr().out
+    X, Y, _ = _task(folder)
+    expected = clone(model).fit(X, Y).sample_posterior_
+    proba = _probabilities(folder / "meta_predictions.csv")
+    np.testing.assert_allclose(proba, expected, rtol=1e-12)
+    # which a default estimator would not have given
+    default = MetaAnnotatorClassifier().fit(X, Y).sample_posterior_
+    assert np.abs(proba - default).max() > 1e-3
+    _check_predictions(folder / "meta_predictions.csv", truth)
+
+
+def test_fit_predict_writes_the_posterior_given_features_and_labels(files, capsys):
     folder, crowd, truth = files
-    result = run_cli(
-        "fit-predict",
-        "--crowd",
-        "crowd.csv",
-        "--features",
-        "features.csv",
-        "-o",
-        "predictions_em.csv",
-        "--annotators",
-        "annotators.csv",
-        cwd=folder,
+    main(
+        [
+            "fit-predict",
+            "--crowd",
+            str(folder / "crowd.csv"),
+            "--features",
+            str(folder / "features.csv"),
+            "-o",
+            str(folder / "predictions_em.csv"),
+            "--annotators",
+            str(folder / "annotators.csv"),
+        ]
     )
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"'(input|scaled|normalized)' representation", result.stdout)
+    assert re.search(
+        r"'(input|scaled|normalized)' representation", capsys.readouterr().out
+    )
     _check_predictions(folder / "predictions_em.csv", truth)
+    # the probabilities are each task's posterior given its features and its
+    # labels (sample_posterior_), not the features-only predict_proba
+    X, Y, _ = _task(folder)
+    fitted = MetaAnnotatorClassifier().fit(X, Y)
+    proba = _probabilities(folder / "predictions_em.csv")
+    np.testing.assert_allclose(proba, fitted.sample_posterior_, rtol=1e-12)
+    assert np.abs(proba - fitted.predict_proba(X)).max() > 1e-3
     report = pd.read_csv(folder / "annotators.csv")
     assert report.columns[:4].tolist() == [
         "worker",

@@ -9,7 +9,8 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from sklearn.base import BaseEstimator
+from _factories import meta_classifier
+from sklearn.base import BaseEstimator, clone
 
 import sklearn_metaannot
 from sklearn_metaannot import (
@@ -131,6 +132,114 @@ def test_round_trip_meta_fitted_and_fitted(tmp_path, encoder, side):
     Xt, yt = X[y < 3], y[y < 3]
     np.testing.assert_array_equal(
         loaded.fit(Xt, yt).predict_proba(Xt), clf.fit(Xt, yt).predict_proba(Xt)
+    )
+
+
+#: A valid value other than the default for every constructor parameter, keyed
+#: by name (the last component of a nested ``get_params`` name). The first
+#: group is meta-training that runs here; the rest is set after fitting.
+NON_DEFAULT = {
+    "encoder": "residual_mlp",
+    "hidden_layer_sizes": (7,),
+    "n_way": 3,
+    "n_shot": 2,
+    "n_query": 4,
+    "n_annotators": 3,
+    "annotator_mixture": {"hammer": 0.6, "spammer": 0.4},
+    "annotation_rate": 0.9,
+    "pseudo_annotation": True,
+    "n_episodes": 6,
+    "episodes_per_epoch": 3,
+    "meta_batch_size": 3,
+    "validation_classes": 0.3,
+    "n_val_episodes": 4,
+    "patience": 2,
+    "lr": 0.01,
+    "max_grad_norm": None,
+    "n_em_iter": 5,
+    "tau": 0.5,
+    "b": 2.0,
+    "c": (3.0, 1.5),
+    "history_weight": 0.5,
+    "representation": "meta",
+    "n_threads": 1,
+    "random_state": 3,
+}
+#: Parameters that meta_fit cannot use here (no GPU, no compiler needed) or
+#: that the residual encoder ignores: set on the fitted model.
+NON_DEFAULT_AFTER_FIT = {
+    "embedding_dim": 5,
+    "image_shape": (1, 2, 3),
+    "rank": 3,
+    "encoder_alpha": 0.5,
+    "device": "cuda:1",
+    "num_workers": 2,
+    "pin_memory": True,
+    "mixed_precision": "bf16",
+    "compile_em": True,
+    "callbacks": [],
+    "verbose": 1,
+}
+
+
+def _non_default_params(model, checkpoint_dir):
+    """A non-default value for every parameter of ``model``, by ``get_params`` name."""
+    table = {
+        **NON_DEFAULT,
+        **NON_DEFAULT_AFTER_FIT,
+        "checkpoint_dir": checkpoint_dir,
+    }
+    defaults = type(model)(meta_learner=MetaLearner()).get_params()
+    chosen = {}
+    for name, default in defaults.items():
+        if hasattr(default, "get_params") or name == "meta_encoder":
+            # a nested object: its parameters are listed on their own; the
+            # encoder is what meta_fit sets, compared through the predictions
+            continue
+        key = name.rsplit("__", 1)[-1]
+        assert key in table, f"add a non-default value of {name!r} to NON_DEFAULT"
+        assert table[key] != default, name
+        chosen[name] = table[key]
+    return chosen
+
+
+def test_every_parameter_away_from_its_default_round_trips(tmp_path):
+    X, y = _source(n_classes=10)
+    model = MetaAnnotatorClassifier()
+    params = _non_default_params(model, tmp_path / "checkpoints")
+    run = {
+        k.rsplit("__", 1)[-1]: v
+        for k, v in params.items()
+        if k.rsplit("__", 1)[-1] in NON_DEFAULT
+    }
+    run.pop("random_state")  # the learner's and the classifier's: both set here
+    model = meta_classifier(random_state=NON_DEFAULT["random_state"], **run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetaLearningWarning)
+        model.meta_fit(X[y < 7], y[y < 7])
+    Y, _, _ = simulate_annotators(y[y >= 7], 3, random_state=0)
+    model.fit(X[y >= 7], Y)
+    model.set_params(**params)
+    expected = MetaAnnotatorClassifier(meta_learner=MetaLearner()).get_params()
+    expected.update(params, meta_learner=model.meta_learner)
+    expected["meta_encoder"] = model.meta_encoder
+    assert model.get_params() == expected
+    loaded = load(save(model, tmp_path / "model.zip"))
+    got = loaded.get_params()
+    assert {
+        k: v for k, v in got.items() if k not in ("meta_learner", "meta_encoder")
+    } == {
+        k: v for k, v in expected.items() if k not in ("meta_learner", "meta_encoder")
+    }
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    # the EM settings (tau, b, c, n_em_iter) come back for the next task too
+    Xt, yt = X[y < 3], y[y < 3]
+    # (without meta_learner: its parameters changed after meta_fit, and a fit
+    # would meta-train again; the saved model keeps no source data to do so)
+    np.testing.assert_array_equal(
+        clone(loaded).set_params(meta_learner=None).fit(Xt, yt).predict_proba(Xt),
+        clone(model).set_params(meta_learner=None).fit(Xt, yt).predict_proba(Xt),
     )
 
 

@@ -14,6 +14,7 @@ from sklearn_metaannot import (
 )
 from sklearn_metaannot._representation import (
     INPUT_SPACES,
+    MIN_Z,
     choose_representation,
     held_out_agreement,
 )
@@ -94,17 +95,40 @@ def test_explicit_representations_skip_the_choice():
         MetaAnnotatorClassifier(representation="meta").fit(X, Y)
 
 
-def test_held_out_agreement_is_paired_and_ignores_gold():
+def test_held_out_agreement_is_paired_and_cannot_see_its_hidden_labels():
     X, y = _task(5, seed=4)
+    X = X[:, :2]  # the informative features
     codes = np.where(np.isnan(_crowd(y, 4)), -1, _crowd(y, 4)).astype(int)
-    kw = {"n_iter": 3, "b": 10.0, "c": (2.0, 1.0)}
+    kw = {"n_iter": 3, "b": 10.0, "c": (2.0, 1.0), "n_folds": 5}
     a = held_out_agreement(X, codes, 4, random_state=0, **kw)
-    b = held_out_agreement(2 * X, codes, 4, random_state=0, **kw)
-    assert a.shape == b.shape == ((codes >= 0).sum(),)
+    assert a.shape == ((codes >= 0).sum(),)
     assert np.all((a >= 0) & (a <= 1))
     np.testing.assert_array_equal(
         a, held_out_agreement(X, codes, 4, random_state=0, **kw)
     )
+    # a space without information scores every annotation by the class prior
+    # of the other folds, about 1/K; the informative one scores far higher
+    flat = held_out_agreement(np.zeros_like(X), codes, 4, random_state=0, **kw)
+    assert flat.shape == a.shape
+    np.testing.assert_allclose(flat, 0.25, atol=0.05)
+    assert a.mean() > flat.mean() + 0.1
+    rows = np.nonzero(codes >= 0)[0]
+    folds = [np.arange(i, 20, 5) for i in range(5)]  # without a seed: in turn
+    # a hidden item's prediction uses its features, never its own labels: with
+    # by_item, the mean score of an item whose labels all say k is p(k | x); so
+    # changing them to k' swaps p(k | x) for p(k' | x), the rest unchanged
+    item = folds[3][0]  # between classes 0 and 3: p(. | x) is not one-hot
+    per_class = []
+    for k in range(4):
+        relabelled = codes.copy()
+        relabelled[item] = np.where(codes[item] >= 0, k, -1)
+        scores = held_out_agreement(X, relabelled, 4, by_item=True, **kw)
+        per_class.append(scores[np.searchsorted(np.unique(rows), item)])
+    # the four scores are one distribution over the classes: p(. | x_item)
+    assert np.isclose(sum(per_class), 1.0)
+    # two classes are plausible for this item: its labels would sway a fit
+    # that saw them
+    assert sorted(per_class)[-2] > 0.3
     # one labelled item: nothing to hold out against
     lone = np.full_like(codes, -1)
     lone[0, 0] = 1
@@ -133,6 +157,9 @@ def test_choose_representation_needs_a_clear_paired_advantage():
     assert choose_representation({"a": base, "b": base}, "a") == "a"
     three = {"a": base, "b": base + 0.05, "c": base + 0.1}
     assert choose_representation(three, "a") == "c"
+    # the best of several clear winners, wherever it is listed
+    three = {"a": base, "c": base + 0.1, "b": base + 0.05}
+    assert choose_representation(three, "a") == "c"
 
 
 def test_choose_representation_with_chance_needs_informative_features():
@@ -147,6 +174,55 @@ def test_choose_representation_with_chance_needs_informative_features():
     # a candidate clearly above chance still overrules the default
     scores["c"] = 0.6 + 0.05 * rng.normal(size=40)
     assert choose_representation(scores, "a", min_z=1.25, chance=0.25) == "c"
+
+
+def _paired(base, z, seed=0):
+    """``base`` plus a paired advantage of exactly ``z`` standard errors."""
+    e = np.random.default_rng(seed).normal(size=base.size)
+    e = (e - e.mean()) / e.std(ddof=1)
+    return base + 0.02 + 0.02 * np.sqrt(base.size) / z * e
+
+
+def test_choose_representation_at_the_threshold_of_fit():
+    # fit overrules the validated default at MIN_Z standard errors, above
+    # chance: a one-standard-error advantage is noise, a clear one is not
+    base = np.linspace(0.4, 0.8, 40)
+    rule = {"min_z": MIN_Z, "chance": 0.25}
+    assert MIN_Z > 1.0
+    noise = {"a": base, "b": _paired(base, 1.0)}
+    assert choose_representation(noise, "a", **rule) == "a"
+    below, above = _paired(base, 0.9 * MIN_Z), _paired(base, 1.1 * MIN_Z)
+    assert choose_representation({"a": base, "b": below}, "a", **rule) == "a"
+    assert choose_representation({"a": base, "b": above}, "a", **rule) == "b"
+
+
+def test_fit_keeps_the_default_on_an_advantage_below_the_threshold():
+    # "normalized" agrees better with the held-out labels than the default
+    # ("input", without meta_fit), and above chance, but not by MIN_Z standard
+    # errors (between 1.0 and 1.5 on this seeded task): the default stands
+    rng = np.random.default_rng(26)
+    y = np.repeat(np.arange(3), 6)
+    spread = np.array([1.0, 1.0, 3.0, 0.3])
+    X = 2.0 * rng.normal(size=(3, 4))[y] + rng.normal(size=(18, 4)) * spread
+    Y, _, _ = simulate_annotators(y, 3, random_state=26)
+    clf = MetaAnnotatorClassifier(random_state=0).fit(X, Y)
+    scores = clf.representation_scores_
+    assert scores["normalized"] > scores["input"] > 0.5  # chance: 1/3
+    assert clf.representation_ == "input"
+
+
+def test_fit_does_not_switch_to_a_space_that_is_not_above_chance():
+    # leave-one-out on 2 items per class: in the standardised space each hidden
+    # item lies nearer the other class's prototype (confidently wrong), while
+    # every item has the same direction, so "normalized" puts them all at one
+    # point and predicts the class prior, which the hidden item's own class
+    # lacks: it beats the default on every item, yet stays below chance (1/2)
+    X = np.array([[1.0], [11.0], [2.0], [10.0]])
+    Y = np.array([[0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 1, 1]])
+    clf = MetaAnnotatorClassifier(random_state=0).fit(X, Y)
+    scores = clf.representation_scores_
+    assert scores["input"] < 0.25 < scores["normalized"] < 0.5
+    assert clf.representation_ == "input"
 
 
 def test_crowd_agreement_score_tunes_without_gold_labels():
