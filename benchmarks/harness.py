@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import torch
 from scipy import stats
 
 try:
@@ -34,7 +35,13 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sklearn_metaannot import AnnotatorSimulator, EpisodeSampler  # noqa: E402
+from sklearn_metaannot import (  # noqa: E402
+    AnnotatorSimulator,
+    EpisodeSampler,
+    MetaAnnotatorClassifier,
+    MetaEncoder,
+    MetaLearner,
+)
 from sklearn_metaannot._meta import torch_threads  # noqa: E402, F401 (for scripts)
 
 #: Default data folder: ``shared/data`` next to the repository (never copied in).
@@ -162,27 +169,36 @@ def sample_crowd_tasks(
     return tasks
 
 
-class PrecomputedEncoder:
+class PrecomputedEncoder(MetaEncoder):
     """Look-up "encoder" over embeddings computed once for a whole pool.
 
     Methods are then fitted on ``X = pool indices`` of shape (n, 1): any
     estimator that embeds ``X`` with ``encoder.transform`` (``PrototypeClassifier``,
     ``CrowdLayerClassifier`` with a frozen encoder, ``MetaAnnotatorClassifier``
-    through its ``meta_encoder_``) gives exactly what it would give on the
+    with it as its ``meta_encoder``) gives exactly what it would give on the
     images, without running the network again for every task.
 
     Parameters
     ----------
     embeddings : ndarray of shape (n_pool, M)
         Embedding of every pool example.
+    meta_encoder : MetaEncoder, optional
+        The encoder that computed ``embeddings``: its validation results
+        (``selected``, ``input_candidates``, ``n_way``, ...) are kept, so that a
+        ``MetaAnnotatorClassifier`` decides as it would with that encoder.
     """
 
-    n_features_in = 1
+    #: What a ``MetaEncoder`` found in meta-training, kept from ``meta_encoder``.
+    _KEPT = ("selected", "input_candidates", "val_scores", "input_scores")
+    _KEPT += ("best_epoch", "history", "world_size", "n_way", "learner_params")
 
-    def __init__(self, embeddings):
+    def __init__(self, embeddings, meta_encoder=None):
+        keep = () if meta_encoder is None else self._KEPT
+        found = {k: getattr(meta_encoder, k) for k in keep}
+        super().__init__(torch.nn.Identity(), 0.0, 1.0, 1, **found)
         self.embeddings = np.asarray(embeddings, dtype=np.float64)
 
-    def transform(self, X):
+    def transform(self, X, *, batch_size=None):
         """Embeddings of the pool rows ``X[:, 0]``."""
         idx = np.asarray(X)[:, 0].astype(np.int64)
         return self.embeddings[idx]
@@ -264,6 +280,45 @@ class TaskModel:
         if self.single_class_ is not None:
             return np.full(len(X), self.single_class_)
         return self.estimator.predict(self._rows(X))
+
+
+# -- our estimator ----------------------------------------------------------------
+
+#: The parameters of :class:`MetaLearner` (meta-training) that
+#: :func:`split_params` routes to it; ``random_state`` stays on the classifier,
+#: whose ``meta_fit`` passes it to a learner without one (as the single
+#: estimator of earlier versions used one seed for both).
+LEARNER_PARAMS = frozenset(MetaLearner().get_params()) - {"random_state"}
+
+
+def split_params(params) -> tuple[dict, dict]:
+    """``params`` of our model as ``(MetaLearner params, classifier params)``."""
+    learner = {k: v for k, v in params.items() if k in LEARNER_PARAMS}
+    return learner, {k: v for k, v in params.items() if k not in LEARNER_PARAMS}
+
+
+def meta_model(params=None, *, learner=MetaLearner, **more) -> MetaAnnotatorClassifier:
+    """Our model from one flat dict of meta-training and adaptation parameters.
+
+    ``learner`` is the :class:`MetaLearner` class (or a subclass) that gets the
+    meta-training ones; the others go to ``MetaAnnotatorClassifier``.
+
+    Examples
+    --------
+    >>> model = meta_model({"n_way": 4, "n_em_iter": 5}, random_state=0)
+    >>> model.meta_learner.n_way, model.n_em_iter, model.random_state
+    (4, 5, 0)
+    """
+    learner_params, clf_params = split_params({**(params or {}), **more})
+    return MetaAnnotatorClassifier(meta_learner=learner(**learner_params), **clf_params)
+
+
+def set_model_params(model, **params) -> MetaAnnotatorClassifier:
+    """``model.set_params`` for flat parameters (those of :func:`split_params`'s
+    learner as ``meta_learner__<name>``); ``model`` needs a ``meta_learner``."""
+    learner_params, clf_params = split_params(params)
+    nested = {f"meta_learner__{k}": v for k, v in learner_params.items()}
+    return model.set_params(**clf_params, **nested)
 
 
 # -- methods and the evaluation loop -----------------------------------------------

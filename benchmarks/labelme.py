@@ -410,7 +410,7 @@ def _meta_estimator(cfg, kind, seed):
         params["annotation_rate"] = cfg["sparse_annotation_rate"]
     encoders = {"mlp": "mlp", "fw": "feature_weights", "oracle_lr": "low_rank"}
     params["encoder"] = encoders.get(kind, cfg["encoder"])
-    return MetaAnnotatorClassifier(random_state=seed, **params)
+    return harness.meta_model(params, random_state=seed)
 
 
 def _meta_sets(X, y, classes, fraction, key):

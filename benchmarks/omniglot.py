@@ -52,6 +52,7 @@ from harness import Timer, index_features  # noqa: E402
 from sklearn_metaannot import (  # noqa: E402
     DawidSkene,
     MajorityVote,
+    MetaLearner,
     MetaLearningWarning,
     baselines,
     datasets,
@@ -173,23 +174,27 @@ def _episode_settings(cfg) -> dict:
     return out
 
 
-def base_estimator(cfg, cls=Model, **params) -> Model:
-    """Our model (or a subclass) with the benchmark's meta-training settings.
+def base_estimator(cfg, learner=MetaLearner, **params) -> Model:
+    """Our model with the benchmark's meta-training settings; its
+    :class:`MetaLearner` (or the subclass ``learner``) gets the meta-training
+    parameters of ``params``, the classifier the others
+    (:func:`harness.split_params`).
 
     "Ours" is the paper's method, with pseudo-annotation (no longer the package
     default); w/o PA sets ``pseudo_annotation=False``.
     """
-    em = {"n_em_iter": cfg["meta_em_iter"], "b": cfg["meta_b"]}
-    return cls(
-        pseudo_annotation=True,
-        encoder=cfg["encoder"],
-        image_shape=(1, 28, 28),
-        annotator_mixture=tuple(cfg["meta_mixture"]),
-        max_grad_norm=cfg["max_grad_norm"],
-        representation="meta",
-        **em,
+    settings = {
+        "pseudo_annotation": True,
+        "encoder": cfg["encoder"],
+        "image_shape": (1, 28, 28),
+        "annotator_mixture": tuple(cfg["meta_mixture"]),
+        "max_grad_norm": cfg["max_grad_norm"],
+        "representation": "meta",
+        "n_em_iter": cfg["meta_em_iter"],
+        "b": cfg["meta_b"],
         **_episode_settings(cfg),
-    ).set_params(**params)
+    }
+    return harness.meta_model({**settings, **params}, learner=learner)
 
 
 def meta_fit(model, pools, validate=True):
@@ -243,7 +248,8 @@ def meta_train(cfg, pools) -> tuple[dict, dict]:
     for r, seconds in enumerate(rounds):
         for name in list(PSEUDO_ANNOTATION)[:: -1 if r % 2 else 1]:
             model = base_estimator(cfg, pseudo_annotation=PSEUDO_ANNOTATION[name])
-            seconds[name] = meta_fit(model.set_params(**short), pools, False)[1].seconds
+            model = harness.set_model_params(model, **short)
+            seconds[name] = meta_fit(model, pools, False)[1].seconds
     if rounds:
         timing["paired_rounds"] = rounds
         ratios = [r[OURS] / r[WOPA] for r in rounds]
@@ -284,9 +290,9 @@ class _Context:
         self.encoders, self.templates = {}, {}
         for name in [m for m in models if m != MAML_KEY]:  # embedded once per pool
             Z = models[name].meta_encoder_.transform(X, batch_size=500)
-            self.encoders[name] = harness.PrecomputedEncoder(Z)
-            self.templates[name] = clone(models[name])
-            self.templates[name].meta_encoder_ = self.encoders[name]
+            encoder = harness.PrecomputedEncoder(Z, models[name].meta_encoder)
+            self.encoders[name] = encoder
+            self.templates[name] = clone(models[name]).set_params(meta_encoder=encoder)
 
 
 #: The methods: ``build(context, seed)`` of a :class:`harness.TaskModel`.

@@ -25,9 +25,10 @@ the per-episode meta-gradient norm relates to that::
     python benchmarks/omniglot_variants.py            # about 20 min on 2 CPU cores
     python benchmarks/omniglot_variants.py --quick    # 200 episodes per variant
 
-The ``stop-gradient`` and ``clean + PA loss`` variants are subclasses of our
-model that swap its meta-training module or episodes (private hooks of
-``MetaAnnotatorClassifier``); nothing is patched.
+The ``stop-gradient`` and ``clean + PA loss`` variants are subclasses of
+``MetaLearner`` that swap its meta-training module or episodes (its private
+hooks ``_episodic_em`` and ``_episode_dataset``), passed to our model as its
+``meta_learner``; nothing is patched.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
 import omniglot  # noqa: E402
 
-from sklearn_metaannot import EpisodeSampler, MetaAnnotatorClassifier  # noqa: E402
+from sklearn_metaannot import EpisodeSampler, MetaLearner  # noqa: E402
 from sklearn_metaannot import _em as em  # noqa: E402
 from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM  # noqa: E402
 from sklearn_metaannot.episodes import pad_episode  # noqa: E402
@@ -79,27 +80,28 @@ class _CleanAndNoisyEM(EpisodicEM):
         return 0.5 * (noisy + clean)
 
 
-class StopGradient(MetaAnnotatorClassifier):
-    """Our model meta-trained without gradient through the responsibilities."""
+class StopGradient(MetaLearner):
+    """Our meta-training without gradient through the responsibilities."""
 
     _episodic_em = _StopGradientEM
 
 
-class CleanAndPALoss(MetaAnnotatorClassifier):
-    """Our model meta-trained on the noisy and the clean loss of every episode."""
+class CleanAndPALoss(MetaLearner):
+    """Our meta-training on the noisy and the clean loss of every episode."""
 
     _episodic_em, _episode_dataset = _CleanAndNoisyEM, _WithCleanLabels
 
 
-#: Variant -> (class, parameters) of its model; ``curriculum`` is two runs. "Ours"
-#: and the others keep ``omniglot.base_estimator``'s ``pseudo_annotation=True``.
+#: Variant -> parameters of its model (``learner``: the MetaLearner subclass);
+#: ``curriculum`` is two runs. "Ours" and the others keep
+#: ``omniglot.base_estimator``'s ``pseudo_annotation=True``.
 VARIANTS = {
     "Ours": {},
     "w/o PA": {"pseudo_annotation": False},
     "tau=0.1": {"tau": 0.1},
-    "stop-gradient": {"cls": StopGradient},
+    "stop-gradient": {"learner": StopGradient},
     "curriculum": None,
-    "clean + PA loss": {"cls": CleanAndPALoss},
+    "clean + PA loss": {"learner": CleanAndPALoss},
 }
 
 
@@ -132,9 +134,9 @@ def meta_train_variant(name, ocfg, pools, n_episodes):
 
 def _run_em(model, U, codes):
     """EM of ``model``'s adaptation settings on embeddings U (1, N, M), codes (N, R)."""
-    Y = em.one_hot_annotations(torch.as_tensor(codes)[None], model.n_way).to(U.dtype)
-    c = model._em_prior_c()
-    return em.run_em(U, Y, n_iter=model.n_em_iter, tau=model.tau, b=model.b, c=c)
+    n_way = model.meta_learner.n_way
+    Y = em.one_hot_annotations(torch.as_tensor(codes)[None], n_way).to(U.dtype)
+    return em.run_em(U, Y, **model._em_params())
 
 
 def _empty_class(res) -> float:
@@ -168,7 +170,8 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
         p.requires_grad_(True)
     module.train()
     X_train, y_train = pools["train"]
-    kw = {k: getattr(model, k) for k in ("n_way", "n_shot", "n_query", "n_annotators")}
+    shots = ("n_way", "n_shot", "n_query", "n_annotators")
+    kw = {k: getattr(model.meta_learner, k) for k in shots}
     X = encoder.scale_inputs(X_train)
     sampler = EpisodeSampler(X, y_train, random_state=seed, **kw)
     norms, empty = [], []

@@ -34,10 +34,12 @@ if str(_HERE) not in sys.path:
 
 import harness  # noqa: E402
 import omniglot  # noqa: E402
-from sklearn_metaannot._selection import choose_representation  # noqa: E402
 
-from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
-from sklearn_metaannot._meta import INPUT_SPACES  # noqa: E402
+from sklearn_metaannot import CrowdLabelMatrix, _representation  # noqa: E402
+from sklearn_metaannot._representation import (  # noqa: E402
+    INPUT_SPACES,
+    choose_representation,
+)
 
 SPACES = ("meta", *INPUT_SPACES)
 #: Unit of the paired test -> how the check scores: per annotation or per item,
@@ -83,9 +85,24 @@ def task_record(model, X, Y, query_y, Xq) -> dict:
         record["accuracy"][space] = float(np.mean(fitted.predict(Xq) == query_y))
         U = fitted._embed(X, space)
         for unit, kwargs in UNITS.items():
-            scores = fitted._held_out_scores(U, labels, 4, seed, **kwargs)
+            scores = held_out_scores(fitted, U, labels, 4, seed, **kwargs)
             record["scores"][unit][space] = scores
     return record
+
+
+def held_out_scores(model, U, labels, n_classes, seed, **kwargs):
+    """Held-out agreement of the crowd ``labels`` in the space ``U``, with the
+    folds of ``seed`` and ``model``'s EM settings, as ``fit`` scores a space;
+    ``kwargs``: ``by_item`` (default True) and ``score``."""
+    return _representation.held_out_agreement(
+        U,
+        (labels.rows, labels.cols, labels.codes),
+        n_classes,
+        n_folds=_representation.N_FOLDS,
+        random_state=seed,
+        **{"by_item": True, **kwargs},
+        **model._em_params(),
+    )
 
 
 #: Replayed rules: name -> (scores of that unit, chance floor of the candidate,
@@ -144,8 +161,11 @@ def _run(cfg) -> dict:
     pools = omniglot.load_pools({**omniglot.default_config(), "data": cfg["data"]})
     (X_train, y_train), (X_val, y_val) = pools["pools"]["train"], pools["pools"]["val"]
     settings = {**omniglot.default_config(), "n_episodes": cfg["n_episodes"]}
-    model = omniglot.base_estimator(settings).set_params(
-        pseudo_annotation=False, representation="auto", n_threads=cfg["threads"]
+    model = omniglot.base_estimator(
+        settings,
+        pseudo_annotation=False,
+        representation="auto",
+        n_threads=cfg["threads"],
     )
     with harness.Timer() as timer:
         model.meta_fit(X_train, y_train, X_val=X_val, y_val=y_val)

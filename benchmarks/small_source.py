@@ -1,6 +1,7 @@
 """Small sources: the default model, as a new user meets it, against no meta-learning.
 
-A user with few source classes calls ``MetaAnnotatorClassifier(n_way=4,
+A user with few source classes calls
+``MetaAnnotatorClassifier(meta_learner=MetaLearner(n_way=4),
 random_state=...).meta_fit(X_source, y_source)`` with every other setting at
 its default, then ``fit`` on crowd-labelled 4-way target tasks. The product
 promise checked here: the default (``representation="auto"``) is never clearly
@@ -50,7 +51,7 @@ import harness  # noqa: E402
 from harness import Timer, stable_seed  # noqa: E402
 
 from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
-from sklearn_metaannot._meta import INPUT_SPACES  # noqa: E402
+from sklearn_metaannot._representation import INPUT_SPACES  # noqa: E402
 from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
 
 REPO = _HERE.parent
@@ -140,7 +141,7 @@ def _evaluate(model, tasksets):
 
 
 def _meta_fit(cfg, X, y, seed):
-    model = MetaAnnotatorClassifier(random_state=seed, **cfg["estimator"])
+    model = harness.meta_model(cfg["estimator"], random_state=seed)
     with Timer() as timer, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.meta_fit(X, y)

@@ -98,16 +98,18 @@ def _params(cfg, keys) -> dict:
 
 
 def _model(cfg, **params) -> MetaAnnotatorClassifier:
-    """The estimator on the encoder and episodes of ``cfg``, without validation."""
-    return MetaAnnotatorClassifier(
-        **{**_params(cfg, EPISODES + ENCODER), **params},
-        encoder="mlp",
-        pseudo_annotation=True,  # as the plain loop's sampler, whatever the default
-        validation_classes=0.0,
-        lr=cfg["lr"],
-        device=cfg["device"],
-        n_threads=cfg["threads"],
-        random_state=cfg["seed"],
+    """The estimator on the encoder and episodes of ``cfg``, without validation;
+    ``params`` of its ``MetaLearner`` or of the classifier (``n_em_iter``)."""
+    fixed = {
+        "encoder": "mlp",
+        "pseudo_annotation": True,  # as the plain loop's sampler, whatever the default
+        "validation_classes": 0.0,
+        "lr": cfg["lr"],
+        "device": cfg["device"],
+        "n_threads": cfg["threads"],
+    }
+    return harness.meta_model(
+        _params(cfg, EPISODES + ENCODER), **params, **fixed, random_state=cfg["seed"]
     )
 
 
@@ -232,8 +234,8 @@ def _validation_fit(X, y, cfg):
     Timed: the epoch-0 validation (``episode_accuracy``), skorch's validation
     epochs and the no-meta references (``no_meta_accuracy``).
     """
-    import sklearn_metaannot._classifier as classifier
     import sklearn_metaannot._meta as meta
+    import sklearn_metaannot._meta_learner as meta_learner
 
     v, train, spent = VALIDATION_CONFIG, y < 7, [0.0]
     keys = ("n_way", "n_episodes", "episodes_per_epoch", "n_val_episodes")
@@ -241,7 +243,7 @@ def _validation_fit(X, y, cfg):
     with ExitStack() as stack:
         timed = [
             (meta, "episode_accuracy", None),
-            (classifier, "no_meta_accuracy", None),
+            (meta_learner, "no_meta_accuracy", None),
             (meta.EpisodicNet, "run_single_epoch", _not_training),
         ]
         for obj, name, when in timed:

@@ -59,7 +59,8 @@ print(f"target: {X_target.shape[0]} images of the classes {np.unique(y_target)}"
 # %%
 # Meta-learning
 # -------------
-# :meth:`~sklearn_metaannot.MetaAnnotatorClassifier.meta_fit` trains the encoder on
+# :meth:`~sklearn_metaannot.MetaAnnotatorClassifier.meta_fit` trains the encoder,
+# with the settings of its :class:`~sklearn_metaannot.MetaLearner`, on
 # 4-way episodes of the source classes: EM on each episode's support set gives
 # the class prototypes, and the encoder learns from the error on the query
 # labels, back-propagated through the EM steps. With ``pseudo_annotation=True``
@@ -107,7 +108,7 @@ print(
 # EM on standardised features.
 
 history = clf.meta_history_
-episodes = np.asarray(history[:, "epoch"]) * clf.episodes_per_epoch
+episodes = np.asarray(history[:, "epoch"]) * clf.meta_learner.episodes_per_epoch
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
 ax_loss.plot(episodes, history[:, "train_loss"], "o-")
 ax_loss.set(xlabel="episodes", ylabel="query cross-entropy", title="training loss")

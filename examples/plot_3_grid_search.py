@@ -7,8 +7,9 @@ The parameters of the EM adaptation (the number of iterations ``n_em_iter`` and
 the priors ``tau``, ``b`` and ``c``) only matter in ``fit``, so
 :class:`~sklearn.model_selection.GridSearchCV` can tune them on a meta-learned
 estimator **without meta-training again**: ``clone`` keeps the meta-learned
-encoder. This example tunes them inside a :class:`~sklearn.pipeline.Pipeline`
-with a scaler, using only crowd labels.
+encoder (the ``meta_encoder`` parameter that ``meta_fit`` sets). This example
+tunes them inside a :class:`~sklearn.pipeline.Pipeline` with a scaler, using
+only crowd labels.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -108,8 +109,9 @@ print(
 )
 
 # %%
-# ``clone`` kept the meta-learned encoder in every candidate: the refitted best
-# pipeline uses the same ``meta_encoder_`` object as the estimator we meta-fitted.
+# ``clone`` kept the meta-learned encoder in every candidate (a frozen
+# :class:`~sklearn_metaannot.MetaEncoder`, the ``meta_encoder`` parameter): the
+# refitted best pipeline uses the same object as the estimator we meta-fitted.
 
 best = search.best_estimator_[-1]
 print("meta-learned encoder kept:", best.meta_encoder_ is clf.meta_encoder_)

@@ -63,9 +63,10 @@ joblib.dump(clf, path)
 print(f"saved {path.name}: {path.stat().st_size / 1024:.0f} KiB")
 
 # %%
-# The file holds the constructor parameters and everything ``meta_fit``
-# learned: the encoder (``meta_encoder_``, a
-# :class:`~sklearn_metaannot.FittedEncoder` with its input scaling), the
+# The file holds the constructor parameters, among them the
+# :class:`~sklearn_metaannot.MetaLearner` and everything ``meta_fit`` learned:
+# the encoder (the ``meta_encoder`` parameter, a frozen
+# :class:`~sklearn_metaannot.MetaEncoder` with its input scaling), the
 # training history and the validation results.
 #
 # Load, and adapt to new tasks

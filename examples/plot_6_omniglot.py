@@ -157,7 +157,7 @@ if folder is not None:
     )
 
     history = clf.meta_history_
-    episodes = np.asarray(history[:, "epoch"]) * clf.episodes_per_epoch
+    episodes = np.asarray(history[:, "epoch"]) * clf.meta_learner.episodes_per_epoch
     fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
     ax.plot(episodes, history[:, "valid_acc"], "o-", label="meta-learned encoder")
     ax.plot(

@@ -1,11 +1,12 @@
 """Device check: meta-train the Conv-4 encoder on a device and on the CPU, compare.
 
-Meta-fits ``MetaAnnotatorClassifier(encoder="conv4")`` on the shared Omniglot
-subsets for a fixed number of episodes, once on ``--device`` and once on the CPU,
-with the same seeds; reports episodes per second and the validation accuracy of
-both; adapts the device-trained model to a crowd-labelled target task, saves it
-and reloads it in a fresh Python process that sees no GPU
-(``CUDA_VISIBLE_DEVICES=""``), checking that its predictions are identical.
+Meta-fits ``MetaAnnotatorClassifier(meta_learner=MetaLearner(encoder="conv4"))``
+on the shared Omniglot subsets for a fixed number of episodes, once on
+``--device`` and once on the CPU, with the same seeds; reports episodes per
+second and the validation accuracy of both; adapts the device-trained model to
+a crowd-labelled target task, saves it and reloads it in a fresh Python process
+that sees no GPU (``CUDA_VISIBLE_DEVICES=""``), checking that its predictions
+are identical.
 
     python scripts/device_check.py --device cuda          # under 5 min on one GPU
     python scripts/device_check.py --device cpu --data synthetic --episodes 8 \\

@@ -42,14 +42,14 @@ def main():
     source, target = y < 6, y >= 6
     clf = MetaAnnotatorClassifier(
         meta_learner=MetaLearner(
-            n_way=3,
+            n_way=3,  # digits 0-2 meta-train, 3-5 are the validation tasks
             embedding_dim=16,
             hidden_layer_sizes=(32,),
             n_shot=5,
             n_query=5,
             n_episodes=args.n_episodes,
             episodes_per_epoch=args.n_episodes // 2,
-            meta_batch_size=args.meta_batch_size,
+            meta_batch_size=args.meta_batch_size,  # the sum over the processes
             validation_classes=0.5,
             n_val_episodes=8,
             n_threads=1,

@@ -267,7 +267,7 @@ MUTATIONS = [
     Mutation(
         "fit_never_meta_trains_again",
         CLS,
-        "        if learner.recipe() == encoder.recipe:\n",
+        "        if self.meta_learner.recipe() == encoder.recipe:\n",
         "        if True:\n",
         (T + "test_meta_learner.py",),
         k="meta_training_parameters",
@@ -275,7 +275,7 @@ MUTATIONS = [
     Mutation(
         "fit_always_meta_trains_again",
         CLS,
-        "        if learner.recipe() == encoder.recipe:\n",
+        "        if self.meta_learner.recipe() == encoder.recipe:\n",
         "        if False:\n",
         (T + "test_meta_learner.py",),
         k="em_parameters",

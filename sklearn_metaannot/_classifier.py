@@ -330,9 +330,11 @@ default="auto"
         encoder = self.meta_encoder
         if encoder is None or self.meta_learner is None or encoder.recipe is None:
             return encoder
-        learner = self._learner()
-        if learner.recipe() == encoder.recipe:
+        # the recipe as given: an unseeded learner takes this estimator's seed,
+        # which is no reason to meta-train again
+        if self.meta_learner.recipe() == encoder.recipe:
             return encoder
+        learner = self._learner()
         if encoder.source is None:
             raise ValueError(
                 "meta_learner's parameters differ from those that meta-trained "
@@ -430,6 +432,9 @@ default="auto"
             X_source, y_source, X_val=X_val, y_val=y_val, em_params=self._em_params()
         )
         self.meta_encoder = learner.meta_encoder_
+        if self.meta_learner is not None:
+            # the recipe as given (see _encoder_for_fit)
+            self.meta_encoder.recipe = self.meta_learner.recipe()
         return self
 
     # -- adaptation and prediction --------------------------------------------

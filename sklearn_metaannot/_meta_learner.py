@@ -540,6 +540,7 @@ or torch.nn.Module, default="mlp"
             params["random_state"] = "a random generator"  # its repr has an address
         if isinstance(self.encoder, torch.nn.Module):
             params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
+        params["class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         return config_fingerprint(params, [])
 
     def _meta_fingerprint(self, em_params, *arrays):

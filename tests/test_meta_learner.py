@@ -94,7 +94,6 @@ def test_a_standalone_learner_gives_the_same_encoder_as_meta_fit(meta_fitted):
     np.testing.assert_allclose(
         plain.fit(X, Y).predict_proba(X), clone(clf).fit(X, Y).predict_proba(X)
     )
-    assert encoder.recipe == clf.meta_encoder.recipe
 
 
 def test_search_over_em_parameters_never_meta_trains(meta_fitted, count_meta_training):
@@ -130,10 +129,19 @@ def test_search_over_meta_training_parameters_meta_trains_again(
         other.fit(X, Y)
     assert other.encoder_ is not clf.meta_encoder
     assert other.encoder_.recipe == other._learner().recipe() != clf.meta_encoder.recipe
-    # runtime parameters do not change the recipe: no meta-training again
+    # runtime parameters do not change the recipe, nor does the seed that an
+    # unseeded learner takes from the classifier: no meta-training again
     calls = len(count_meta_training)
     clone(clf).set_params(meta_learner__verbose=1, meta_learner__n_threads=1).fit(X, Y)
+    clone(clf).set_params(random_state=5).fit(X, Y)
     assert len(count_meta_training) == calls
+    # another learner class is another recipe
+
+    class Variant(type(clf.meta_learner)):
+        pass
+
+    variant = Variant(**clf.meta_learner.get_params())
+    assert variant.recipe() != clf.meta_learner.recipe()
 
 
 def test_a_changed_recipe_without_the_source_is_a_clear_error(meta_fitted):
