@@ -23,7 +23,7 @@ LAYERS = [
             "_classifier\nMetaAnnotatorClassifier",
             "aggregation\nMajorityVote, DawidSkene",
             "baselines",
-            "cli, demo",
+            "cli, demo, _atomic",
             "_persistence\nsave, load",
         ],
     ),
