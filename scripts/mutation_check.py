@@ -144,8 +144,8 @@ MUTATIONS = [
         # issue 27, bug 1
         "predict_ignores_class_prior",
         CLS,
-        "                torch.from_numpy(np.log(self.class_prior_))[None],",
-        "                torch.zeros(1, len(self.classes_), dtype=torch.float64),",
+        "                torch.from_numpy(np.log(self.class_prior_)),",
+        "                torch.zeros(len(self.classes_), dtype=torch.float64),",
         (T + "test_classifier.py",),
         k="closed_form",
     ),
@@ -310,6 +310,30 @@ MUTATIONS = [
         "        confusions = labels.expected_counts(post) + a",
         "        confusions = labels.expected_counts(post).transpose(0, 2, 1) + a",
         (T + "test_meta_learner.py", T + "test_aggregation.py"),
+    ),
+    # -- the linear head (_heads.py, issue 29) -------------------------------------
+    Mutation(
+        "linear_head_estep_ignores_the_annotators",
+        P + "_heads.py",
+        "        logits = add_crowd_log_likelihood_("
+        "logits, item, annotator, label, log_A)",
+        "        logits = logits",
+        (T + "test_heads.py",),
+    ),
+    Mutation(
+        "linear_head_not_pulled_to_the_prototypes",
+        P + "_heads.py",
+        "        loss = -(lam * log_p).sum() + 0.5 * penalty * (",
+        "        loss = -(lam * log_p).sum() + 0.0 * penalty * (",
+        (T + "test_heads.py",),
+    ),
+    Mutation(
+        "predict_ignores_the_linear_head",
+        CLS,
+        "        coef, intercept = (getattr(self, n, None) "
+        'for n in ("coef_", "intercept_"))',
+        "        coef, intercept = None, None",
+        (T + "test_heads.py",),
     ),
     # -- crowd labels (_crowd_labels.py, _validation.py) --------------------------
     Mutation(

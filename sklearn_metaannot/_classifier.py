@@ -12,9 +12,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _em, _representation
+from . import _representation
 from ._crowd_labels import CrowdLabelMatrix, _is_dataframe
 from ._em import DEFAULT_EM_PARAMS
+from ._heads import HEADS, fit_task, head_log_proba
 from ._meta import torch_threads
 from ._meta_learner import MetaEncoder, MetaLearner
 from ._representation import INPUT_SPACES
@@ -42,30 +43,12 @@ _META_VIEWS = {
 }
 
 
-def _fit_em(
-    U, labels, n_classes, n_annotators, gold=None, prior_counts=None, **em_params
-):
-    """MAP-EM of a target task on its observed labels (float64, on the CPU).
+def _fit_task(U, labels, n_classes, n_annotators, gold=None, prior_counts=None, **kw):
+    """:func:`~sklearn_metaannot._heads.fit_task` on numpy inputs (float64, CPU).
 
-    Parameters
-    ----------
-    U : ndarray of shape (n_samples, n_dims)
-        Embeddings (or standardised features) of the examples.
-    labels : tuple of three int arrays of shape (n_labels,)
-        Row (example), column (annotator) and class code of each annotation.
-    n_classes, n_annotators : int
-        Number of classes and of annotators (columns, labelled or not).
-    gold : (ndarray of shape (n_samples,), ndarray of shape (n_samples, K)), optional
-        Mask and one-hot labels of the examples with a known true label.
-    prior_counts : ndarray of shape (n_annotators, K, K), optional
-        Per-annotator history pseudo-counts added to the Dirichlet prior ``c``.
-    **em_params
-        ``n_iter``, ``tau``, ``b`` and ``c`` of :func:`_em.run_em_sparse`.
-
-    Returns
-    -------
-    EMResult
-        ``mu`` (K, M), ``log_pi`` (K,), ``log_A`` (R, K, K), ``lam`` (N, K).
+    ``labels`` are the (row, column, code) triplets; ``gold`` the mask and
+    one-hot rows of the gold items; ``prior_counts`` the annotators' history
+    pseudo-counts; ``kw`` the head and EM settings.
     """
     U = torch.from_numpy(np.ascontiguousarray(U, dtype=np.float64))
     # copies: the arrays of a CrowdLabelMatrix are read-only
@@ -73,9 +56,17 @@ def _fit_em(
     if gold is not None:
         gold = tuple(torch.from_numpy(np.asarray(a)) for a in gold)
     if prior_counts is not None:
-        em_params["prior_counts"] = torch.from_numpy(np.asarray(prior_counts))
-    return _em.run_em_sparse(
-        U, rows, cols, codes, n_classes, n_annotators, gold=gold, **em_params
+        prior_counts = torch.from_numpy(np.asarray(prior_counts))
+    return fit_task(
+        U,
+        rows,
+        cols,
+        codes,
+        n_classes,
+        n_annotators,
+        gold=gold,
+        prior_counts=prior_counts,
+        **kw,
     )
 
 
@@ -163,6 +154,19 @@ default="auto"
         space ``meta_fit`` found best on validation tasks ("input" without
         validation or without ``meta_fit``), unless the task's held-out crowd
         labels clearly prefer another (see the user guide; no gold labels).
+    head : {"prototype", "linear"}, default="prototype"
+        The class-probability model fitted with the annotators' confusion
+        matrices: "prototype", the paper's isotropic class prototypes (Eqs.
+        6-8); "linear", a softmax head on the latent space, fitted by EM on
+        the posterior-weighted items, started at the prototype solution and
+        pulled back to it by ``head_penalty`` (ours: a model that grows with
+        the data, for features that are not a good metric; see the user
+        guide). The latent space is chosen with the prototype model either way.
+    head_penalty : float, default=1.0
+        Strength of the linear head's pull towards the prototype solution of
+        the task, ``head_penalty / 2`` times the squared distance of its
+        weights and biases from it; the data term is a sum over the items, so
+        the pull weakens as items are added.
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out folds of ``representation="auto"`` (None: folds in
         turn, deterministic) and, when ``meta_learner`` has none, meta-training.
@@ -175,6 +179,9 @@ default="auto"
         Class prototypes in the latent space.
     class_prior_ : ndarray of shape (n_classes,)
         Estimated class prior.
+    coef_, intercept_ : ndarray of shape (n_classes, M) and (n_classes,)
+        The linear head (``head="linear"`` only):
+        ``p(t = k | x) = softmax_k(coef_[k] . u(x) + intercept_[k])``.
     annotator_confusion_ : ndarray of shape (n_annotators, n_classes, n_classes)
         Estimated confusion matrices, ``[r, k, l] = p(annotator r says l | true
         class k)``.
@@ -266,6 +273,8 @@ default="auto"
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
         "history_weight": [Interval(Real, 0, None, closed="left")],
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
+        "head": [StrOptions(set(HEADS))],
+        "head_penalty": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
     }
 
@@ -280,6 +289,8 @@ default="auto"
         c=DEFAULT_EM_PARAMS["c"],
         history_weight=1.0,
         representation="auto",
+        head="prototype",
+        head_penalty=1.0,
         random_state=None,
     ):
         self.meta_learner = meta_learner
@@ -290,6 +301,8 @@ default="auto"
         self.c = c
         self.history_weight = history_weight
         self.representation = representation
+        self.head = head
+        self.head_penalty = head_penalty
         self.random_state = random_state
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -541,13 +554,15 @@ sparse matrix or CrowdLabelMatrix
             self.representation_choice_ = choice
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
-            res = _fit_em(
+            res = _fit_task(
                 self._embed(X),
                 (labels.rows, labels.cols, labels.codes),
                 len(classes),
                 labels.n_annotators,
                 gold=gold,
                 prior_counts=history,
+                head=self.head,
+                head_penalty=self.head_penalty,
                 **em_params,
             )
         self.classes_ = classes
@@ -555,6 +570,11 @@ sparse matrix or CrowdLabelMatrix
         self.class_prior_ = res.log_pi.exp().numpy()
         self.annotator_confusion_ = res.log_A.exp().numpy()
         self.sample_posterior_ = res.lam.numpy()
+        if res.coef is not None:
+            self.coef_, self.intercept_ = res.coef.numpy(), res.intercept.numpy()
+        else:
+            for name in ("coef_", "intercept_"):  # from an earlier linear fit
+                vars(self).pop(name, None)
         self.n_annotators_ = labels.n_annotators
         self.annotators_ = annotators
         self.annotator_n_labels_, self.annotator_accuracy_ = labels.label_accuracy(
@@ -649,14 +669,16 @@ sparse matrix or CrowdLabelMatrix
         """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
+        coef, intercept = (getattr(self, n, None) for n in ("coef_", "intercept_"))
         with torch_threads(1):
-            U = torch.from_numpy(np.ascontiguousarray(self._embed(X)))[None]
-            log_proba = _em.predict_log_proba(
-                U,
-                torch.from_numpy(self.prototypes_)[None],
-                torch.from_numpy(np.log(self.class_prior_))[None],
+            log_proba = head_log_proba(
+                torch.from_numpy(np.ascontiguousarray(self._embed(X))),
+                torch.from_numpy(self.prototypes_),
+                torch.from_numpy(np.log(self.class_prior_)),
+                None if coef is None else torch.from_numpy(coef),
+                None if intercept is None else torch.from_numpy(intercept),
             )
-        return log_proba[0].numpy()
+        return log_proba.numpy()
 
     def predict_proba(self, X):
         """Class probabilities ``p(t = k | x)`` from the prototypes and class prior.

@@ -213,7 +213,7 @@ def e_step(
     return lam
 
 
-def _pin(lam, gold):
+def pin_gold(lam, gold):
     """Responsibilities with those of the gold examples fixed to their labels."""
     if gold is None:
         return lam
@@ -268,14 +268,14 @@ def run_em(
     EMResult
     """
 
-    lam = _pin(majority_vote_init(Y, w) if lam_init is None else lam_init, gold)
+    lam = pin_gold(majority_vote_init(Y, w) if lam_init is None else lam_init, gold)
     prior = {} if prior_counts is None else {"prior_counts": prior_counts}
     # the (K, K) Dirichlet concentrations, built once for all the M-steps
     c = _concentrations(c, Y.shape[-1], U)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
         lam = e_step(U, Y, mu, log_pi, log_A, w=w)
-        lam = _pin(lam.detach() if detach_responsibilities else lam, gold)
+        lam = pin_gold(lam.detach() if detach_responsibilities else lam, gold)
     mu, log_pi, log_A = m_step(U, Y, lam, tau=tau, b=b, c=c, w=w, **prior)
     return EMResult(mu, log_pi, log_A, lam)
 
@@ -466,20 +466,31 @@ def e_step_sparse(
     -------
     lam : Tensor of shape (N, K)
     """
-    R, K, _ = log_A.shape
     # ||u - mu||^2 = ||u||^2 - 2 u.mu + ||mu||^2: a matrix product instead of the
     # (N, K, M) differences of sq_distances (float64, standardised or embedded
     # inputs: the cancellation error is far below the tests' 1e-10)
     sq_u = (U * U).sum(dim=-1, keepdim=True)
     logits = sq_u - 2.0 * (U @ mu.T) + (mu * mu).sum(dim=-1)
     logits = log_pi - 0.5 * logits.clamp_min(0.0)
+    logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
+    return torch.softmax(logits, dim=-1)
+
+
+def add_crowd_log_likelihood_(logits, item, annotator, label, log_A):
+    """Add ``sum_r log A^r[k, y_n^r]`` over the observed labels to ``logits``
+    of shape (N, K), in place, and return it.
+
+    The annotators' term of the E-step (spec 3.1, paper Eq. 6), whatever model
+    gives the class log-probabilities from the features.
+    """
+    R, K, _ = log_A.shape
     # row (r, l) of log_At holds log p(y^r = l | t = k) for every k
     log_At = log_A.transpose(1, 2).reshape(R * K, K)
     slot = annotator * K + label
     for start in range(0, item.numel(), _CHUNK):
         stop = start + _CHUNK
         logits.index_add_(0, item[start:stop], log_At[slot[start:stop]])
-    return torch.softmax(logits, dim=-1)
+    return logits
 
 
 def run_em_sparse(
@@ -543,12 +554,14 @@ def run_em_sparse(
                 f", got {tuple(prior_counts.shape)}"
             )
     em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
-    lam = _pin(majority_vote_init_sparse(item, label, N, n_classes, like=U), gold)
+    lam = pin_gold(majority_vote_init_sparse(item, label, N, n_classes, like=U), gold)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step_sparse(
             U, item, annotator, label, lam, n_annotators, **em
         )
-        lam = _pin(e_step_sparse(U, item, annotator, label, mu, log_pi, log_A), gold)
+        lam = pin_gold(
+            e_step_sparse(U, item, annotator, label, mu, log_pi, log_A), gold
+        )
     mu, log_pi, log_A = m_step_sparse(
         U, item, annotator, label, lam, n_annotators, **em
     )

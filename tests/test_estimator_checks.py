@@ -40,6 +40,8 @@ SMALL_LEARNER = MetaLearner(
 CLASSIFIER_PARAMS = [
     "b",
     "c",
+    "head",
+    "head_penalty",
     "history_weight",
     "meta_encoder",
     "meta_learner",

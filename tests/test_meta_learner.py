@@ -54,19 +54,9 @@ def count_meta_training(monkeypatch):
     return calls
 
 
-def test_the_classifier_has_the_adaptation_parameters_only():
-    assert set(MetaAnnotatorClassifier().get_params(deep=False)) == {
-        "meta_learner",
-        "meta_encoder",
-        "n_em_iter",
-        "tau",
-        "b",
-        "c",
-        "history_weight",
-        "representation",
-        "random_state",
-    }
-    assert "__sklearn_clone__" not in vars(MetaAnnotatorClassifier)  # no override
+def test_the_classifier_does_not_override_clone():
+    # (its parameter list is checked in test_estimator_checks.py)
+    assert "__sklearn_clone__" not in vars(MetaAnnotatorClassifier)
 
 
 def test_clone_is_unfitted_and_keeps_the_frozen_encoder(meta_fitted):

@@ -162,6 +162,8 @@ NON_DEFAULT = {
     "c": (3.0, 1.5),
     "history_weight": 0.5,
     "representation": "meta",
+    "head": "linear",
+    "head_penalty": 3.0,
     "n_threads": 1,
     "random_state": 3,
 }
