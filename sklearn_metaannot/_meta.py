@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -392,70 +393,107 @@ class _KeepBestEncoder(Callback):
             net.history.record("valid_acc_initial", self.initial_score_)
 
 
-def make_net(
-    module,
-    *,
-    lr,
-    max_epochs,
-    batch_size,
-    valid_dataset,
-    patience,
-    checkpoint_dir,
-    device,
-    verbose,
-    max_grad_norm=None,
-    fingerprint=None,
-    n_train_episodes=None,
-    extra_callbacks=(),
-    first_callbacks=(),
-    main_process=True,
-    num_workers=0,
-    pin_memory=False,
-    valid_batch_size=None,
-    grad_scaling=False,
-):
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The settings of meta-training's loop (what :func:`make_net` builds).
+
+    Attributes
+    ----------
+    lr, max_epochs, batch_size : float, int, int
+        Adam's learning rate, epochs, episodes per gradient step (per process).
+    patience : int or None
+        Early stopping on the validation accuracy.
+    checkpoint_dir : path-like or None
+        Where skorch's ``Checkpoint`` and the resume checkpoint go.
+    device : str or torch.device
+    verbose : int
+        0 nothing, 1 one progress bar over ``n_train_episodes``, 2 skorch's.
+    max_grad_norm : float or None
+        Clipping of each meta-gradient's L2 norm.
+    fingerprint : str or None
+        Identifies the run for the resume checkpoint.
+    n_train_episodes : int or None
+        Episodes of the whole run (for the progress bar).
+    extra_callbacks, first_callbacks : sequence of (name, callback)
+        The user's callbacks (after the package's), and callbacks that run
+        before them (synchronisation of data-parallel training).
+    main_process : bool
+        False for every process but rank 0: no file is written.
+    num_workers, pin_memory : int, bool
+        The training ``DataLoader``'s workers and page-locked memory (CUDA).
+    valid_batch_size : int or None
+        Validation tasks per batch (``batch_size`` by default).
+    grad_scaling : bool
+        float16 loss scaling.
+    """
+
+    lr: float
+    max_epochs: int
+    batch_size: int
+    patience: int | None = None
+    checkpoint_dir: object = None
+    device: object = "cpu"
+    verbose: int = 0
+    max_grad_norm: float | None = None
+    fingerprint: str | None = None
+    n_train_episodes: int | None = None
+    extra_callbacks: tuple = ()
+    first_callbacks: tuple = ()
+    main_process: bool = True
+    num_workers: int = 0
+    pin_memory: bool = False
+    valid_batch_size: int | None = None
+    grad_scaling: bool = False
+
+
+def make_net(module, valid_dataset, config):
     """The skorch net that meta-trains ``module`` (an :class:`EpisodicEM`).
 
-    With ``checkpoint_dir``, a :class:`ResumeCheckpoint` (the net's
-    ``"resume"`` callback) saves the whole state at every epoch end under the
-    configuration ``fingerprint``. ``verbose=1`` shows one
+    ``valid_dataset`` holds the fixed validation episodes (or None); ``config`` is a
+    :class:`TrainingConfig`. With ``checkpoint_dir``, a :class:`ResumeCheckpoint`
+    (the net's ``"resume"`` callback) saves the whole state at every epoch end under
+    the configuration ``fingerprint``. ``verbose=1`` shows one
     :class:`EpisodeProgressBar` over the ``n_train_episodes`` episodes;
     ``verbose>=2`` skorch's per-batch ``ProgressBar`` and epoch table.
-    ``extra_callbacks`` (checked by :func:`check_callbacks`) run after the
-    package's own, so they see the ``valid_acc`` and ``grad_norm_max`` of the
-    epoch. ``first_callbacks`` run before the package's own (the
-    synchronisation of data-parallel meta-training); with
-    ``main_process=False`` (every process but rank 0 of a data-parallel run)
-    no file is written. Training episodes are loaded by ``num_workers`` ``DataLoader``
-    workers (``pin_memory`` on CUDA only); the fixed validation episodes are
-    collated once (:func:`~sklearn_metaannot._throughput.episode_iterator`) in
-    batches of ``valid_batch_size`` tasks (``batch_size`` by default).
+    ``extra_callbacks`` (checked by :func:`check_callbacks`) run after the package's
+    own, so they see the ``valid_acc`` and ``grad_norm_max`` of the epoch.
+    ``first_callbacks`` run before the package's own (the synchronisation of
+    data-parallel meta-training); with ``main_process=False`` (every process but
+    rank 0 of a data-parallel run) no file is written. Training episodes are loaded
+    by ``num_workers`` ``DataLoader`` workers (``pin_memory`` on CUDA only); the
+    fixed validation episodes are collated once
+    (:func:`~sklearn_metaannot._throughput.episode_iterator`) in batches of
+    ``valid_batch_size`` tasks (``batch_size`` by default).
     ``grad_scaling`` adds float16 loss scaling.
     """
     keep_best = _KeepBestEncoder(valid_dataset)
     callbacks = [
-        *first_callbacks,
+        *config.first_callbacks,
         ("episodes", _EpisodeCounter()),
-        ("grad_norm", _GradientNorm(gradient_clip_value=max_grad_norm)),
+        ("grad_norm", _GradientNorm(gradient_clip_value=config.max_grad_norm)),
         ("valid_acc", _ValidationAccuracy()),
         ("keep_best", keep_best),
     ]
-    if valid_dataset is not None and patience is not None:
+    if valid_dataset is not None and config.patience is not None:
         callbacks.append(
             (
                 "early_stopping",
                 EarlyStopping(
-                    monitor="valid_acc", lower_is_better=False, patience=patience
+                    monitor="valid_acc", lower_is_better=False, patience=config.patience
                 ),
             )
         )
-    if valid_dataset is not None and checkpoint_dir is not None and main_process:
+    if (
+        valid_dataset is not None
+        and config.checkpoint_dir is not None
+        and config.main_process
+    ):
         callbacks.append(
             (
                 "checkpoint",
                 Checkpoint(
                     monitor="valid_acc_best",
-                    dirname=str(checkpoint_dir),
+                    dirname=str(config.checkpoint_dir),
                     f_params="params.pt",
                     f_optimizer="optimizer.pt",
                     f_history="history.json",
@@ -464,39 +502,40 @@ def make_net(
                 ),
             )
         )
-    if checkpoint_dir is not None:
+    if config.checkpoint_dir is not None:
         # after early stopping: its on_train_begin resets what this one restores
         resume = ResumeCheckpoint(
-            os.path.join(checkpoint_dir, CHECKPOINT_NAME),
-            fingerprint,
-            max_epochs,
-            write=main_process,
+            os.path.join(config.checkpoint_dir, CHECKPOINT_NAME),
+            config.fingerprint,
+            config.max_epochs,
+            write=config.main_process,
         )
         callbacks.append(("resume", resume))
-    callbacks.extend(extra_callbacks)
-    if verbose >= 2:
+    callbacks.extend(config.extra_callbacks)
+    if config.verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
-    elif verbose == 1 and n_train_episodes:
-        callbacks.append(("episode_bar", EpisodeProgressBar(n_train_episodes)))
-    net_class = _ScaledEpisodicNet if grad_scaling else EpisodicNet
+    elif config.verbose == 1 and config.n_train_episodes:
+        callbacks.append(("episode_bar", EpisodeProgressBar(config.n_train_episodes)))
+    net_class = _ScaledEpisodicNet if config.grad_scaling else EpisodicNet
     net = net_class(
         module,
         criterion=nn.NLLLoss,
         optimizer=torch.optim.Adam,
-        lr=lr,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
+        lr=config.lr,
+        max_epochs=config.max_epochs,
+        batch_size=config.batch_size,
         iterator_train__shuffle=False,
-        iterator_train__num_workers=num_workers,
+        iterator_train__num_workers=config.num_workers,
         iterator_train__collate_fn=collate_episodes,
-        iterator_train__pin_memory=pin_memory and torch.device(device).type == "cuda",
+        iterator_train__pin_memory=config.pin_memory
+        and torch.device(config.device).type == "cuda",
         iterator_valid=episode_iterator,
-        iterator_valid__device=device,
-        iterator_valid__batch_size=valid_batch_size or batch_size,
+        iterator_valid__device=config.device,
+        iterator_valid__batch_size=config.valid_batch_size or config.batch_size,
         train_split=None if valid_dataset is None else predefined_split(valid_dataset),
         callbacks=callbacks,
-        device=device,
-        verbose=int(verbose >= 2),  # skorch's epoch table (PrintLog)
+        device=config.device,
+        verbose=int(config.verbose >= 2),  # skorch's epoch table (PrintLog)
     )
     return net, keep_best
 

@@ -7,6 +7,7 @@ import copy
 import math
 import os
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ from ._meta import (
     EpisodeDataset,
     EpisodicEM,
     FittedEncoder,
+    TrainingConfig,
     check_callbacks,
     make_net,
     torch_threads,
@@ -66,6 +68,26 @@ class MetaLearningWarning(UserWarning):
     >>> any(issubclass(w.category, MetaLearningWarning) for w in caught)
     True
     """
+
+
+class _Episodes(NamedTuple):
+    """What stage 1 of :meth:`MetaLearner.fit` hands to the training loop and
+    to validation."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_val_given: bool
+    offset: np.ndarray
+    scale: np.ndarray
+    train_way: int
+    val_way: int
+    train_ds: object
+    val_ds: object
+    episode_kw: dict
+    seed_val: int
+    seed_torch: int
 
 
 class MetaEncoder(FittedEncoder):
@@ -727,7 +749,30 @@ or torch.nn.Module, default="mlp"
         (2, True)
         """
         em_params = check_em_params(em_params)
-        X_given, y_given = X_val, y_val
+        X, y, sample_shape = self._check_source(X_source, y_source)
+        self._check_device()
+        # data-parallel under a launcher (accelerate launch): None for one process
+        group = process_group(self.device)
+        if group is not None:
+            check_divisible(
+                group.world_size,
+                meta_batch_size=self.meta_batch_size,
+                episodes_per_epoch=self.episodes_per_epoch,
+            )
+        episodes = self._sample_episodes(X, y, X_val, y_val, group)
+        module, history, keep_best = self._train(
+            episodes, em_params, group, self._image_shape(sample_shape)
+        )
+        self.meta_encoder_ = self._validate(
+            episodes, module, history, keep_best, em_params, group
+        )
+        self.meta_encoder_.source = (X_source, y_source, X_val, y_val)
+        return self
+
+    # -- the stages of fit ---------------------------------------------------------
+
+    def _check_source(self, X_source, y_source):
+        """Stage 0: the source data as float32 rows, clean labels, sample shape."""
         if y_source is None:
             raise ValueError(
                 "This estimator requires y to be passed, but the target y is None: "
@@ -746,22 +791,15 @@ or torch.nn.Module, default="mlp"
                 f"{len(X)} != {len(y)}"
             )
         check_classification_targets(y)
-        self._check_device()
-        # data-parallel under a launcher (accelerate launch): None for one process
-        group = process_group(self.device)
-        world_size = 1 if group is None else group.world_size
-        if group is not None:
-            check_divisible(
-                world_size,
-                meta_batch_size=self.meta_batch_size,
-                episodes_per_epoch=self.episodes_per_epoch,
-            )
-        image_shape = self.image_shape
-        if image_shape is None and sample_shape is not None:
-            image_shape = sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
-        simulator = AnnotatorSimulator(
-            self.annotator_mixture, annotation_rate=self.annotation_rate
-        )
+        return X, y, sample_shape
+
+    def _image_shape(self, sample_shape):
+        if self.image_shape is not None or sample_shape is None:
+            return self.image_shape
+        return sample_shape if len(sample_shape) == 3 else (1, *sample_shape)
+
+    def _sample_episodes(self, X, y, X_val, y_val, group):
+        """Stage 1: validation classes held out, training and validation episodes."""
         X_val_given = X_val is not None
         X_train, y_train, X_val, y_val = self._split_validation(
             X, y, X_val, y_val, self._meta_random_state(group)
@@ -782,17 +820,16 @@ or torch.nn.Module, default="mlp"
                 f"{train_way}-way training episodes instead of n_way={self.n_way}",
                 MetaLearningWarning,
             )
-
-        extra_callbacks = check_callbacks(self.callbacks)
         episode_kw = {
             "n_shot": self.n_shot,
             "n_query": self.n_query,
             "n_annotators": self.n_annotators,
-            "simulator": simulator,
+            "simulator": AnnotatorSimulator(
+                self.annotator_mixture, annotation_rate=self.annotation_rate
+            ),
         }
         rng = self._meta_random_state(group)
         seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
-        sync = [] if group is None else [("distributed", SynchronizeProcesses(group))]
         scale_inputs = lambda A: ((A - offset) / scale).astype(np.float32)  # noqa: E731
         train_sampler = EpisodeSampler(
             scale_inputs(X_train),
@@ -801,36 +838,85 @@ or torch.nn.Module, default="mlp"
             pseudo_annotation=self.pseudo_annotation,
             **episode_kw,
         )
-        epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
         train_ds = self._episode_dataset(
             train_sampler, self.episodes_per_epoch, seed_train
         )
         if group is not None:
             train_ds = ShardedEpisodeDataset(
-                train_ds, self.meta_batch_size, group.rank, world_size
+                train_ds, self.meta_batch_size, group.rank, group.world_size
             )
-        val_ds = None
+        val_ds, val_way = None, 0
         if X_val is not None:
             # validation tasks always carry simulated annotators: they stand for
             # the noisy target tasks the user will meet
+            val_way = min(self.n_way, len(np.unique(y_val)))
             val_sampler = EpisodeSampler(
                 scale_inputs(X_val),
                 y_val,
-                n_way=min(self.n_way, len(np.unique(y_val))),
+                n_way=val_way,
                 pseudo_annotation=True,
                 **episode_kw,
             )
             val_ds = self._episode_dataset(
                 val_sampler, self.n_val_episodes, seed_val, fixed=True
             )
+        return _Episodes(
+            X_train,
+            y_train,
+            X_val,
+            y_val,
+            X_val_given,
+            offset,
+            scale,
+            train_way,
+            val_way,
+            train_ds,
+            val_ds,
+            episode_kw,
+            seed_val,
+            seed_torch,
+        )
 
+    def _train(self, episodes, em_params, group, image_shape):
+        """Stage 2: the training loop; returns the module, history, best epoch."""
+        world_size = 1 if group is None else group.world_size
+        epochs = math.ceil(self.n_episodes / self.episodes_per_epoch)
+        config = TrainingConfig(
+            lr=self.lr,
+            max_epochs=epochs,
+            batch_size=self.meta_batch_size // world_size,
+            patience=self.patience,
+            checkpoint_dir=self.checkpoint_dir,
+            device=self.device if group is None else group.device,
+            verbose=self.verbose if group is None or group.is_main else 0,
+            max_grad_norm=self.max_grad_norm,
+            fingerprint=self._meta_fingerprint(
+                em_params,
+                episodes.X_train,
+                episodes.y_train,
+                episodes.X_val,
+                episodes.y_val,
+            ),
+            n_train_episodes=epochs * self.episodes_per_epoch,
+            extra_callbacks=tuple(check_callbacks(self.callbacks)),
+            first_callbacks=(
+                () if group is None else (("distributed", SynchronizeProcesses(group)),)
+            ),
+            main_process=group is None or group.is_main,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            valid_batch_size=validation_batch_size(
+                self.meta_batch_size, self.n_val_episodes
+            ),
+            grad_scaling=self.mixed_precision == "fp16",
+        )
         threads = torch.get_num_threads() if self.n_threads is None else self.n_threads
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
-            torch.manual_seed(int(seed_torch))
-            module = self._new_encoder(X.shape[1], image_shape)
+            torch.manual_seed(int(episodes.seed_torch))
+            module = self._new_encoder(episodes.X_train.shape[1], image_shape)
             episodic = self._episodic_em(
                 module,
-                train_way,
+                episodes.train_way,
                 n_em_iter=em_params["n_iter"],
                 tau=em_params["tau"],
                 b=em_params["b"],
@@ -839,82 +925,70 @@ or torch.nn.Module, default="mlp"
                 autocast_dtype=check_mixed_precision(self.mixed_precision),
                 compile_em=self.compile_em,
             )
-            net, keep_best = make_net(
-                episodic,
-                lr=self.lr,
-                max_grad_norm=self.max_grad_norm,
-                max_epochs=epochs,
-                batch_size=self.meta_batch_size // world_size,
-                valid_dataset=val_ds,
-                patience=self.patience,
-                checkpoint_dir=self.checkpoint_dir,
-                device=self.device if group is None else group.device,
-                verbose=self.verbose if group is None or group.is_main else 0,
-                fingerprint=self._meta_fingerprint(
-                    em_params, X_train, y_train, X_val, y_val
-                ),
-                n_train_episodes=epochs * self.episodes_per_epoch,
-                extra_callbacks=extra_callbacks,
-                first_callbacks=sync,
-                main_process=group is None or group.is_main,
-                num_workers=self.num_workers,
-                pin_memory=self.pin_memory,
-                valid_batch_size=validation_batch_size(
-                    self.meta_batch_size, self.n_val_episodes
-                ),
-                grad_scaling=self.mixed_precision == "fp16",
-            )
-            fit_or_resume(net, train_ds, dict(net.callbacks).get("resume"))
+            net, keep_best = make_net(episodic, episodes.val_ds, config)
+            fit_or_resume(net, episodes.train_ds, dict(net.callbacks).get("resume"))
             if group is not None:
                 adopt_main_result(group, net, keep_best)
+        return module, net.history, keep_best
 
-        history = net.history
+    def _validate(self, episodes, module, history, keep_best, em_params, group):
+        """Stage 3: the encoder against the input spaces; the frozen encoder."""
+        ep = episodes
         # The input spaces learn nothing from the source, so every source class
         # can validate them, at the target's n_way; the encoder needs held-out
         # classes. Their episodes are drawn from the raw features (as fit sees
         # them), with the validation tasks' seed: paired with them when the
         # classes are the same.
-        no_meta_kw = {"episodes": episode_kw, "seed": seed_val, "em_params": em_params}
-        val_full_way = X_val is not None and val_sampler.n_way == self.n_way
+        no_meta_kw = {
+            "episodes": ep.episode_kw,
+            "seed": ep.seed_val,
+            "em_params": em_params,
+        }
+        val_full_way = ep.X_val is not None and ep.val_way == self.n_way
         if val_full_way:
-            X_in, y_in = X_val, y_val
+            X_in, y_in = ep.X_val, ep.y_val
+        elif ep.X_val is None:
+            X_in, y_in = ep.X_train, ep.y_train
         else:
-            X_in = X_train if X_val is None else np.concatenate([X_train, X_val])
-            y_in = y_train if y_val is None else np.concatenate([y_train, y_val])
+            X_in = np.concatenate([ep.X_train, ep.X_val])
+            y_in = np.concatenate([ep.y_train, ep.y_val])
         input_scores, per_episode = self._no_meta_scores(
             X_in, y_in, return_episodes=True, **no_meta_kw
         )
         val_scores, shared = {}, []
-        if val_ds is not None:
+        if ep.val_ds is not None:
             module.load_state_dict(keep_best.best_state_)
             val_scores = {"meta": float(keep_best.best_score_)}
             if val_full_way:
                 val_scores.update(input_scores)
             else:
-                val_scores.update(self._no_meta_scores(X_val, y_val, **no_meta_kw))
+                val_scores.update(
+                    self._no_meta_scores(ep.X_val, ep.y_val, **no_meta_kw)
+                )
             for row in history:
                 row["valid_acc_no_meta"] = val_scores["input"]
                 row["valid_acc_scaled"] = val_scores["scaled"]
                 row["valid_acc_normalized"] = val_scores["normalized"]
-            if X_val_given:
+            if ep.X_val_given:
                 shared = sorted(
-                    set(np.unique(y_val).tolist()) & set(y_train.tolist()), key=str
+                    set(np.unique(ep.y_val).tolist()) & set(ep.y_train.tolist()),
+                    key=str,
                 )
         selected, message = _representation.validated_default(
             val_scores,
             input_scores,
-            val_way=0 if val_ds is None else val_sampler.n_way,
+            val_way=ep.val_way,
             n_way=self.n_way,
             shared_classes=shared,
             best_epoch=keep_best.best_epoch_,
         )
         if message is not None:
             warn_user(message, MetaLearningWarning)
-        self.meta_encoder_ = MetaEncoder(
+        return MetaEncoder(
             module,
-            offset,
-            scale,
-            X.shape[1],
+            ep.offset,
+            ep.scale,
+            ep.X_train.shape[1],
             selected=selected,
             input_candidates=_representation.plausible_spaces(
                 input_scores, per_episode, min_z=_representation.MIN_Z
@@ -923,11 +997,9 @@ or torch.nn.Module, default="mlp"
             input_scores=input_scores,
             best_epoch=keep_best.best_epoch_,
             history=history,
-            world_size=world_size,
+            world_size=1 if group is None else group.world_size,
             n_way=self.n_way,
             learner_params=self._architecture(),
             feature_names_in=getattr(self, "feature_names_in_", None),
             recipe=self.recipe(),
-            source=(X_source, y_source, X_given, y_given),
         )
-        return self

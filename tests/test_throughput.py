@@ -15,6 +15,7 @@ from sklearn_metaannot._encoders import build_encoder
 from sklearn_metaannot._meta import (
     EpisodeDataset,
     EpisodicEM,
+    TrainingConfig,
     episode_accuracy,
     make_net,
 )
@@ -143,18 +144,10 @@ def test_validation_accuracy_does_not_depend_on_the_validation_batch_size():
     )
     scores = []
     for valid_batch_size in (None, 20):
-        net, _ = make_net(
-            EpisodicEM(encoder, 3),
-            lr=1e-3,
-            max_epochs=1,
-            batch_size=4,
-            valid_dataset=ds,
-            patience=None,
-            checkpoint_dir=None,
-            device="cpu",
-            verbose=0,
-            valid_batch_size=valid_batch_size,
+        config = TrainingConfig(
+            lr=1e-3, max_epochs=1, batch_size=4, valid_batch_size=valid_batch_size
         )
+        net, _ = make_net(EpisodicEM(encoder, 3), ds, config)
         net.initialize()
         scores.append(episode_accuracy(net, ds))
     assert scores[0] == scores[1]
