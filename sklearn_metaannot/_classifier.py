@@ -20,10 +20,8 @@ from ._meta import torch_threads
 from ._meta_learner import MetaEncoder, MetaLearner
 from ._representation import INPUT_SPACES
 from ._validation import (
-    check_annotator_prior,
-    check_crowd_labels,
-    check_gold_labels,
     check_prior_c,
+    check_task,
     flatten_samples,
     warn_user,
 )
@@ -524,17 +522,19 @@ sparse matrix or CrowdLabelMatrix
         """
         task_ids = X.index.to_numpy() if _is_dataframe(X) else None
         X = self._check_X(X, reset=True)
-        explicit = classes is not None
-        labels, classes = check_crowd_labels(
-            Y, X.shape[0], classes=classes, sparse=True, sample_ids=task_ids
+        task = check_task(
+            Y,
+            X.shape[0],
+            classes=classes,
+            y_gold=y_gold,
+            annotator_prior=annotator_prior,
+            sample_ids=task_ids,
         )
-        if not explicit:
-            self._warn_missing_classes(classes)
-        gold = check_gold_labels(y_gold, classes, X.shape[0])
+        if classes is None:
+            self._warn_missing_classes(task.classes)
+        labels, classes, gold = task.labels, task.classes, task.gold
+        history, has_history = task.history, task.has_history
         annotators = np.asarray(labels.annotator_ids)
-        history, has_history = check_annotator_prior(
-            annotator_prior, annotators, classes
-        )
         if history is not None:
             history = float(self.history_weight) * history
         self.encoder_ = self._encoder_for_fit()

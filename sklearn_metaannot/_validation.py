@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from numbers import Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -414,3 +415,36 @@ def check_em_params(em_params):
     params = {**DEFAULT_EM_PARAMS, **(em_params or {})}
     params["c"] = check_prior_c(params["c"])
     return params
+
+
+class CheckedTask(NamedTuple):
+    """The crowd side of a target task, checked (:func:`check_task`)."""
+
+    labels: CrowdLabelMatrix
+    classes: np.ndarray
+    gold: tuple | None
+    history: np.ndarray | None
+    has_history: np.ndarray | None
+
+
+def check_task(
+    Y, n_samples, *, classes=None, y_gold=None, annotator_prior=None, sample_ids=None
+):
+    """Every check of ``fit``'s crowd inputs, in one call.
+
+    ``Y`` through :func:`check_crowd_labels` (hence
+    :meth:`CrowdLabelMatrix.from_any`), then the gold labels and the annotator
+    history against its classes and annotator ids.
+
+    Returns
+    -------
+    CheckedTask
+    """
+    labels, classes = check_crowd_labels(
+        Y, n_samples, classes=classes, sparse=True, sample_ids=sample_ids
+    )
+    gold = check_gold_labels(y_gold, classes, n_samples)
+    history, has_history = check_annotator_prior(
+        annotator_prior, np.asarray(labels.annotator_ids), classes
+    )
+    return CheckedTask(labels, classes, gold, history, has_history)
