@@ -24,6 +24,7 @@ LAYERS = [
             "aggregation\nMajorityVote, DawidSkene",
             "baselines",
             "cli, demo, _atomic",
+            "_proba",
             "_persistence\nsave, load",
         ],
     ),
@@ -51,6 +52,7 @@ LAYERS = [
         "#f2e6f7",
         [
             "_em\nE and M steps",
+            "_heads\nclass models",
             "_encoders",
             "episodes",
             "_annotators",

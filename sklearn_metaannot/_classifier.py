@@ -18,6 +18,7 @@ from ._em import DEFAULT_EM_PARAMS
 from ._heads import HEADS, fit_task, head_log_proba
 from ._meta import torch_threads
 from ._meta_learner import MetaEncoder, MetaLearner
+from ._proba import LogProbaClassifierMixin
 from ._representation import INPUT_SPACES
 from ._validation import (
     check_prior_c,
@@ -101,7 +102,7 @@ class MissingClassWarning(UserWarning):
     """
 
 
-class MetaAnnotatorClassifier(ClassifierMixin, BaseEstimator):
+class MetaAnnotatorClassifier(LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
     """Classifier learned from several noisy annotators in a meta-learned latent space.
 
     ``meta_fit`` meta-learns an encoder on source data with clean labels (with
@@ -679,54 +680,6 @@ sparse matrix or CrowdLabelMatrix
                 None if intercept is None else torch.from_numpy(intercept),
             )
         return log_proba.numpy()
-
-    def predict_proba(self, X):
-        """Class probabilities ``p(t = k | x)`` from the prototypes and class prior.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_metaannot import MetaAnnotatorClassifier
-        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
-        >>> clf = MetaAnnotatorClassifier().fit(X, [[0, 0], [0, 1], [1, 1], [1, 1]])
-        >>> proba = clf.predict_proba([[0.1], [3.1]])
-        >>> proba.argmax(axis=1), np.allclose(proba.sum(axis=1), 1.0)
-        (array([0, 1]), True)
-        """
-        check_is_fitted(self)
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Most probable class of each example.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_metaannot import MetaAnnotatorClassifier
-        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
-        >>> Y = [["cat", "cat"], ["cat", "dog"], ["dog", "dog"], ["dog", None]]
-        >>> clf = MetaAnnotatorClassifier().fit(X, Y)
-        >>> clf.predict([[0.1], [3.1]]).tolist()
-        ['cat', 'dog']
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Accuracy against true labels, or against the majority vote of a crowd.

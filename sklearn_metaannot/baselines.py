@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from ._crowd_labels import CrowdLabelMatrix
+from ._proba import LogProbaClassifierMixin
 from ._validation import check_crowd_labels, flatten_samples
 from .aggregation import MajorityVote
 
@@ -311,58 +312,7 @@ sparse matrix or CrowdLabelMatrix
 # -- prototypes from aggregated labels -------------------------------------------
 
 
-class _LogProbaClassifierMixin:
-    """``predict_proba`` and ``predict`` from the class's ``predict_log_proba``."""
-
-    def predict_proba(self, X):
-        """Class probabilities.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_metaannot.baselines import PrototypeClassifier
-        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
-        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
-        >>> proba = PrototypeClassifier().fit(X, Y).predict_proba([[3.1, 3.0]])
-        >>> proba.shape, bool(proba[0, 1] > 0.9)
-        ((1, 2), True)
-        """
-        check_is_fitted(self)
-        return np.exp(self.predict_log_proba(X))
-
-    def predict(self, X):
-        """Most probable class of each example.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_metaannot.baselines import PrototypeClassifier
-        >>> X = np.array([[0.0, 0.1], [0.2, 0.0], [3.0, 3.1], [3.2, 2.9]])
-        >>> Y = np.array([[0, 0, 1], [0, np.nan, 0], [1, 1, 1], [1, 0, np.nan]])
-        >>> PrototypeClassifier().fit(X, Y).predict([[0.1, 0.0], [3.1, 3.0]])
-        array([0, 1])
-        """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
-
-
-class PrototypeClassifier(_LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
+class PrototypeClassifier(LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
     """Class prototypes from aggregated crowd labels in a (meta-learned) latent space.
 
     The PrMV and PrDS baselines of the paper: a prototypical network
@@ -581,7 +531,7 @@ class _Scaled(nn.Module):
         return self.module((x - self.offset) / self.scale)
 
 
-class CrowdLayerClassifier(_LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
+class CrowdLayerClassifier(LogProbaClassifierMixin, ClassifierMixin, BaseEstimator):
     """A network with per-annotator crowd layers, trained on the raw annotations.
 
     The crowd layer of Rodrigues & Pereira (2018), "MW" variant: a base network
