@@ -18,8 +18,12 @@ ANNOTATOR_TYPES = (
     "classwise_spammer",
 )
 
-#: The paper's meta-training mixture over (expert, hammer, spammer).
-DEFAULT_MIXTURE = {"expert": 0.1, "hammer": 0.7, "spammer": 0.2}
+#: The paper's mixture of pseudo-annotators (Sec. 4.1): 10 % experts, 70 %
+#: hammers, 20 % spammers; the default of every simulator in the package.
+PAPER_MIXTURE = (0.1, 0.7, 0.2)
+#: Expert and hammer accuracies are drawn from these ranges (ours; the paper's
+#: appendix with its recipe was not available).
+EXPERT_ACCURACY, HAMMER_ACCURACY = (0.9, 1.0), (0.5, 0.9)
 
 
 def as_generator(random_state) -> np.random.Generator:
@@ -157,10 +161,10 @@ class AnnotatorSimulator:
 
     def __init__(
         self,
-        mixture=(0.1, 0.7, 0.2),
+        mixture=PAPER_MIXTURE,
         *,
-        expert_accuracy=(0.9, 1.0),
-        hammer_accuracy=(0.5, 0.9),
+        expert_accuracy=EXPERT_ACCURACY,
+        hammer_accuracy=HAMMER_ACCURACY,
         flipper_accuracy=(0.5, 0.9),
         classwise_spam_fraction=0.5,
         annotation_rate=1.0,
@@ -285,9 +289,9 @@ def simulate_annotators(
     y,
     n_annotators=5,
     *,
-    mixture=(0.1, 0.7, 0.2),
-    expert_accuracy=(0.9, 1.0),
-    hammer_accuracy=(0.5, 0.9),
+    mixture=PAPER_MIXTURE,
+    expert_accuracy=EXPERT_ACCURACY,
+    hammer_accuracy=HAMMER_ACCURACY,
     flipper_accuracy=(0.5, 0.9),
     classwise_spam_fraction=0.5,
     annotation_rate=1.0,

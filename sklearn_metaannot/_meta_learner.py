@@ -18,7 +18,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from . import _representation
-from ._annotators import AnnotatorSimulator
+from ._annotators import PAPER_MIXTURE, AnnotatorSimulator
 from ._checkpoint import config_fingerprint, fit_or_resume
 from ._distributed import (
     ShardedEpisodeDataset,
@@ -446,7 +446,7 @@ or torch.nn.Module, default="mlp"
         n_shot=(1, 5),
         n_query=10,
         n_annotators=(3, 7),
-        annotator_mixture=(0.1, 0.7, 0.2),
+        annotator_mixture=PAPER_MIXTURE,
         annotation_rate=1.0,
         pseudo_annotation=False,
         n_episodes=2000,

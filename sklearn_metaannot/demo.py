@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from ._annotators import simulate_annotators
+from ._annotators import PAPER_MIXTURE, simulate_annotators
 from ._classifier import MetaAnnotatorClassifier
 from ._crowd_labels import CrowdLabelMatrix
 from ._meta_learner import MetaLearner, MetaLearningWarning
@@ -125,7 +125,7 @@ def run_demo(
     n_shot=5,
     n_annotators=5,
     n_tasks=30,
-    mixture=(0.1, 0.7, 0.2),
+    mixture=PAPER_MIXTURE,
     random_state=0,
     verbose=1,
 ):
