@@ -76,7 +76,7 @@ def prototype_head(mu, log_pi):
     return mu.clone(), log_pi - 0.5 * (mu * mu).sum(dim=-1)
 
 
-def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=100):
+def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=30):
     """M-step of the head: penalised softmax regression on soft labels ``lam``.
 
     Minimises ``-sum_n sum_k lam_nk log softmax(W u_n + b)_k + penalty / 2 *
@@ -94,12 +94,17 @@ def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=100)
         line_search_fn="strong_wolfe",
     )
 
+    n = max(len(U), 1)
+
     def closure():
         optimizer.zero_grad()
         log_p = torch.log_softmax(U @ W.T + bias, dim=-1)
+        # divided by the number of items: the same minimum, and L-BFGS's
+        # tolerances become relative to the task's size
         loss = -(lam * log_p).sum() + 0.5 * penalty * (
             (W - coef0).square().sum() + (bias - intercept0).square().sum()
         )
+        loss = loss / n
         loss.backward()
         return loss
 
