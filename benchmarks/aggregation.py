@@ -4,8 +4,8 @@ Accuracy against the gold labels and wall time of label aggregation without
 features, on the six truth-inference sets of ``shared/data/truth_inference``
 and a synthetic crowd of 500 000 labels (500 annotators, 10 classes)::
 
-    python benchmarks/aggregation.py --quick   # 1-3 minutes on 2 CPU cores
-    python benchmarks/aggregation.py           # GLAD and MMSR everywhere, 500k
+    python -m benchmarks.aggregation --quick   # 1-3 minutes on 2 CPU cores
+    python -m benchmarks.aggregation           # GLAD and MMSR everywhere, 500k
 
 Protocol (details on the docs page "Label aggregation"):
 - every method gets the same DataFrame (task, worker, label), where the clock
@@ -25,25 +25,23 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:0] = [p for p in (str(_HERE), str(_HERE.parent)) if p not in sys.path]
-
-import harness  # noqa: E402
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     CrowdLabelMatrix,
     DawidSkene,
     MajorityVote,
     MetaAnnotatorClassifier,
 )
-from sklearn_metaannot.datasets import load_truth_inference  # noqa: E402
+from sklearn_metaannot.datasets import load_truth_inference
+
+from . import harness
+
+_HERE = Path(__file__).resolve().parent
 
 REPO = _HERE.parent
 DEFAULT_DATA = harness.SHARED_DATA / "truth_inference"

@@ -1,7 +1,7 @@
 """Scaling of data-parallel meta_fit: episodes per second with 1 and 2 processes.
 
-    python benchmarks/distributed.py            # about two minutes on 2 cores
-    python benchmarks/distributed.py --quick    # a smoke run
+    python -m benchmarks.distributed            # about two minutes on 2 cores
+    python -m benchmarks.distributed --quick    # a smoke run
 
 Protocol: digits 0-5 as source classes (``validation_classes=0.5``: 3-way
 training and validation episodes), the MLP encoder of the docs' example (hidden
@@ -27,13 +27,11 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
+from sklearn_metaannot._distributed import cpu_launch_args
+
+from . import harness
+
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
-    sys.path.insert(0, str(_HERE))
-
-import harness  # noqa: E402
-
-from sklearn_metaannot._distributed import cpu_launch_args  # noqa: E402
 
 DEFAULT_CONFIG = {
     "name": "distributed",
@@ -104,11 +102,12 @@ def _one_run(n_processes, meta_batch_size, cfg, tmp) -> float:
     """Seconds of the timed ``meta_fit`` of a fresh launch of ``n_processes``."""
     out = Path(tmp) / "report.json"
     out.unlink(missing_ok=True)
-    args = [str(Path(__file__).resolve()), "--child", str(out)]
+    # `python -m benchmarks.distributed`; `accelerate launch --module` with processes
+    args = ["-m", "benchmarks.distributed", "--child", str(out)]
     args += ["--n-episodes", str(cfg["n_episodes"]), "--seed", str(cfg["seed"])]
     args += ["--meta-batch-size", str(meta_batch_size)]
     if n_processes > 1:
-        args = cpu_launch_args(n_processes) + args
+        args = cpu_launch_args(n_processes) + ["--module", *args[1:]]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     # HF_HOME: no user `accelerate config` file changes the launch
     env.update(CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HOME=f"{tmp}/hf_home")
@@ -182,7 +181,9 @@ OPTIONS = {
 
 
 def main(argv=None):
-    options = harness.parse_options(argv, __doc__.splitlines()[0], OPTIONS)
+    options = harness.parse_options(
+        argv, __doc__.splitlines()[0], OPTIONS, harness.benchmark_command("distributed")
+    )
     if "child" in options:
         keys = ("child", "n_episodes", "meta_batch_size", "seed")
         return child(*(options[k] for k in keys))

@@ -30,22 +30,28 @@ import numpy as np
 import torch
 from scipy import stats
 
-try:
-    import sklearn_metaannot  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     AnnotatorSimulator,
     EpisodeSampler,
     MetaAnnotatorClassifier,
     MetaEncoder,
     MetaLearner,
 )
-from sklearn_metaannot._meta import torch_threads  # noqa: E402, F401 (for scripts)
+from sklearn_metaannot._meta import torch_threads  # noqa: F401 (for scripts)
 
+#: The repository root: the folder that holds the ``benchmarks`` package.
+REPO = Path(__file__).resolve().parents[1]
 #: Default data folder: ``shared/data`` next to the repository (never copied in).
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def benchmark_command(script) -> str:
+    """The command that runs a benchmark: ``python -m benchmarks.NAME``.
+
+    ``script`` is the benchmark's module name or its file name in
+    ``benchmarks/`` (``"labelme"`` or ``"labelme.py"``).
+    """
+    return f"python -m benchmarks.{Path(script).stem}"
 
 
 # -- tasks --------------------------------------------------------------------------
@@ -605,10 +611,17 @@ def peak_rss_mb() -> float:
 
 def run_child(args, *, timeout_s=None) -> dict:
     """Run ``python args...`` (one BLAS/OpenMP thread) and parse the JSON dict on
-    its last line of output; ``{"error": ...}`` on a timeout or a failure."""
+    its last line of output; ``{"error": ...}`` on a timeout or a failure.
+
+    The child finds the ``benchmarks`` package (``args`` may start with
+    ``-m benchmarks.NAME``): the repository root leads its ``PYTHONPATH``.
+    """
     import subprocess
 
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), env.get("PYTHONPATH")])
+    )
     cmd = [sys.executable, *map(str, args)]
     try:
         proc = subprocess.run(
@@ -775,9 +788,7 @@ def page_header(results, script, title) -> str:
     ``--quick`` run), ``environment`` and ``wall_seconds``.
     """
     cfg, env = results["config"], results["environment"]
-    command = f"python benchmarks/{script}" + (
-        " --quick" if "quick" in cfg["name"] else ""
-    )
+    command = benchmark_command(script) + (" --quick" if "quick" in cfg["name"] else "")
     return (
         f"# {title} ({cfg['name']})\n\nCommand: `{command}`; {env['cpu']} "
         f"({env['cpu_count']} CPUs), torch {env['torch']}; wall time "
@@ -1053,7 +1064,8 @@ def command_line(
     Parameters
     ----------
     script : str
-        File name in ``benchmarks/`` (the program name of ``--help``).
+        Module or file name in ``benchmarks/``: ``--help`` names the program
+        ``python -m benchmarks.NAME``.
     description, quick_help : str
         Help of the program and of ``--quick`` (None: no ``--quick``).
     argv : list of str, optional
@@ -1079,6 +1091,6 @@ def command_line(
         common[name] = (
             spec if isinstance(spec, dict) else dict(zip(("type", "help"), spec))
         )
-    args = parse_options(argv, description, common, f"python benchmarks/{script}")
+    args = parse_options(argv, description, common, benchmark_command(script))
     quick, skip_files = args.pop("quick", False), args.pop("no_write", False)
     return {"quick": quick, "write": not skip_files, **args}

@@ -3,8 +3,8 @@
 The LabelMe images of Rodrigues & Pereira (AAAI 2018): 512-d VGG16 features,
 labelled by 59 Amazon Mechanical Turk workers (about 2.5 labels per image).
 
-    python benchmarks/labelme.py --quick      # a few minutes on 2 CPU cores
-    python benchmarks/labelme.py              # the full run
+    python -m benchmarks.labelme --quick      # a few minutes on 2 CPU cores
+    python -m benchmarks.labelme              # the full run
 
 Protocol (fixed before any result was seen):
 - class splits: the 8 classes are split 4 + 4 into source and target classes in
@@ -31,7 +31,6 @@ Protocol (fixed before any result was seen):
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -44,24 +43,23 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer, StandardScaler
 
-_HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(_HERE))  # harness adds the checkout when not installed
-
-import harness  # noqa: E402
-from harness import fmt_acc, stable_seed  # noqa: E402
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     CrowdLabelMatrix,
     DawidSkene,
     MajorityVote,
     MetaAnnotatorClassifier,
 )
-from sklearn_metaannot.baselines import (  # noqa: E402
+from sklearn_metaannot.baselines import (
     AggregateThenClassify,
     CrowdLayerClassifier,
     PrototypeClassifier,
 )
-from sklearn_metaannot.datasets import load_labelme  # noqa: E402
+from sklearn_metaannot.datasets import load_labelme
+
+from . import harness
+from .harness import fmt_acc, stable_seed
+
+_HERE = Path(__file__).resolve().parent
 
 #: Target classes of the four fixed splits (the other 4 classes are the source).
 SPLITS = ((4, 5, 6, 7), (0, 1, 2, 3), (1, 3, 5, 7), (0, 2, 4, 6))

@@ -1,7 +1,7 @@
 """LabelMe: gold labels and annotator history on few-shot tasks with real annotators.
 
-    python benchmarks/labelme_gold.py --quick   # under a minute
-    python benchmarks/labelme_gold.py           # the full run (a few minutes)
+    python -m benchmarks.labelme_gold --quick   # under a minute
+    python -m benchmarks.labelme_gold           # the full run (a few minutes)
 
 Protocol (fixed before any result was seen):
 - the class splits, target tasks and query sets of ``benchmarks/labelme.py``
@@ -31,22 +31,15 @@ Protocol (fixed before any result was seen):
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
-    sys.path.insert(0, str(_HERE))
+from sklearn_metaannot import CrowdLabelMatrix
+from sklearn_metaannot.datasets import load_labelme
 
-import harness  # noqa: E402
-import labelme  # noqa: E402
-from harness import fmt_acc, stable_seed  # noqa: E402
-
-from sklearn_metaannot import CrowdLabelMatrix  # noqa: E402
-from sklearn_metaannot.datasets import load_labelme  # noqa: E402
+from . import harness, labelme
+from .harness import fmt_acc, stable_seed
 
 #: The methods of the LabelMe benchmark studied here (its ``context``).
 METHODS = labelme.METHODS.select(["em_global", "ours"])

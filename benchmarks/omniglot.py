@@ -3,8 +3,8 @@
 The Omniglot experiment of Kumagai et al. (2025), Sec. 5 of the spec, on the 242
 characters of Omniglot's two small background archives::
 
-    python benchmarks/omniglot.py --quick      # a few minutes on 2 CPU cores
-    python benchmarks/omniglot.py              # the full run (about 27 minutes)
+    python -m benchmarks.omniglot --quick      # a few minutes on 2 CPU cores
+    python -m benchmarks.omniglot              # the full run (about 27 minutes)
 
 Protocol (all fixed before any result was seen):
 
@@ -30,7 +30,6 @@ Protocol (all fixed before any result was seen):
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -44,12 +43,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-from _maml import MAML, MAMLAggregateClassifier  # noqa: E402
-from harness import Timer, index_features  # noqa: E402
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     DawidSkene,
     MajorityVote,
     MetaLearner,
@@ -57,8 +51,12 @@ from sklearn_metaannot import (  # noqa: E402
     baselines,
     datasets,
 )
-from sklearn_metaannot import MetaAnnotatorClassifier as Model  # noqa: E402
-from sklearn_metaannot._meta import torch_threads  # noqa: E402
+from sklearn_metaannot import MetaAnnotatorClassifier as Model
+from sklearn_metaannot._meta import torch_threads
+
+from . import harness
+from ._maml import MAML, MAMLAggregateClassifier
+from .harness import Timer, index_features
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = harness.SHARED_DATA / "omniglot"
@@ -717,7 +715,7 @@ def write_outputs(results) -> dict:
                 row.update(n_shot=c["n_shot"], n_annotators=c["n_annotators"])
                 row.update(method=m, mean=st["mean"], sem=st["sem"], n_tasks=st["n"])
                 csv.append(row)
-    command = "python benchmarks/omniglot.py" + " --quick" * ("quick" in name)
+    command = harness.benchmark_command("omniglot") + " --quick" * ("quick" in name)
     notes = [f"- **{m}**: {METHOD_NOTES[m]}" for m in METHODS if m in cfg["methods"]]
     page = [
         f"# Omniglot few-shot crowd benchmark ({name})",
@@ -814,7 +812,9 @@ def write_study(results, script, heading, text, rst_title, table, footer=None):
     """``<name>.json``, ``.md`` and ``_tables.rst`` of a study; returns their paths."""
     cfg = results["config"]
     out_dir = {**default_config(), **cfg["omniglot"]}["output_dir"]
-    intro = f"`python benchmarks/{script}` in {results['seconds']:.0f} s; {text}"
+    intro = (
+        f"`{harness.benchmark_command(script)}` in {results['seconds']:.0f} s; {text}"
+    )
     page = [
         f"# {heading} ({cfg['name']})",
         intro,

@@ -6,20 +6,15 @@ best validation accuracy (100 fixed Greek tasks, pseudo-annotated) and the
 gradient norms before clipping. The test alphabets are not touched: this is how
 the package default ``max_grad_norm=1.0`` was chosen.
 
-    python benchmarks/omniglot_clipping.py            # 2000 episodes per run
-    python benchmarks/omniglot_clipping.py --quick    # 200 episodes per run
+    python -m benchmarks.omniglot_clipping            # 2000 episodes per run
+    python -m benchmarks.omniglot_clipping --quick    # 200 episodes per run
 
 Writes ``benchmarks/results/omniglot_clipping{,_quick}.{json,md}`` and
 ``omniglot_clipping{,_quick}_tables.rst`` (included in the docs).
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import omniglot  # noqa: E402
+from . import harness, omniglot
 
 
 def _clip(row):

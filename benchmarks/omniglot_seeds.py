@@ -7,23 +7,18 @@ same seed; they were the best baselines of the full run, every other baseline
 is at least 3 points lower there and does not depend on meta-training. J and b
 are chosen on the validation alphabet for every seed, as in the full run::
 
-    python benchmarks/omniglot_seeds.py               # seeds 0 1 2 (about 25 min)
-    python benchmarks/omniglot_seeds.py --quick       # 2 seeds, a few tasks
+    python -m benchmarks.omniglot_seeds               # seeds 0 1 2 (about 25 min)
+    python -m benchmarks.omniglot_seeds --quick       # 2 seeds, a few tasks
 
 Writes ``benchmarks/results/omniglot_seeds{,_quick}.{json,md}`` and
 ``omniglot_seeds{,_quick}_tables.rst`` (included in the docs).
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import omniglot  # noqa: E402
-from omniglot import OURS, WOPA  # noqa: E402
+from . import harness, omniglot
+from .omniglot import OURS, WOPA
 
 METHODS = [OURS, WOPA, "PrMV", "PrDS"]
 #: The benchmark's overrides for every seed: the main grid of these methods.

@@ -22,8 +22,8 @@ For every model it also counts how often EM empties a class (less than half an
 example of responsibility left) on 270 validation tasks, and, for ``Ours``, how
 the per-episode meta-gradient norm relates to that::
 
-    python benchmarks/omniglot_variants.py            # about 20 min on 2 CPU cores
-    python benchmarks/omniglot_variants.py --quick    # 200 episodes per variant
+    python -m benchmarks.omniglot_variants            # about 20 min on 2 CPU cores
+    python -m benchmarks.omniglot_variants --quick    # 200 episodes per variant
 
 The ``stop-gradient`` and ``clean + PA loss`` variants are subclasses of
 ``MetaLearner`` that swap its meta-training module or episodes (its private
@@ -32,20 +32,15 @@ hooks ``_episodic_em`` and ``_episode_dataset``), passed to our model as its
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
-import omniglot  # noqa: E402
+from sklearn_metaannot import EpisodeSampler, MetaLearner
+from sklearn_metaannot import _em as em
+from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM
+from sklearn_metaannot.episodes import pad_episode
 
-from sklearn_metaannot import EpisodeSampler, MetaLearner  # noqa: E402
-from sklearn_metaannot import _em as em  # noqa: E402
-from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM  # noqa: E402
-from sklearn_metaannot.episodes import pad_episode  # noqa: E402
+from . import harness, omniglot
 
 
 class _StopGradientEM(EpisodicEM):

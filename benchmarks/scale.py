@@ -4,9 +4,9 @@
 DawidSkene and MajorityVote, and crowd-kit's DawidSkene (its defaults; skipped at
 the crowds of ``crowdkit_skip``) on synthetic crowds of 100k, 1M and 10M labels::
 
-    python benchmarks/scale.py --quick   # 100k labels only (about a minute)
-    python benchmarks/scale.py           # 100k, 1M and 10M labels (tens of minutes)
-    python benchmarks/scale.py --quick --no-write   # print the tables, write nothing
+    python -m benchmarks.scale --quick   # 100k labels only (about a minute)
+    python -m benchmarks.scale           # 100k, 1M and 10M labels (tens of minutes)
+    python -m benchmarks.scale --quick --no-write   # print the tables, write nothing
 
 Protocol (details on the docs page "Crowds at scale"): the crowds of
 :func:`make_crowd` (``CROWDS``: items, annotators, labels per item); every
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -30,17 +29,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:0] = [p for p in (str(_HERE), str(_HERE.parent)) if p not in sys.path]
-
-import harness  # noqa: E402
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     CrowdLabelMatrix,
     DawidSkene,
     MajorityVote,
     MetaAnnotatorClassifier,
 )
+
+from . import harness
+
+_HERE = Path(__file__).resolve().parent
 
 CROWDS = {  # name -> (items, annotators, labels per item)
     "100k": (20_000, 4_000, 5),
@@ -166,7 +164,8 @@ def run(config=None, **overrides) -> dict:
                 row["error"] = "skipped (config)"
             else:
                 child = [
-                    Path(__file__).resolve(),
+                    "-m",
+                    "benchmarks.scale",
                     "--child",
                     crowd,
                     method,
@@ -214,7 +213,7 @@ def page(results) -> list:
     env = results["environment"]
     return [
         f"# Scale benchmark ({results['date']})",
-        f"`python benchmarks/scale.py` — {env['cpu']}, {env['cpu_count']} cores, "
+        f"`python -m benchmarks.scale` — {env['cpu']}, {env['cpu_count']} cores, "
         f"torch {env['torch']}, one thread per child process.",
         harness.Table(
             None,

@@ -1,7 +1,7 @@
 """Validation of the per-task check of ``representation="auto"``: unit and threshold.
 
-    python benchmarks/selection_check.py --quick   # a few minutes
-    python benchmarks/selection_check.py           # the run on the docs
+    python -m benchmarks.selection_check --quick   # a few minutes
+    python -m benchmarks.selection_check           # the run on the docs
 
 Protocol (validation data only, no test alphabet): the default model
 (``pseudo_annotation=False``, the Omniglot benchmark's Conv-4 settings) is
@@ -21,25 +21,21 @@ would give).
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
-
-import harness  # noqa: E402
-import omniglot  # noqa: E402
-
-from sklearn_metaannot import CrowdLabelMatrix, _representation  # noqa: E402
-from sklearn_metaannot._representation import (  # noqa: E402
+from sklearn_metaannot import CrowdLabelMatrix, _representation
+from sklearn_metaannot._representation import (
     INPUT_SPACES,
     choose_representation,
 )
+
+from . import harness, omniglot
+
+_HERE = Path(__file__).resolve().parent
 
 SPACES = ("meta", *INPUT_SPACES)
 #: Unit of the paired test -> how the check scores: per annotation or per item,

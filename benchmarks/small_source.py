@@ -7,8 +7,8 @@ its default, then ``fit`` on crowd-labelled 4-way target tasks. The product
 promise checked here: the default (``representation="auto"``) is never clearly
 worse than our EM on the input features, which needs no meta-learning.
 
-    python benchmarks/small_source.py --quick   # about a minute
-    python benchmarks/small_source.py           # the full run
+    python -m benchmarks.small_source --quick   # about a minute
+    python -m benchmarks.small_source           # the full run
 
 Protocol (fixed before any result was seen):
 - digits (scikit-learn, 10 classes, 64 pixel features): 4 source classes or 6,
@@ -32,7 +32,6 @@ Protocol (fixed before any result was seen):
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -43,16 +42,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier
+from sklearn_metaannot._representation import INPUT_SPACES
+from sklearn_metaannot.baselines import AggregateThenClassify
+
+from . import harness
+from .harness import Timer, stable_seed
+
 _HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
-    sys.path.insert(0, str(_HERE))
-
-import harness  # noqa: E402
-from harness import Timer, stable_seed  # noqa: E402
-
-from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier  # noqa: E402
-from sklearn_metaannot._representation import INPUT_SPACES  # noqa: E402
-from sklearn_metaannot.baselines import AggregateThenClassify  # noqa: E402
 
 REPO = _HERE.parent
 

@@ -1,7 +1,7 @@
 """Meta-training throughput: episodes per second against a plain ProtoNet loop.
 
-    python benchmarks/throughput.py            # digits, MLP encoder, CPU
-    python benchmarks/throughput.py --device cuda
+    python -m benchmarks.throughput            # digits, MLP encoder, CPU
+    python -m benchmarks.throughput --device cuda
 
 Protocol (details: docs, Benchmarks > Throughput): digits, episodes of 5 ways,
 1-5 shots, 10 queries, 3-7 simulated annotators; per meta-batch size, ``steps``
@@ -20,7 +20,6 @@ the validation work of a short ``meta_fit``, timed where it happens.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from contextlib import ExitStack
 from functools import partial
@@ -29,20 +28,18 @@ from unittest import mock
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # `import harness` under runpy or importlib
-    sys.path.insert(0, str(_HERE))
-
-import harness  # noqa: E402
-from skorch.callbacks import Callback  # noqa: E402
-
-from sklearn_metaannot import (  # noqa: E402
+from sklearn_metaannot import (
     EpisodeSampler,
     MetaAnnotatorClassifier,
     MetaLearningWarning,
 )
-from sklearn_metaannot._encoders import build_encoder  # noqa: E402
+from sklearn_metaannot._encoders import build_encoder
+
+from . import harness
+
+_HERE = Path(__file__).resolve().parent
 
 DEFAULT_CONFIG = {
     "name": "throughput",
@@ -310,7 +307,7 @@ def markdown(results) -> str:
     clock = "CPU time" if _clock(cfg) == "cpu" else "wall clock"
     return (
         f"# Meta-training throughput ({results['date']})\n\n"
-        f"`python benchmarks/throughput.py` — device {cfg['device']}, clock: "
+        f"`python -m benchmarks.throughput` — device {cfg['device']}, clock: "
         f"{cfg['clock']} ({clock}), {cfg['threads']} torch thread(s), "
         f"{cfg['rounds']} rounds, {env['cpu']}, {env['cpu_count']} cores.\n\n"
         + harness.markdown_table(*harness.columns_table(COLUMNS, results["rows"]))
@@ -360,7 +357,9 @@ OPTIONS = {
 
 
 def main(argv=None):
-    options = harness.parse_options(argv, __doc__.splitlines()[0], OPTIONS)
+    options = harness.parse_options(
+        argv, __doc__.splitlines()[0], OPTIONS, harness.benchmark_command("throughput")
+    )
     out = options.pop("out", _HERE / "results")
     results = run(options)
     harness.publish(results, out, markdown(results))

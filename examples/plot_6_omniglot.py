@@ -224,5 +224,5 @@ if folder is not None:
 # seen.
 #
 # The full benchmark (1, 3 and 5 shots, 3, 5 and 7 annotators, the baselines of
-# the paper and the "w/o PA" ablation) is run by ``benchmarks/omniglot.py`` of
-# the source repository; its results are in :doc:`/benchmarks/omniglot`.
+# the paper and the "w/o PA" ablation) is run by ``python -m benchmarks.omniglot``
+# from the source repository; its results are in :doc:`/benchmarks/omniglot`.

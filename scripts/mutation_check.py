@@ -241,8 +241,8 @@ MUTATIONS = [
     Mutation(
         "meta_fit_ignores_patience",
         LEARN,
-        "                patience=self.patience,",
-        "                patience=None,",
+        "            patience=self.patience,",
+        "            patience=None,",
         (T + "test_classifier.py",),
         k="early_stopping",
     ),

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import csv
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "aggregation.py"
 DATA = REPO.parent / "shared" / "data" / "truth_inference"
 
 pytestmark = [
@@ -30,10 +29,7 @@ needs_data = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def harness():
     pytest.importorskip("pandas", reason="the harness reads CSV files with pandas")
-    spec = importlib.util.spec_from_file_location("aggregation_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.aggregation")
 
 
 def test_synthetic_crowd_has_distinct_annotators_and_the_requested_size(harness):

@@ -1,16 +1,10 @@
 """Smoke test of the scaling benchmark of data-parallel meta_fit (one process)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "distributed.py"
+from benchmarks import distributed as module
 
 
 def test_one_process_run_gives_a_row_per_setting_and_a_report():
-    spec = importlib.util.spec_from_file_location("distributed_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     config = {"processes": [1], "n_episodes": 16, "meta_batch_sizes": [4], "rounds": 1}
     results = module.run(config)
     (row,) = results["rows"]

@@ -3,16 +3,12 @@
 
 import csv
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import harness  # noqa: E402
+from benchmarks import harness
 
 
 class Centroids:
@@ -279,7 +275,7 @@ def test_log_threads_page_header_and_columns_table(capsys):
         "wall_seconds": 12.4,
     }
     assert harness.page_header(results, "tiny.py", "Tiny") == (
-        "# Tiny (tiny_quick)\n\nCommand: `python benchmarks/tiny.py --quick`; "
+        "# Tiny (tiny_quick)\n\nCommand: `python -m benchmarks.tiny --quick`; "
         "CPU (2 CPUs), torch 2.0; wall time 12 s."
     )
     header, rows = harness.columns_table(

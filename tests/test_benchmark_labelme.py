@@ -2,7 +2,6 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,18 +9,14 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "labelme.py"
-
 pytestmark = pytest.mark.usefixtures("labelme_data")  # skips without the data
 
 
 @pytest.fixture(scope="module")
 def labelme():
-    spec = importlib.util.spec_from_file_location("labelme_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import labelme
+
+    return labelme
 
 
 TINY = {

@@ -1,27 +1,19 @@
 """Smoke test of the LabelMe gold-label and annotator-history study (tiny setting)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "labelme_gold.py"
 
 pytestmark = pytest.mark.usefixtures("labelme_data")  # skips without the data
 
 
 @pytest.fixture(scope="module")
 def study():
-    sys.path.insert(0, str(HARNESS.parent))
-    spec = importlib.util.spec_from_file_location("labelme_gold_study", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import labelme_gold
+
+    return labelme_gold
 
 
 def test_crowd_matrix_names_columns_by_worker(study, labelme_data):
@@ -65,7 +57,7 @@ def test_study_runs_on_a_tiny_setting_and_writes_its_tables(study, tmp_path):
     rst = (tmp_path / "labelme_gold_tables.rst").read_text()
     assert rst.count(".. csv-table::") == 2 and "history: disjoint task" in rst
     # the crowd-only row is the LabelMe benchmark's "EM, no meta (global scaling)"
-    labelme = sys.modules["labelme"]
+    labelme = study.labelme
     reference = labelme.run(
         splits=[[4, 5, 6, 7]],
         shots=[3],

@@ -1,26 +1,18 @@
 """The MAML baselines of the Omniglot benchmark (MaMV, MaDS) on synthetic images."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from sklearn_metaannot import DawidSkene, MajorityVote
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def maml_module():
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location("_maml", BENCHMARKS / "_maml.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import _maml
+
+    return _maml
 
 
 def _squares(n_classes, n_per_class, seed):

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import csv
-import importlib.util
+import importlib
 import json
 from pathlib import Path
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "omniglot.py"
 DATA = REPO.parent / "shared" / "data" / "omniglot"
 
 pytestmark = pytest.mark.skipif(
@@ -24,10 +23,9 @@ pytestmark = pytest.mark.skipif(
 def omniglot():
     pytest.importorskip("PIL", reason="Pillow is needed to read Omniglot")
     pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots")
-    spec = importlib.util.spec_from_file_location("omniglot_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import omniglot
+
+    return omniglot
 
 
 TINY = {
@@ -99,7 +97,7 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(omniglot, tmp_path):
 
 
 def test_tasks_are_seeded_and_shared(omniglot):
-    from harness import sample_crowd_tasks
+    from benchmarks.harness import sample_crowd_tasks
 
     y = np.repeat(np.arange(10), 20)
     kw = {"n_tasks": 3, "n_way": 4, "n_shot": 2, "n_query": 5, "n_annotators": 3}
@@ -117,11 +115,7 @@ def test_unknown_configuration_key_is_an_error(omniglot):
 
 
 def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "omniglot_clipping", REPO / "benchmarks" / "omniglot_clipping.py"
-    )
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
+    ablation = _load("omniglot_clipping")
     results = ablation.run(
         n_episodes=8,
         clip_values=[None, 0.5],
@@ -153,12 +147,8 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        name, REPO / "benchmarks" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark module ``benchmarks.<name>``."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 TINY_META = {

@@ -1,23 +1,17 @@
 """Smoke tests of the scale benchmark harness (benchmarks/scale.py)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "scale.py"
-
 
 @pytest.fixture(scope="module")
 def harness():
-    spec = importlib.util.spec_from_file_location("scale_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import scale
+
+    return scale
 
 
 def test_synthetic_crowd_has_distinct_annotators_and_the_requested_size(harness):

@@ -1,23 +1,12 @@
 """The replay of the per-task check in benchmarks/selection_check.py."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "selection_check.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("selection_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks import selection_check as module
 
 
 def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
-    module = _module()
     rng = np.random.default_rng(0)
     base = rng.uniform(size=20)
     # "meta" is clearly better on the held-out labels and on the query

@@ -1,27 +1,15 @@
 """Smoke test of the small-source study (the default model on few source classes)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks import small_source as study
 from sklearn_metaannot._representation import INPUT_SPACES
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "benchmarks" / "small_source.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("small_source_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_small_source_study_runs_and_writes_its_tables(tmp_path):
-    study = _module()
     results = study.run(
         quick=True,
         digits_sources=[4],
@@ -53,7 +41,6 @@ def test_small_source_study_runs_and_writes_its_tables(tmp_path):
 
 
 def test_rescaled_features_differ_in_scale_and_standardise_back():
-    study = _module()
     X = np.random.default_rng(0).uniform(size=(50, 8))
     Xr = study.rescale_features(X, seed=0)
     np.testing.assert_array_equal(Xr, study.rescale_features(X, seed=0))

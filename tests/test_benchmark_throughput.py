@@ -1,17 +1,10 @@
 """Smoke test of the throughput benchmark harness (benchmarks/throughput.py)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
-import importlib.util
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-HARNESS = REPO / "benchmarks" / "throughput.py"
+from benchmarks import throughput as module
 
 
 def test_throughput_harness_measures_both_loops():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     results = module.run(
         {
             "meta_batches": [2],
@@ -35,16 +28,11 @@ def test_throughput_harness_measures_both_loops():
     assert module.n_steps(4, {"steps": 25, "min_episodes": 400}) == 100
 
 
-def test_validation_cost_times_the_validation_of_a_short_meta_fit():
-    spec = importlib.util.spec_from_file_location("throughput_benchmark", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.VALIDATION_CONFIG = {
-        **module.VALIDATION_CONFIG,
-        "n_episodes": 8,
-        "episodes_per_epoch": 4,
-        "n_val_episodes": 6,
-    }
+def test_validation_cost_times_the_validation_of_a_short_meta_fit(monkeypatch):
+    tiny = {"n_episodes": 8, "episodes_per_epoch": 4, "n_val_episodes": 6}
+    monkeypatch.setattr(
+        module, "VALIDATION_CONFIG", {**module.VALIDATION_CONFIG, **tiny}
+    )
     X, y = module.load_data()
     cfg = {**module.DEFAULT_CONFIG, "rounds": 1, "hidden_layer_sizes": [16]}
     v = module.validation_cost(X, y, cfg)
