@@ -34,8 +34,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "sklearn_metaannot"
-#: Copied into the temporary tree: the package, its tests and pytest's settings.
-COPIED = (PACKAGE, "tests", "pyproject.toml")
+#: Copied into the temporary tree: the package, its tests, the benchmarks (which
+#: some tests run) and pytest's settings.
+COPIED = (PACKAGE, "tests", "benchmarks", "pyproject.toml")
 #: Seconds one mutation's tests may take before the run counts as caught
 #: (a mutation that makes a loop run forever is caught, by the time limit).
 TIME_LIMIT = 300
