@@ -336,6 +336,23 @@ MUTATIONS = [
         "        coef, intercept = None, None",
         (T + "test_heads.py",),
     ),
+    Mutation(
+        "auto_head_always_linear",
+        SEL,
+        "    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}",
+        '    return "linear", {name: float(np.mean(v)) for name, v in scores.items()}',
+        (T + "test_heads.py",),
+        k="auto",
+    ),
+    Mutation(
+        "auto_head_never_linear",
+        SEL,
+        "    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}",
+        '    return "prototype", '
+        "{name: float(np.mean(v)) for name, v in scores.items()}",
+        (T + "test_heads.py",),
+        k="auto",
+    ),
     # -- crowd labels (_crowd_labels.py, _validation.py) --------------------------
     Mutation(
         "crowd_none_is_a_label",

@@ -153,14 +153,17 @@ default="auto"
         space ``meta_fit`` found best on validation tasks ("input" without
         validation or without ``meta_fit``), unless the task's held-out crowd
         labels clearly prefer another (see the user guide; no gold labels).
-    head : {"prototype", "linear"}, default="prototype"
+    head : {"prototype", "linear", "auto"}, default="prototype"
         The class-probability model fitted with the annotators' confusion
         matrices: "prototype", the paper's isotropic class prototypes (Eqs.
         6-8); "linear", a softmax head on the latent space, fitted by EM on
         the posterior-weighted items, started at the prototype solution and
         pulled back to it by ``head_penalty`` (ours: a model that grows with
         the data, for features that are not a good metric; see the user
-        guide). The latent space is chosen with the prototype model either way.
+        guide); "auto", per task, the linear head when the task's held-out
+        crowd labels clearly prefer it to the prototypes (as for
+        ``representation="auto"``; no gold labels), else the prototypes. The
+        latent space is chosen with the prototype model either way.
     head_penalty : float, default=1.0
         Strength of the linear head's pull towards the prototype solution of
         the task, ``head_penalty / 2`` times the squared distance of its
@@ -178,6 +181,12 @@ default="auto"
         Class prototypes in the latent space.
     class_prior_ : ndarray of shape (n_classes,)
         Estimated class prior.
+    head_ : str
+        The class-probability model of this fit ("prototype" or "linear").
+    head_scores_ : dict
+        With ``head="auto"``: each candidate's mean held-out agreement with
+        the crowd labels (NaN when the task was too small to check; empty
+        otherwise).
     coef_, intercept_ : ndarray of shape (n_classes, M) and (n_classes,)
         The linear head (``head="linear"`` only):
         ``p(t = k | x) = softmax_k(coef_[k] . u(x) + intercept_[k])``.
@@ -272,7 +281,7 @@ default="auto"
         "c": [Interval(Real, 1, None, closed="left"), "array-like"],
         "history_weight": [Interval(Real, 0, None, closed="left")],
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
-        "head": [StrOptions(set(HEADS))],
+        "head": [StrOptions({*HEADS, "auto"})],
         "head_penalty": [Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
     }
@@ -555,14 +564,24 @@ sparse matrix or CrowdLabelMatrix
             self.representation_choice_ = choice
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
+            U = self._embed(X)
+            self.head_, self.head_scores_ = _representation.decide_head(
+                self.head,
+                U,
+                labels,
+                len(classes),
+                head_penalty=self.head_penalty,
+                em_params=em_params,
+                seed=self._held_out_seed(),
+            )
             res = _fit_task(
-                self._embed(X),
+                U,
                 (labels.rows, labels.cols, labels.codes),
                 len(classes),
                 labels.n_annotators,
                 gold=gold,
                 prior_counts=history,
-                head=self.head,
+                head=self.head_,
                 head_penalty=self.head_penalty,
                 **em_params,
             )

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._em import one_hot_annotations, predict_log_proba, run_em, run_em_sparse
+from ._em import one_hot_annotations, predict_log_proba, run_em
+from ._heads import fit_task
 
 #: The latent spaces of EM without meta-learning, each built from the features of
 #: the task's own support set: "input" standardises every feature, "scaled"
@@ -149,6 +150,8 @@ def held_out_agreement(
     random_state=None,
     by_item=False,
     score="probability",
+    head="prototype",
+    head_penalty=1.0,
     **em_params,
 ) -> np.ndarray:
     """Cross-validated agreement of feature-only predictions with the crowd.
@@ -186,6 +189,9 @@ of shape (n_samples, n_annotators)
         What a hidden annotation ``y_n^r`` scores: ``p(t_n = y_n^r | x_n)``, or
         1 when the class predicted from the features alone (the argmax) is
         ``y_n^r`` and 0 otherwise, which does not reward confident posteriors.
+    head, head_penalty : str and float, default="prototype" and 1.0
+        The class-probability model fitted on the other folds
+        (:func:`~sklearn_metaannot._heads.fit_task`).
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
         :func:`sklearn_metaannot._em.run_em_sparse`.
@@ -237,19 +243,21 @@ of shape (n_samples, n_annotators)
         train = np.flatnonzero(~hidden)
         new_index = np.cumsum(~hidden) - 1  # item -> row in the training task
         kept = ~hidden[rows]
-        res = run_em_sparse(
+        res = fit_task(
             U[train],
             torch.from_numpy(new_index[rows[kept]]),
             torch.from_numpy(cols[kept]),
             torch.from_numpy(codes[kept]),
             n_classes,
             n_annotators,
+            head=head,
+            head_penalty=head_penalty,
             **em_params,
         )
-        log_proba = predict_log_proba(U[fold][None], res.mu[None], res.log_pi[None])
+        log_proba = res.log_proba(U[fold])
         position = np.full(N, -1)
         position[fold] = np.arange(len(fold))
-        log_proba = log_proba[0].numpy()[position[rows[~kept]]]
+        log_proba = log_proba.numpy()[position[rows[~kept]]]
         if score == "match":
             scores.append((log_proba.argmax(axis=1) == codes[~kept]).astype(float))
         else:
@@ -636,3 +644,45 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
     space = choose_representation(scores, default, min_z=MIN_Z, chance=1.0 / n_classes)
     reason = "default held" if space == default else "held-out crowd labels"
     return RepresentationChoice(space, default, reason, means, candidates)
+
+
+def decide_head(head, U, labels, n_classes, *, head_penalty, em_params, seed):
+    """The class-probability model of a task: ``head``, or with ``"auto"`` the
+    linear head when the task's held-out crowd labels clearly prefer it.
+
+    The same per-item held-out agreement, folds, ``MIN_Z`` and chance floor as
+    the choice of the latent space (:func:`decide`), in the chosen space ``U``;
+    the prototype model is the default, and stays below ``MIN_ITEMS_PER_CLASS``
+    labelled items per class.
+
+    Returns
+    -------
+    head : str
+        "prototype" or "linear".
+    scores : dict of str to float
+        Mean held-out agreement of each candidate (empty unless ``"auto"``;
+        NaN when the task is too small to check).
+    """
+    if head != "auto":
+        return head, {}
+    candidates = ("prototype", "linear")
+    if np.unique(labels.rows).size < MIN_ITEMS_PER_CLASS * n_classes:
+        return "prototype", dict.fromkeys(candidates, float("nan"))
+    scores = {
+        name: held_out_agreement(
+            U,
+            (labels.rows, labels.cols, labels.codes),
+            n_classes,
+            n_folds=N_FOLDS,
+            random_state=seed,
+            by_item=True,
+            head=name,
+            head_penalty=head_penalty,
+            **em_params,
+        )
+        for name in candidates
+    }
+    chosen = choose_representation(
+        scores, "prototype", min_z=MIN_Z, chance=1.0 / n_classes
+    )
+    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}

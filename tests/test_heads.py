@@ -92,3 +92,22 @@ def test_linear_head_keeps_what_fit_supports(task, tmp_path):
     )
     # a refit with the prototype model drops the head
     assert not hasattr(clf.set_params(head="prototype").fit(X, Y), "coef_")
+
+
+def test_auto_head_chooses_from_held_out_crowd_labels(task):
+    X, Y, y, X_test, y_test = task
+    auto = MetaAnnotatorClassifier(representation="input", head="auto", random_state=0)
+    auto.fit(X, Y)
+    # where the prototypes fail, the crowd's held-out labels say so
+    assert auto.head_ == "linear"
+    assert auto.head_scores_["linear"] > auto.head_scores_["prototype"]
+    assert auto.score(X_test, y_test) > 0.85
+    # on round classes with few items the paper's model stays
+    rng = np.random.default_rng(1)
+    y_round = np.repeat(np.arange(K), 4)
+    X_round = rng.normal(size=(len(y_round), M)) + 4.0 * np.eye(K, M)[y_round]
+    Y_round, _, _ = simulate_annotators(y_round, 3, random_state=1)
+    small = clone(auto).fit(X_round, Y_round)
+    assert small.head_ == "prototype" and not hasattr(small, "coef_")
+    one = clone(auto).fit(X_round[::4], Y_round[::4])  # one item per class
+    assert one.head_ == "prototype" and np.isnan(one.head_scores_["linear"])
