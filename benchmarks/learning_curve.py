@@ -451,7 +451,7 @@ def tables(results) -> list:
         harness.Table(
             "## Truth inference: accuracy of the training items' inferred labels",
             "Accuracy of the training items' inferred labels against their gold "
-            "labels (argmax of sample_posterior_; MV and DS: the aggregated labels)",
+            "labels (argmax of the posteriors; MV and DS: the aggregated labels)",
             header,
             body,
         )
