@@ -95,6 +95,9 @@ for _penalty in (1.0, 0.1, 10.0):
             head="linear", head_penalty=p, random_state=seed
         )
     )
+METHODS.add("default_auto", "Default with head='auto'", record=_train_labels)(
+    lambda ctx, seed: MetaAnnotatorClassifier(head="auto", random_state=seed)
+)
 METHODS.add("lrmv", "LR + MV", record=_train_labels)(
     lambda ctx, seed: AggregateThenClassify(
         MajorityVote(random_state=seed), random_state=seed
