@@ -550,6 +550,7 @@ sparse matrix or CrowdLabelMatrix
         self.encoder_ = self._encoder_for_fit()
         self.input_scaling_ = _representation.input_scalings(X)
         em_params = self._em_params()
+        seed = self._held_out_seed()  # the same folds for every per-task check
         with torch_threads(1):
             choice = _representation.decide(
                 self.representation,
@@ -559,7 +560,7 @@ sparse matrix or CrowdLabelMatrix
                 meta_encoder=self.encoder_,
                 scalings=self.input_scaling_,
                 em_params=em_params,
-                seed=self._held_out_seed(),
+                seed=seed,
             )
             self.representation_choice_ = choice
             self.representation_ = choice.space
@@ -572,7 +573,7 @@ sparse matrix or CrowdLabelMatrix
                 len(classes),
                 head_penalty=self.head_penalty,
                 em_params=em_params,
-                seed=self._held_out_seed(),
+                seed=seed,
             )
             res = _fit_task(
                 U,

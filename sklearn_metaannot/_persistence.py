@@ -66,8 +66,7 @@ def _package_version():
 class _Encoder:
     """Encodes python objects as typed JSON; arrays go to ``self.tensors``."""
 
-    def __init__(self, params):
-        self.params = params
+    def __init__(self):
         self.tensors = {}
 
     def _store(self, key, array):
@@ -266,7 +265,7 @@ def save(model, path):
         raise TypeError(
             f"model must be one of {sorted(types)}, got {type(model).__name__}"
         )
-    encoder = _Encoder(model.get_params(deep=False))
+    encoder = _Encoder()
     params = _encode_params(model, encoder)
     attributes = {}
     for name, value in vars(model).items():

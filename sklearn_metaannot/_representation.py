@@ -583,6 +583,31 @@ def check_meta_encoder(meta_encoder, n_features):
         )
 
 
+def _too_few_labelled(labels, n_classes):
+    """Fewer than ``MIN_ITEMS_PER_CLASS`` labelled items per class: no check."""
+    return np.unique(labels.rows).size < MIN_ITEMS_PER_CLASS * n_classes
+
+
+def _task_agreement(U, labels, n_classes, seed, em_params, **model):
+    """Per-item held-out agreement of a task in ``U``, with the folds of ``seed``:
+    the evidence of every per-task check of ``fit``."""
+    return held_out_agreement(
+        U,
+        (labels.rows, labels.cols, labels.codes),
+        n_classes,
+        n_folds=N_FOLDS,
+        random_state=seed,
+        by_item=True,
+        **model,
+        **em_params,
+    )
+
+
+def _clear_winner(scores, default, n_classes):
+    """The candidate that clearly beats ``default`` and chance, else ``default``."""
+    return choose_representation(scores, default, min_z=MIN_Z, chance=1.0 / n_classes)
+
+
 def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, seed):
     """The latent space of a task: the one decision of ``fit``.
 
@@ -624,24 +649,16 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
     spaces = [*INPUT_SPACES, *([] if meta_encoder is None else ["meta"])]
     candidates = tuple(s for s in spaces if s in plausible or s in (default, "meta"))
     means = dict.fromkeys(spaces, float("nan"))
-    if np.unique(labels.rows).size < MIN_ITEMS_PER_CLASS * n_classes:
+    if _too_few_labelled(labels, n_classes):
         return RepresentationChoice(
             default, default, "too few labelled items", means, candidates
         )
     scores = {}
     for name in candidates:
         U = embed(X, name, meta_encoder=meta_encoder, scalings=scalings)
-        scores[name] = held_out_agreement(
-            U,
-            (labels.rows, labels.cols, labels.codes),
-            n_classes,
-            n_folds=N_FOLDS,
-            random_state=seed,
-            by_item=True,
-            **em_params,
-        )
+        scores[name] = _task_agreement(U, labels, n_classes, seed, em_params)
         means[name] = float(np.mean(scores[name]))
-    space = choose_representation(scores, default, min_z=MIN_Z, chance=1.0 / n_classes)
+    space = _clear_winner(scores, default, n_classes)
     reason = "default held" if space == default else "held-out crowd labels"
     return RepresentationChoice(space, default, reason, means, candidates)
 
@@ -666,23 +683,13 @@ def decide_head(head, U, labels, n_classes, *, head_penalty, em_params, seed):
     if head != "auto":
         return head, {}
     candidates = ("prototype", "linear")
-    if np.unique(labels.rows).size < MIN_ITEMS_PER_CLASS * n_classes:
+    if _too_few_labelled(labels, n_classes):
         return "prototype", dict.fromkeys(candidates, float("nan"))
     scores = {
-        name: held_out_agreement(
-            U,
-            (labels.rows, labels.cols, labels.codes),
-            n_classes,
-            n_folds=N_FOLDS,
-            random_state=seed,
-            by_item=True,
-            head=name,
-            head_penalty=head_penalty,
-            **em_params,
+        name: _task_agreement(
+            U, labels, n_classes, seed, em_params, head=name, head_penalty=head_penalty
         )
         for name in candidates
     }
-    chosen = choose_representation(
-        scores, "prototype", min_z=MIN_Z, chance=1.0 / n_classes
-    )
+    chosen = _clear_winner(scores, "prototype", n_classes)
     return chosen, {name: float(np.mean(v)) for name, v in scores.items()}

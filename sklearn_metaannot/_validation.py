@@ -122,13 +122,8 @@ sparse matrix, long DataFrame or CrowdLabelMatrix
     classes : ndarray of shape (n_classes,)
         Label values; code k means ``classes[k]``.
     """
-    if Y is None:
-        raise ValueError(
-            f"This estimator requires y to be passed, but the target y is None: pass "
-            f"{name} of shape (n_samples, n_annotators) or (n_samples,)"
-        )
+    labels = CrowdLabelMatrix.from_any(Y)  # a clear error for Y=None, ragged rows
     check_classification_labels(Y, name)
-    labels = CrowdLabelMatrix.from_any(Y)
     if is_long_table(Y):
         labels = _align_to_samples(labels, sample_ids, name)
     if labels.n_samples != n_samples:
