@@ -27,8 +27,10 @@ Protocol (fixed before any result was seen):
   Gaussian with one or two columns scaled by 6; 4000 items, same protocol;
 - methods: the default ``MetaAnnotatorClassifier``, prototype EM and the linear
   head on standardised inputs (penalties 0.1, 1 and 10), and logistic
-  regression on majority-vote or Dawid-Skene labels; every method sees the same
-  items and crowd labels. The accuracy of the training items' posteriors
+  regression on majority-vote or Dawid-Skene labels, and two peers from other
+  packages when installed (``benchmarks/peers.py``: LR on cleanlab's CROWDLAB
+  consensus, scikit-activeml's ``AnnotatorLogisticRegression``); every method
+  sees the same items and crowd labels. The accuracy of the training items' posteriors
   (truth inference) against their gold labels is recorded too.
 """
 # SPDX-License-Identifier: BSD-3-Clause
@@ -51,7 +53,7 @@ from sklearn_metaannot import (
 )
 from sklearn_metaannot.baselines import AggregateThenClassify
 
-from . import harness
+from . import harness, peers
 from .harness import Timer, stable_seed
 
 _HERE = Path(__file__).resolve().parent
@@ -108,6 +110,13 @@ METHODS.add("lrds", "LR + DS", record=_train_labels)(
         DawidSkene(random_state=seed), random_state=seed
     )
 )
+# peers from other packages (optional installs: left out of a run without them)
+METHODS.add("crowdlab", "LR + CROWDLAB (cleanlab)", record=_train_labels)(
+    lambda ctx, seed: peers.CrowdlabThenClassify(random_state=seed)
+)
+METHODS.add(
+    "activeml", "AnnotatorLogisticRegression (scikit-activeml)", record=_train_labels
+)(lambda ctx, seed: peers.ActiveMLAnnotatorLR(random_state=seed))
 
 #: A reference row, not a method: LR trained on the items' gold labels.
 GOLD = ("gold_lr", "LR on gold labels (reference)")
@@ -138,7 +147,9 @@ def default_config(quick=False) -> dict:
         "n_samples": 4000,
         "n_annotators": 5,
         "gaussian": {"n_classes": 6, "n_features": 20, "n_modes": 2, "scale": 6.0},
-        "methods": list(METHODS),
+        "methods": [
+            m for m in METHODS if m not in peers.REQUIRES or peers.available(m)
+        ],
         "gold_reference": True,
         "output_dir": str(REPO / "benchmarks" / "results"),
         "plot_dir": str(REPO / "docs" / "_static" / "benchmarks"),

@@ -17,7 +17,7 @@ def _check_accuracies(results, datasets, sizes, reps):
         assert list(summary) == [str(s) for s in sizes]
         for size, n_rep in zip(map(str, sizes), reps):
             cell = summary[size]
-            rows = {*learning_curve.METHODS, learning_curve.GOLD[0]}
+            rows = {*results["config"]["methods"], learning_curve.GOLD[0]}
             assert set(cell["accuracy"]) == rows
             # the reference is trained on the gold labels it is scored against
             assert cell["train_accuracy"]["gold_lr"]["mean"] == 1.0
@@ -113,3 +113,29 @@ def test_items_per_class_and_the_gaussian_family():
     assert np.bincount(y[items]).tolist() == [3] * 6
     np.testing.assert_array_equal(items, learning_curve.draw_items(y, 3, seed=[0, 1]))
     assert len(learning_curve.draw_items(y, "all", seed=0)) == 600
+
+
+@pytest.mark.parametrize(
+    "name, module", [("crowdlab", "cleanlab"), ("activeml", "skactiveml")]
+)
+def test_peer_rows_learn_from_a_crowd(name, module):
+    """The optional peers of other packages: labels of the training items and
+    predictions in the task's label values (here strings), above chance."""
+    pytest.importorskip(module)
+    from sklearn.datasets import make_classification
+
+    from benchmarks import peers
+    from sklearn_metaannot import simulate_annotators
+
+    X, y = make_classification(
+        400, 10, n_informative=6, n_classes=3, random_state=0, class_sep=2.0
+    )
+    Y = simulate_annotators(y[:200], 4, random_state=0)[0]
+    names = np.array(["cat", "dog", "eel"], dtype=object)
+    Y_named = np.where(np.isnan(Y), None, names[np.nan_to_num(Y).astype(int)])
+    build = learning_curve.METHODS[name].build
+    est = build(None, 0).fit(X[:200], Y_named)
+    assert set(est.labels_) <= set(names)
+    assert np.mean(est.labels_ == names[y[:200]]) > 0.7
+    assert np.mean(est.predict(X[200:]) == names[y[200:]]) > 0.6
+    assert peers.available(name) and peers.available("default")
