@@ -413,8 +413,8 @@ or torch.nn.Module, default="mlp"
     6
     """
 
-    #: The ablation seams: parameter -> (the base class a value must subclass,
-    #: the class used for None).
+    #: The ablation seams: parameter -> the base class that a value must
+    #: subclass, and that None stands for.
     _SEAMS = {"episodes": EpisodeDataset, "episodic_em": EpisodicEM}
 
     _parameter_constraints: dict = {

@@ -207,3 +207,14 @@ def test_compile_em_leaves_a_variant_with_its_own_adapt_eager(monkeypatch):
     EpisodicEM(torch.nn.Identity(), 2, compile_em=True).train()(**batch)
     assert compiled == [1]
     assert U.shape == (1, 2, 3)
+
+
+def test_a_custom_episode_source_is_refused_in_data_parallel_training(monkeypatch):
+    import sklearn_metaannot._meta_learner as meta_learner
+
+    group = type("Group", (), {"world_size": 2, "rank": 0, "is_main": True})()
+    monkeypatch.setattr(meta_learner, "process_group", lambda device: group)
+    X, y = _source()
+    learner = MetaLearner(n_way=3, n_shot=2, n_query=4, episodes=WithCleanLabels)
+    with pytest.raises(ValueError, match="custom episode source is not supported"):
+        learner.fit(X, y)
