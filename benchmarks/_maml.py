@@ -28,13 +28,29 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from torch import nn
 from torch.func import functional_call
 
-from sklearn_metaannot import AnnotatorSimulator, CrowdLabelMatrix, EpisodeSampler
-from sklearn_metaannot._em import majority_vote_init, one_hot_annotations
-from sklearn_metaannot._encoders import Conv4Encoder
+from sklearn_metaannot import (
+    AnnotatorSimulator,
+    CrowdLabelMatrix,
+    EpisodeSampler,
+    MetaLearner,
+)
 
 
 def _soft_cross_entropy(logits, targets):
     return -(targets * torch.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+def soft_majority_vote(codes, n_classes):
+    """Soft majority-vote labels (n, n_classes) of label codes (n, R), ``-1`` where
+    missing: the share of each item's annotators who said each class (uniform for
+    an item nobody labelled), the start of our model's EM."""
+    codes = torch.as_tensor(codes)
+    votes = torch.nn.functional.one_hot(codes.clamp_min(0), n_classes).to(torch.float32)
+    votes = votes.masked_fill((codes < 0).unsqueeze(-1), 0.0).sum(dim=-2)
+    total = votes.sum(dim=-1, keepdim=True)
+    return torch.where(
+        total > 0, votes / total.clamp_min(1.0), votes.new_full((), 1 / n_classes)
+    )
 
 
 @dataclass(eq=False)
@@ -74,7 +90,10 @@ class MAML:
         self.image_shape = tuple(self.image_shape)
 
     def _build(self):
-        encoder = Conv4Encoder(self.image_shape)
+        # the Conv-4 encoder of the other methods (64-d, the flat output of
+        # the convolutions for images up to 31 pixels a side, as Omniglot's)
+        learner = MetaLearner(encoder="conv4", image_shape=self.image_shape)
+        encoder = learner.build_encoder(int(np.prod(self.image_shape)))
         with torch.no_grad():
             dim = encoder(torch.zeros(1, int(np.prod(self.image_shape)))).shape[1]
         return nn.Sequential(encoder, nn.Linear(dim, self.n_way))
@@ -113,8 +132,7 @@ class MAML:
         correct = total = 0
         for ep in episodes:
             xs, xq = self._episode_tensors(ep)
-            codes = torch.as_tensor(ep.support_codes)[None]
-            targets = majority_vote_init(one_hot_annotations(codes, self.n_way))[0]
+            targets = soft_majority_vote(ep.support_codes, self.n_way)
             params = self.adapt(xs, targets)
             with torch.no_grad():
                 pred = self.logits(params, xq).argmax(-1).numpy()

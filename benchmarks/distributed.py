@@ -27,8 +27,6 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from sklearn_metaannot._distributed import cpu_launch_args
-
 from . import harness
 
 _HERE = Path(__file__).resolve().parent
@@ -49,6 +47,46 @@ QUICK = {
 }
 
 
+def cpu_launch_args(n_processes):
+    """``python`` arguments that run a script as ``n_processes`` CPU processes.
+
+    The launch of docs/distributed.rst ("One machine, N CPU processes"), as
+    the benchmark and ``tests/test_distributed.py`` run it:
+
+    ``-m accelerate.commands.launch --multi_gpu ...`` on a free local port:
+    accelerate 1.15 starts several ``--cpu`` processes only through MPI, while
+    ``--multi_gpu`` goes through torchrun; with no GPU visible
+    (``CUDA_VISIBLE_DEVICES=""``) and ``device="cpu"`` the processes talk over
+    gloo. Append the script and its arguments.
+
+    Examples
+    --------
+    >>> from benchmarks.distributed import cpu_launch_args
+    >>> cpu_launch_args(2)[:4]
+    ['-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes']
+    """
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return [
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        str(n_processes),
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(port),
+    ]
+
+
 def child(out, n_episodes, meta_batch_size, seed):
     """One timed ``meta_fit`` (in every launched process); rank 0 writes ``out``."""
     import warnings
@@ -61,10 +99,8 @@ def child(out, n_episodes, meta_batch_size, seed):
         MetaLearner,
         MetaLearningWarning,
     )
-    from sklearn_metaannot._distributed import process_group
 
     torch.set_num_threads(1)
-    group = process_group("cpu")  # set up the process group before the clock
     X, y = load_digits(return_X_y=True)
     X, y = X[y < 6], y[y < 6]
 
@@ -88,12 +124,13 @@ def child(out, n_episodes, meta_batch_size, seed):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetaLearningWarning)
-        # warm-up: the first torch optimizer of a process costs about a second
+        # warm-up, which also sets up the process group: the first torch
+        # optimizer of a process costs about a second
         model(4 * meta_batch_size).meta_fit(X, y)
         clf = model(n_episodes)
         with harness.Timer() as timer:
             clf.meta_fit(X, y)
-    if group is None or group.is_main:
+    if int(os.environ.get("RANK", 0)) == 0:  # the main process writes
         report = {"world_size": clf.meta_world_size_, "seconds": timer.seconds}
         Path(out).write_text(json.dumps(report))
 

@@ -36,8 +36,8 @@ from sklearn_metaannot import (
     MetaAnnotatorClassifier,
     MetaEncoder,
     MetaLearner,
+    torch_threads,  # noqa: F401 (for scripts)
 )
-from sklearn_metaannot._meta import torch_threads  # noqa: F401 (for scripts)
 
 #: The repository root: the folder that holds the ``benchmarks`` package.
 REPO = Path(__file__).resolve().parents[1]

@@ -119,7 +119,7 @@ def logit_spreads(est, X, Y) -> dict:
     parameters: when the first is much larger, the annotators (and their
     history) hardly move the responsibilities after the majority-vote start.
     """
-    U = est._embed(X)
+    U = est.embed(X)
     feature = -0.5 * ((U[:, None, :] - est.prototypes_[None]) ** 2).sum(axis=-1)
     annot = np.zeros_like(feature)
     np.add.at(annot, Y.rows, np.log(est.annotator_confusion_)[Y.cols, :, Y.codes])

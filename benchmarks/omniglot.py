@@ -50,9 +50,9 @@ from sklearn_metaannot import (
     MetaLearningWarning,
     baselines,
     datasets,
+    torch_threads,
 )
 from sklearn_metaannot import MetaAnnotatorClassifier as Model
-from sklearn_metaannot._meta import torch_threads
 
 from . import harness
 from ._maml import MAML, MAMLAggregateClassifier

@@ -25,19 +25,18 @@ the per-episode meta-gradient norm relates to that::
     python -m benchmarks.omniglot_variants            # about 20 min on 2 CPU cores
     python -m benchmarks.omniglot_variants --quick    # 200 episodes per variant
 
-The ``stop-gradient`` and ``clean + PA loss`` variants are subclasses of
-``MetaLearner`` that swap its meta-training module or episodes (its private
-hooks ``_episodic_em`` and ``_episode_dataset``), passed to our model as its
-``meta_learner``; nothing is patched.
+The ``stop-gradient`` and ``clean + PA loss`` variants go through
+``MetaLearner``'s public ablation seams: ``episodic_em=`` (a subclass of
+``EpisodicEM``, the EM that meta-training back-propagates through) and
+``episodes=`` (a subclass of ``EpisodeDataset``, the episode source); nothing
+is patched.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
 import torch
 
-from sklearn_metaannot import EpisodeSampler, MetaLearner
-from sklearn_metaannot import _em as em
-from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM
+from sklearn_metaannot import EpisodeDataset, EpisodeSampler, EpisodicEM
 from sklearn_metaannot.episodes import pad_episode
 
 from . import harness, omniglot
@@ -75,28 +74,16 @@ class _CleanAndNoisyEM(EpisodicEM):
         return 0.5 * (noisy + clean)
 
 
-class StopGradient(MetaLearner):
-    """Our meta-training without gradient through the responsibilities."""
-
-    _episodic_em = _StopGradientEM
-
-
-class CleanAndPALoss(MetaLearner):
-    """Our meta-training on the noisy and the clean loss of every episode."""
-
-    _episodic_em, _episode_dataset = _CleanAndNoisyEM, _WithCleanLabels
-
-
-#: Variant -> parameters of its model (``learner``: the MetaLearner subclass);
-#: ``curriculum`` is two runs. "Ours" and the others keep
-#: ``omniglot.base_estimator``'s ``pseudo_annotation=True``.
+#: Variant -> parameters of its model (the ablation seams ``episodic_em`` and
+#: ``episodes`` go to its MetaLearner); ``curriculum`` is two runs. "Ours" and
+#: the others keep ``omniglot.base_estimator``'s ``pseudo_annotation=True``.
 VARIANTS = {
     "Ours": {},
     "w/o PA": {"pseudo_annotation": False},
     "tau=0.1": {"tau": 0.1},
-    "stop-gradient": {"learner": StopGradient},
+    "stop-gradient": {"episodic_em": _StopGradientEM},
     "curriculum": None,
-    "clean + PA loss": {"learner": CleanAndPALoss},
+    "clean + PA loss": {"episodic_em": _CleanAndNoisyEM, "episodes": _WithCleanLabels},
 }
 
 
@@ -127,11 +114,21 @@ def meta_train_variant(name, ocfg, pools, n_episodes):
     return omniglot.meta_fit(model, pools)[0]
 
 
+def _episodic_em(model, module=None):
+    """The EM of ``model``'s adaptation settings, around ``module``."""
+    return EpisodicEM(
+        module,
+        model.meta_learner.n_way,
+        n_em_iter=model.n_em_iter,
+        tau=model.tau,
+        b=model.b,
+        c=model.c,
+    )
+
+
 def _run_em(model, U, codes):
     """EM of ``model``'s adaptation settings on embeddings U (1, N, M), codes (N, R)."""
-    n_way = model.meta_learner.n_way
-    Y = em.one_hot_annotations(torch.as_tensor(codes)[None], n_way).to(U.dtype)
-    return em.run_em(U, Y, **model._em_params())
+    return _episodic_em(model).adapt(U, torch.as_tensor(codes)[None])
 
 
 def _empty_class(res) -> float:
@@ -177,7 +174,7 @@ def gradient_spikes(model, pools, n_episodes, seed=1) -> dict:
         xs = torch.as_tensor(ep.support_X, dtype=torch.float32)
         Z = module(torch.cat([xs, torch.as_tensor(ep.query_X, dtype=torch.float32)]))
         res = _run_em(model, Z[None, : len(xs)], ep.support_codes)
-        log_proba = em.predict_log_proba(Z[None, len(xs) :], res.mu, res.log_pi)
+        log_proba = _episodic_em(model).log_proba(Z[None, len(xs) :], res)
         module.zero_grad()
         loss = torch.nn.functional.nll_loss(log_proba[0], torch.from_numpy(ep.query_y))
         loss.backward()

@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils import check_random_state
 
-from sklearn_metaannot import CrowdLabelMatrix, _representation
-from sklearn_metaannot._representation import (
+from sklearn_metaannot import (
     INPUT_SPACES,
+    CrowdLabelMatrix,
     choose_representation,
+    held_out_agreement,
 )
 
 from . import harness, omniglot
@@ -73,31 +75,39 @@ def default_config(quick=False) -> dict:
 def task_record(model, X, Y, query_y, Xq) -> dict:
     """Held-out scores (both units) and forced accuracy of every space on a task."""
     labels = CrowdLabelMatrix.from_dense(Y, classes=np.arange(4))
-    seed = model._held_out_seed()  # the folds of fit
+    seed = fold_seed(model)  # the folds of fit
     record = {"scores": {u: {} for u in UNITS}, "accuracy": {}}
     for space in SPACES:
         fitted = clone(model).set_params(representation=space)
         fitted.fit(X, labels, classes=np.arange(4))
         record["accuracy"][space] = float(np.mean(fitted.predict(Xq) == query_y))
-        U = fitted._embed(X, space)
+        U = fitted.embed(X)  # in ``space``, forced
         for unit, kwargs in UNITS.items():
             scores = held_out_scores(fitted, U, labels, 4, seed, **kwargs)
             record["scores"][unit][space] = scores
     return record
 
 
+def fold_seed(model):
+    """The seed of the held-out folds of ``model.fit`` (``representation="auto"``):
+    one draw from its ``random_state``; None (folds in turn) without one."""
+    if model.random_state is None:
+        return None
+    return check_random_state(model.random_state).randint(2**31 - 1)
+
+
 def held_out_scores(model, U, labels, n_classes, seed, **kwargs):
     """Held-out agreement of the crowd ``labels`` in the space ``U``, with the
-    folds of ``seed`` and ``model``'s EM settings, as ``fit`` scores a space;
-    ``kwargs``: ``by_item`` (default True) and ``score``."""
-    return _representation.held_out_agreement(
+    folds of ``seed`` and ``model``'s EM settings, as ``fit`` scores a space
+    (its default 5 folds); ``kwargs``: ``by_item`` (default True) and ``score``."""
+    em = {"n_iter": model.n_em_iter, "tau": model.tau, "b": model.b, "c": model.c}
+    return held_out_agreement(
         U,
         (labels.rows, labels.cols, labels.codes),
         n_classes,
-        n_folds=_representation.N_FOLDS,
         random_state=seed,
         **{"by_item": True, **kwargs},
-        **model._em_params(),
+        **em,
     )
 
 

@@ -42,8 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_metaannot import MajorityVote, MetaAnnotatorClassifier
-from sklearn_metaannot._representation import INPUT_SPACES
+from sklearn_metaannot import INPUT_SPACES, MajorityVote, MetaAnnotatorClassifier
 from sklearn_metaannot.baselines import AggregateThenClassify
 
 from . import harness

@@ -4,10 +4,16 @@
 from ._annotators import ANNOTATOR_TYPES, AnnotatorSimulator, simulate_annotators
 from ._classifier import MetaAnnotatorClassifier, MissingClassWarning
 from ._crowd_labels import CrowdLabelMatrix
-from ._meta import FittedEncoder
+from ._meta import EpisodeDataset, EpisodicEM, FittedEncoder, torch_threads
 from ._meta_learner import MetaEncoder, MetaLearner, MetaLearningWarning
 from ._persistence import load, save
-from ._representation import RepresentationChoice, crowd_agreement_score
+from ._representation import (
+    INPUT_SPACES,
+    RepresentationChoice,
+    choose_representation,
+    crowd_agreement_score,
+    held_out_agreement,
+)
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -15,11 +21,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ANNOTATOR_TYPES",
+    "INPUT_SPACES",
     "AnnotatorSimulator",
     "CrowdLabelMatrix",
     "DawidSkene",
     "Episode",
+    "EpisodeDataset",
     "EpisodeSampler",
+    "EpisodicEM",
     "FittedEncoder",
     "MajorityVote",
     "MetaAnnotatorClassifier",
@@ -28,8 +37,11 @@ __all__ = [
     "MetaLearningWarning",
     "MissingClassWarning",
     "RepresentationChoice",
+    "choose_representation",
     "crowd_agreement_score",
+    "held_out_agreement",
     "load",
     "save",
     "simulate_annotators",
+    "torch_threads",
 ]

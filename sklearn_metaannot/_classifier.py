@@ -668,6 +668,32 @@ sparse matrix or CrowdLabelMatrix
         index = pd.Index(self.annotators_, name="annotator")
         return pd.DataFrame(columns, index=index)
 
+    def embed(self, X):
+        """The items in the latent space of this fit (``representation_``).
+
+        The features that EM ran on: the meta-learned encoder's embedding, or
+        an input space with the scaling of ``fit``'s ``X`` (``input_scaling_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, M)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import MetaAnnotatorClassifier
+        >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+        >>> clf = MetaAnnotatorClassifier().fit(X, [[0, 0], [0, 1], [1, 1], [1, 1]])
+        >>> clf.representation_, clf.embed([[1.6]]).round(3)
+        ('input', array([[0.]]))
+        """
+        check_is_fitted(self)
+        return self._embed(self._check_X(X, reset=False))
+
     def predict_log_proba(self, X):
         """Log class probabilities (paper Eq. 8).
 

@@ -34,43 +34,6 @@ from ._meta import EpisodeDataset
 SWITCH = "SKLEARN_METAANNOT_DISTRIBUTED"
 
 
-def cpu_launch_args(n_processes):
-    """``python`` arguments that run a script as ``n_processes`` CPU processes.
-
-    ``-m accelerate.commands.launch --multi_gpu ...`` on a free local port:
-    accelerate 1.15 starts several ``--cpu`` processes only through MPI, while
-    ``--multi_gpu`` goes through torchrun; with no GPU visible
-    (``CUDA_VISIBLE_DEVICES=""``) and ``device="cpu"`` the processes talk over
-    gloo. Append the script and its arguments.
-
-    Examples
-    --------
-    >>> from sklearn_metaannot._distributed import cpu_launch_args
-    >>> cpu_launch_args(2)[:4]
-    ['-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes']
-    """
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return [
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        str(n_processes),
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-    ]
-
-
 def launched_world_size():
     """Number of processes that a launcher started (``WORLD_SIZE``); 1 without one.
 

@@ -41,6 +41,22 @@ def torch_threads(n_threads):
     EM on one task is a chain of tiny tensor operations: with several threads,
     synchronisation costs far more than the arithmetic (orders of magnitude on a
     busy 2-core machine), so adaptation and prediction run single-threaded.
+
+    Parameters
+    ----------
+    n_threads : int
+        Torch intra-op threads inside the ``with`` block.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot import torch_threads
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(n_threads)
@@ -59,8 +75,24 @@ def episode_log_proba(
     (``-1``: missing), ``w`` (T, N) the sample mask, ``Uq`` (T, Q, M) query
     embeddings; returns the (T, Q, K) log class probabilities of the queries.
     """
+    res = support_em(
+        U,
+        codes,
+        w,
+        n_classes,
+        n_iter=n_iter,
+        tau=tau,
+        b=b,
+        c=c,
+        detach_responsibilities=detach_responsibilities,
+    )
+    return predict_log_proba(Uq, res.mu, res.log_pi)
+
+
+def support_em(U, codes, w, n_classes, *, n_iter, tau, b, c, detach_responsibilities):
+    """EM on the support embeddings of a task batch (Algorithm 1): an ``EMResult``."""
     Y = one_hot_annotations(codes, n_classes).to(U.dtype)
-    res = run_em(
+    return run_em(
         U,
         Y,
         n_iter=n_iter,
@@ -70,7 +102,6 @@ def episode_log_proba(
         w=w,
         detach_responsibilities=detach_responsibilities,
     )
-    return predict_log_proba(Uq, res.mu, res.log_pi)
 
 
 #: :func:`episode_log_proba` compiled once per process (``compile_em=True``)
@@ -80,6 +111,28 @@ compiled_episode_log_proba = CompiledOrEager(episode_log_proba)
 class EpisodicEM(nn.Module):
     """Encoder + EM adaptation on the support + Eq. 8 on the query, for a task batch.
 
+    The module that meta-training back-propagates through, and the EM-variant
+    seam of :class:`MetaLearner` (``episodic_em=``): a subclass is built by
+    ``MetaLearner.fit`` with the arguments below and trained as this class
+    is. It may override
+
+    - :meth:`adapt`, the EM on the support embeddings (return an object with
+      the prototypes ``mu`` (T, K, M) and the log class prior ``log_pi``
+      (T, K), as :meth:`adapt` does);
+    - :meth:`log_proba`, the class probabilities of the queries given that
+      result (paper Eq. 8);
+    - :meth:`forward`, the whole step, for variants that change what the
+      episodes hold (e.g. an extra column of clean labels in
+      ``support_codes``, from a custom :class:`EpisodeDataset`); it must
+      return the (T, Q, K) log class probabilities of the queries, which
+      meta-training scores against the clean query labels (NLL), and it must
+      accept the batches of the episode source in use;
+    - :meth:`penalty`, a term added to the training loss.
+
+    ``self.training`` tells training batches (which get a gradient) from the
+    validation tasks. ``compile_em=True`` compiles the default EM only: a
+    subclass that overrides :meth:`adapt` or :meth:`log_proba` runs eagerly.
+
     Parameters
     ----------
     encoder : nn.Module
@@ -87,7 +140,9 @@ class EpisodicEM(nn.Module):
     n_way : int
         Classes per episode K.
     n_em_iter, tau, b, c
-        EM settings, see :func:`sklearn_metaannot._em.run_em`.
+        EM settings: iterations J, precision of the prototypes' Gaussian
+        prior, Dirichlet concentration of the class prior and of the
+        confusion matrices' rows (as :class:`MetaAnnotatorClassifier`'s).
     encoder_alpha : float, default=0.0
         Weight of the encoder's ``penalty()`` (its distance from the identity
         map, for the encoders that define one) in the training loss.
@@ -101,6 +156,29 @@ class EpisodicEM(nn.Module):
         Run the EM of the training batches through ``torch.compile``
         (:data:`compiled_episode_log_proba`); validation batches, which have
         no backward pass and other shapes, stay eager.
+
+    See Also
+    --------
+    MetaLearner : Its ``episodic_em`` parameter takes a subclass.
+    EpisodeDataset : The episode source, the other seam of meta-training.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_metaannot import EpisodicEM
+    >>> # no gradient through the E-step responsibilities
+    >>> class StopGradientEM(EpisodicEM):
+    ...     def __init__(self, *args, **kwargs):
+    ...         super().__init__(*args, detach_responsibilities=True, **kwargs)
+    >>> em = StopGradientEM(torch.nn.Identity(), n_way=2)
+    >>> # one 2-way task: 3 support items, 2 annotators
+    >>> U = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [3.0, 3.0]]])
+    >>> codes = torch.tensor([[[0, 0], [0, 1], [1, 1]]])
+    >>> result = em.adapt(U, codes)
+    >>> result.mu.shape, result.lam.shape
+    (torch.Size([1, 2, 2]), torch.Size([1, 3, 2]))
+    >>> em.log_proba(U, result).argmax(-1).tolist()
+    [[0, 0, 1]]
     """
 
     def __init__(
@@ -127,10 +205,81 @@ class EpisodicEM(nn.Module):
         self.compile_em = compile_em
 
     def penalty(self):
-        """``encoder_alpha`` times the encoder's distance from the identity (or 0)."""
+        """``encoder_alpha`` times the encoder's distance from the identity (or 0).
+
+        Added to the training loss of every meta-batch.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot import EpisodicEM
+        >>> EpisodicEM(torch.nn.Identity(), n_way=2).penalty()
+        0.0
+        """
         if self.encoder_alpha and hasattr(self.encoder, "penalty"):
             return self.encoder_alpha * self.encoder.penalty()
         return 0.0
+
+    def adapt(self, U, codes, mask=None, n_classes=None):
+        """EM on the support embeddings of a task batch (Algorithm 1).
+
+        Parameters
+        ----------
+        U : Tensor of shape (T, N, M)
+            Support embeddings.
+        codes : LongTensor of shape (T, N, R)
+            Their annotations, ``-1`` where missing.
+        mask : Tensor of shape (T, N), default=None
+            0 for padding rows (None: every row is an item).
+        n_classes : int, default=None
+            Classes K of the batch's episodes (None: ``n_way``).
+
+        Returns
+        -------
+        EMResult
+            Named tuple of the prototypes ``mu`` (T, K, M), the log class
+            prior ``log_pi`` (T, K), the log confusion matrices ``log_A``
+            (T, R, K, K) and the support posteriors ``lam`` (T, N, K).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot import EpisodicEM
+        >>> U = torch.tensor([[[0.0], [0.2], [4.0], [4.2]]])
+        >>> codes = torch.tensor([[[0], [0], [1], [-1]]])  # the last: unlabelled
+        >>> lam = EpisodicEM(torch.nn.Identity(), n_way=2).adapt(U, codes).lam
+        >>> lam[0].argmax(-1).tolist()
+        [0, 0, 1, 1]
+        """
+        return support_em(
+            U,
+            codes,
+            mask,
+            self.n_way if n_classes is None else n_classes,
+            n_iter=self.n_em_iter,
+            tau=self.tau,
+            b=self.b,
+            c=self.c,
+            detach_responsibilities=self.detach_responsibilities,
+        )
+
+    def log_proba(self, Uq, result):
+        """Log class probabilities (T, Q, K) of query embeddings (Eq. 8).
+
+        ``Uq`` (T, Q, M) are the query embeddings, ``result`` what
+        :meth:`adapt` returned for the support.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot import EpisodicEM
+        >>> em = EpisodicEM(torch.nn.Identity(), n_way=2)
+        >>> U = torch.tensor([[[0.0], [4.0]]])
+        >>> result = em.adapt(U, torch.tensor([[[0], [1]]]))
+        >>> em.log_proba(torch.tensor([[[0.5], [3.0]]]), result).argmax(-1).tolist()
+        [[0, 1]]
+        """
+        return predict_log_proba(Uq, result.mu, result.log_pi)
 
     def forward(self, support_X, support_codes, support_mask, query_X, n_classes=None):
         """Log class probabilities (T, Q, K) of the query examples.
@@ -139,7 +288,25 @@ class EpisodicEM(nn.Module):
         missing labels, ``support_mask`` (T, N) with 0 for padding rows,
         ``query_X`` (T, Q, ...), ``n_classes`` (T,) the number of classes K of
         the batch's episodes (all equal; ``n_way`` when not given: validation
-        episodes may have fewer classes than training ones).
+        episodes may have fewer classes than training ones). Support and query
+        items go through the encoder together, then :meth:`adapt` and
+        :meth:`log_proba`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> from sklearn_metaannot import EpisodeDataset, EpisodeSampler, EpisodicEM
+        >>> from sklearn_metaannot.episodes import collate_episodes
+        >>> X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+        >>> y = np.repeat([0, 1, 2], 20)
+        >>> sampler = EpisodeSampler(X, y, n_way=2, n_shot=2,
+        ...                          n_query=4, n_annotators=3)
+        >>> dataset = EpisodeDataset(sampler, n_episodes=2, seed=0)
+        >>> batch, query_y = collate_episodes([dataset[0], dataset[1]])
+        >>> em = EpisodicEM(torch.nn.Linear(3, 4), n_way=2)
+        >>> em(**{k: torch.as_tensor(v) for k, v in batch.items()}).shape
+        torch.Size([2, 8, 2])
         """
         K = self.n_way if n_classes is None else int(n_classes.reshape(-1)[0])
         T, N = support_codes.shape[:2]
@@ -163,19 +330,24 @@ class EpisodicEM(nn.Module):
         U = U.view(T, N, -1)
         Uq = Z[n_real:].view(T, Q, -1)
         compiled = self.compile_em and self.training and torch.is_grad_enabled()
-        head = compiled_episode_log_proba if compiled else episode_log_proba
-        return head(
-            U,
-            support_codes,
-            support_mask,
-            Uq,
-            K,
-            n_iter=self.n_em_iter,
-            tau=self.tau,
-            b=self.b,
-            c=self.c,
-            detach_responsibilities=self.detach_responsibilities,
+        default_em = (
+            type(self).adapt is EpisodicEM.adapt
+            and type(self).log_proba is EpisodicEM.log_proba
         )
+        if compiled and default_em:
+            return compiled_episode_log_proba(
+                U,
+                support_codes,
+                support_mask,
+                Uq,
+                K,
+                n_iter=self.n_em_iter,
+                tau=self.tau,
+                b=self.b,
+                c=self.c,
+                detach_responsibilities=self.detach_responsibilities,
+            )
+        return self.log_proba(Uq, self.adapt(U, support_codes, support_mask, K))
 
 
 class EpisodeDataset(torch.utils.data.Dataset):
@@ -183,6 +355,46 @@ class EpisodeDataset(torch.utils.data.Dataset):
 
     With ``fixed=True`` the same episodes come back every epoch (validation);
     they are sampled once and kept.
+
+    The episode source of meta-training, and its seam (:class:`MetaLearner`'s
+    ``episodes=``): ``MetaLearner.fit`` builds the training episodes as
+    ``episodes(sampler, episodes_per_epoch, seed)`` and the validation tasks
+    as ``episodes(sampler, n_val_episodes, seed, fixed=True)``, and sets
+    ``epoch`` at the start of every epoch. A subclass may override
+    :meth:`episode` (which episode ``i`` is) or ``__getitem__`` (what a
+    training item holds: a ``(padded episode, query_y)`` pair as
+    :func:`~sklearn_metaannot.episodes.pad_episode` makes it, which
+    :func:`~sklearn_metaannot.episodes.collate_episodes` stacks and
+    :class:`EpisodicEM` reads). Extra arrays in the padded episode, or extra
+    columns in ``support_codes``, need an :class:`EpisodicEM` variant that
+    reads them.
+
+    Parameters
+    ----------
+    sampler : EpisodeSampler
+        Draws the episodes.
+    n_episodes : int
+        Episodes per epoch.
+    seed : int
+        Seed of the episodes.
+    fixed : bool, default=False
+        The same episodes every epoch.
+
+    See Also
+    --------
+    MetaLearner : Its ``episodes`` parameter takes a subclass.
+    EpisodicEM : The EM variant, the other seam of meta-training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot import EpisodeDataset, EpisodeSampler
+    >>> X, y = np.zeros((60, 2), dtype=np.float32), np.repeat([0, 1, 2], 20)
+    >>> sampler = EpisodeSampler(X, y, n_way=2, n_shot=1, n_query=3, n_annotators=2)
+    >>> dataset = EpisodeDataset(sampler, n_episodes=5, seed=0)
+    >>> padded, query_y = dataset[0]
+    >>> len(dataset), padded["support_codes"].shape, query_y.shape
+    (5, (2, 2), (6,))
     """
 
     def __init__(self, sampler: EpisodeSampler, n_episodes, seed, *, fixed=False):
@@ -197,7 +409,18 @@ class EpisodeDataset(torch.utils.data.Dataset):
         return self.n_episodes
 
     def episode(self, i):
-        """The (unpadded) episode ``i`` of the current epoch."""
+        """The (unpadded) episode ``i`` of the current epoch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_metaannot import EpisodeDataset, EpisodeSampler
+        >>> X, y = np.zeros((60, 2), dtype=np.float32), np.repeat([0, 1, 2], 20)
+        >>> sampler = EpisodeSampler(X, y, n_way=2, n_shot=1, n_annotators=2)
+        >>> dataset = EpisodeDataset(sampler, n_episodes=5, seed=0, fixed=True)
+        >>> dataset.episode(3) is dataset.episode(3)  # fixed: kept
+        True
+        """
         if self.fixed and i in self._episodes:
             return self._episodes[i]
         epoch = 0 if self.fixed else self.epoch

@@ -43,6 +43,10 @@ from ._validation import check_em_params, flatten_samples, warn_user
 from .episodes import EpisodeSampler
 
 
+def _qualified_name(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class MetaLearningWarning(UserWarning):
     """Meta-learning did not help, or could not be checked, on validation tasks.
 
@@ -352,6 +356,24 @@ or torch.nn.Module, default="mlp"
         eager ones up to floating-point rounding. ``fit`` is not compiled.
     random_state : int, RandomState instance or None, default=None
         Seeds episode sampling, annotator simulation and weight initialisation.
+    episodes : subclass of EpisodeDataset or None, default=None
+        The episode source of meta-training (an ablation seam): the class
+        that ``fit`` builds the training episodes with, as ``episodes(sampler,
+        episodes_per_epoch, seed)``, and the validation tasks, as
+        ``episodes(sampler, n_val_episodes, seed, fixed=True)``; see
+        :class:`EpisodeDataset` for what a subclass may change. None:
+        :class:`EpisodeDataset`. The input spaces that the encoder is compared
+        with are scored on default episodes either way. Models with a custom
+        class are not saved by :func:`save` (they need its code).
+    episodic_em : subclass of EpisodicEM or None, default=None
+        The EM variant that meta-training back-propagates through (an
+        ablation seam): the module class that ``fit`` builds as
+        ``episodic_em(encoder, n_way, n_em_iter=, tau=, b=, c=,
+        encoder_alpha=, autocast_dtype=, compile_em=)`` around the encoder;
+        see :class:`EpisodicEM` for what a subclass may change. None:
+        :class:`EpisodicEM`. ``fit`` of the classifier adapts with the
+        package's EM whatever the variant. Models with a custom class are not
+        saved by :func:`save`.
     callbacks : list of skorch callbacks or (str, callback) pairs, default=None
         Extra skorch callbacks of ``meta_fit``, e.g.
         ``skorch.callbacks.TensorBoard`` or an MLflow logger. They run after the
@@ -391,10 +413,9 @@ or torch.nn.Module, default="mlp"
     6
     """
 
-    #: Meta-training's episode module and episode datasets (hooks for ablations
-    #: that change them, e.g. ``benchmarks/omniglot_variants.py``).
-    _episodic_em = EpisodicEM
-    _episode_dataset = EpisodeDataset
+    #: The ablation seams: parameter -> the base class that a value must
+    #: subclass, and that None stands for.
+    _SEAMS = {"episodes": EpisodeDataset, "episodic_em": EpisodicEM}
 
     _parameter_constraints: dict = {
         "encoder": [
@@ -429,6 +450,8 @@ or torch.nn.Module, default="mlp"
         "mixed_precision": [StrOptions({"bf16", "fp16"}), Options(bool, {False})],
         "compile_em": ["boolean"],
         "random_state": ["random_state"],
+        "episodes": [type, None],
+        "episodic_em": [type, None],
         "callbacks": [list, None],
         "verbose": ["verbose"],
     }
@@ -465,6 +488,8 @@ or torch.nn.Module, default="mlp"
         mixed_precision=False,
         compile_em=False,
         random_state=None,
+        episodes=None,
+        episodic_em=None,
         callbacks=None,
         verbose=0,
     ):
@@ -497,6 +522,8 @@ or torch.nn.Module, default="mlp"
         self.mixed_precision = mixed_precision
         self.compile_em = compile_em
         self.random_state = random_state
+        self.episodes = episodes
+        self.episodic_em = episodic_em
         self.callbacks = callbacks
         self.verbose = verbose
 
@@ -562,8 +589,53 @@ or torch.nn.Module, default="mlp"
             params["random_state"] = "a random generator"  # its repr has an address
         if isinstance(self.encoder, torch.nn.Module):
             params["encoder"] = f"{type(self.encoder).__name__}: {self.encoder!r}"
-        params["class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        for name, base in self._SEAMS.items():
+            # the default seams leave the recipe as it was before they existed
+            if params[name] is None or params[name] is base:
+                del params[name]
+            elif isinstance(params[name], type):
+                params[name] = _qualified_name(params[name])
+        params["class"] = _qualified_name(type(self))
         return config_fingerprint(params, [])
+
+    def _seam(self, name):
+        """The class of the seam ``name`` (its base class for None), checked."""
+        base, cls = self._SEAMS[name], getattr(self, name)
+        if cls is None:
+            return base
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise TypeError(
+                f"{name} must be a subclass of sklearn_metaannot.{base.__name__} "
+                f"or None, got {cls!r}"
+            )
+        return cls
+
+    def build_encoder(self, n_features):
+        """A freshly initialised encoder module of this learner's architecture.
+
+        The module that :meth:`fit` meta-trains (``encoder``, ``embedding_dim``,
+        ``hidden_layer_sizes``, ``image_shape``, ``rank``), drawing its initial
+        weights from torch's global generator; a user module is deep-copied.
+        For baselines that train the same encoder another way.
+
+        Parameters
+        ----------
+        n_features : int
+            Number of (flattened) input features.
+
+        Returns
+        -------
+        torch.nn.Module
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_metaannot import MetaLearner
+        >>> learner = MetaLearner(embedding_dim=4, hidden_layer_sizes=(8,))
+        >>> learner.build_encoder(6)(torch.zeros(2, 6)).shape
+        torch.Size([2, 4])
+        """
+        return self._new_encoder(int(n_features), self.image_shape)
 
     def _meta_fingerprint(self, em_params, *arrays):
         """Identifies a meta-training run: a checkpoint resumes only the same one."""
@@ -751,9 +823,17 @@ or torch.nn.Module, default="mlp"
         em_params = check_em_params(em_params)
         X, y, sample_shape = self._check_source(X_source, y_source)
         self._check_device()
+        for name in self._SEAMS:
+            self._seam(name)
         # data-parallel under a launcher (accelerate launch): None for one process
         group = process_group(self.device)
         if group is not None:
+            if self._seam("episodes") is not EpisodeDataset:
+                raise ValueError(
+                    "episodes: a custom episode source is not supported in "
+                    "data-parallel meta-training (each process draws its share of "
+                    "the default episodes); meta-train it in one process"
+                )
             check_divisible(
                 group.world_size,
                 meta_batch_size=self.meta_batch_size,
@@ -838,9 +918,8 @@ or torch.nn.Module, default="mlp"
             pseudo_annotation=self.pseudo_annotation,
             **episode_kw,
         )
-        train_ds = self._episode_dataset(
-            train_sampler, self.episodes_per_epoch, seed_train
-        )
+        episodes = self._seam("episodes")
+        train_ds = episodes(train_sampler, self.episodes_per_epoch, seed_train)
         if group is not None:
             train_ds = ShardedEpisodeDataset(
                 train_ds, self.meta_batch_size, group.rank, group.world_size
@@ -857,9 +936,7 @@ or torch.nn.Module, default="mlp"
                 pseudo_annotation=True,
                 **episode_kw,
             )
-            val_ds = self._episode_dataset(
-                val_sampler, self.n_val_episodes, seed_val, fixed=True
-            )
+            val_ds = episodes(val_sampler, self.n_val_episodes, seed_val, fixed=True)
         return _Episodes(
             X_train,
             y_train,
@@ -914,7 +991,7 @@ or torch.nn.Module, default="mlp"
         with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(int(episodes.seed_torch))
             module = self._new_encoder(episodes.X_train.shape[1], image_shape)
-            episodic = self._episodic_em(
+            episodic = self._seam("episodic_em")(
                 module,
                 episodes.train_way,
                 n_em_iter=em_params["n_iter"],

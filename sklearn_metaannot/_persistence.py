@@ -54,6 +54,13 @@ def _parameter_types():
     return {"MetaLearner": MetaLearner}
 
 
+def _parameter_classes():
+    """Classes that may be parameter values (the package's default seams)."""
+    from ._meta import EpisodeDataset, EpisodicEM
+
+    return {cls.__name__: cls for cls in (EpisodeDataset, EpisodicEM)}
+
+
 def _package_version():
     from . import __version__
 
@@ -215,6 +222,16 @@ def _encode_params(model, encoder, key=""):
                 f"cannot save parameter {name}: a random generator; set it to an "
                 "int or None, or save the model with joblib.dump"
             )
+        if isinstance(value, type):
+            if _parameter_classes().get(value.__name__) is not value:
+                raise TypeError(
+                    f"cannot save parameter {name}: the class "
+                    f"{value.__module__}.{value.__qualname__} can only be rebuilt by "
+                    "running its code; save such a model with joblib.dump and load "
+                    "it only from trusted sources"
+                )
+            params[param] = {"type": "class", "name": value.__name__}
+            continue
         if isinstance(value, np.ndarray):
             value = value.tolist()  # array-like parameters come back as lists
         params[param] = encoder.encode(value, f"parameter {name}")
@@ -229,7 +246,8 @@ def save(model, path):
     ``tensors.safetensors`` (every array and the encoder weights). Loading it
     with :func:`load` parses JSON and safetensors only: a file from someone
     else cannot run code. Models whose parameters are not plain values (a
-    ``torch.nn.Module`` encoder, a ``RandomState``) are rejected with a
+    ``torch.nn.Module`` encoder, a ``RandomState``, a custom ``episodes`` or
+    ``episodic_em`` class of the :class:`MetaLearner`) are rejected with a
     TypeError; save those with ``joblib.dump``, for trusted use only.
 
     Parameters
@@ -367,6 +385,11 @@ class _Decoder:
             return RepresentationChoice(**fields)
         if kind == "meta_encoder":
             return self._meta_encoder(node)
+        if kind == "class":
+            classes = _parameter_classes()
+            if node.get("name") not in classes:
+                self.fail(f"unknown parameter class {node.get('name')!r}")
+            return classes[node["name"]]
         if kind == "estimator":
             types = _parameter_types()
             if node.get("class") not in types:

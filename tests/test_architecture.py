@@ -58,3 +58,114 @@ def test_imports_run_downwards_only():
         if name in layers and layers[name] < layers[path.stem]
     ]
     assert not upward, upward
+
+
+# -- the benchmarks use the public API only ------------------------------------
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+def _package_private_members():
+    """Private (``_x``, not dunder) names that the package's classes define."""
+    names = set()
+    for path in PACKAGE.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    names.add(item.name)
+                elif isinstance(item, ast.Assign | ast.AnnAssign):
+                    targets = (
+                        item.targets if isinstance(item, ast.Assign) else [item.target]
+                    )
+                    names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def _is_private_package_path(module):
+    parts = module.split(".")
+    return parts[0] == "sklearn_metaannot" and any(p.startswith("_") for p in parts)
+
+
+def _private_uses(path, private_members):
+    """What ``path`` uses of the package's private side, and of ``mock``."""
+    tree = ast.parse(path.read_text())
+    package_names = set()  # names bound by `from sklearn_metaannot... import`
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if _is_private_package_path(alias.name):
+                    found.append(f"{where} imports {alias.name}")
+                if alias.name.split(".")[0] == "mock" or alias.name.startswith(
+                    "unittest.mock"
+                ):
+                    found.append(f"{where} imports {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            module = node.module or ""
+            names = [alias.name for alias in node.names]
+            if module.split(".")[0] == "sklearn_metaannot":
+                package_names.update(a.asname or a.name for a in node.names)
+                private = [n for n in names if n.startswith("_")]
+                if _is_private_package_path(module) or private:
+                    found.append(f"{where} imports {module}: {names}")
+            if module in ("unittest", "unittest.mock", "mock") and (
+                module != "unittest" or "mock" in names
+            ):
+                found.append(f"{where} imports mock from {module}")
+        elif isinstance(node, ast.Attribute) and node.attr in private_members:
+            owner = node.value
+            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
+                found.append(f"{where} uses the private member .{node.attr}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            owner = node.value
+            if isinstance(owner, ast.Name) and owner.id in ("sklearn_metaannot",):
+                found.append(f"{where} uses sklearn_metaannot.{node.attr}")
+    for node in ast.walk(tree):
+        # subclasses of the package's classes that override their private hooks
+        if isinstance(node, ast.ClassDef) and any(
+            isinstance(b, ast.Name) and b.id in package_names for b in node.bases
+        ):
+            for item in node.body:
+                defined = []
+                if isinstance(item, ast.FunctionDef):
+                    defined = [item.name]
+                elif isinstance(item, ast.Assign):
+                    defined = [t.id for t in item.targets if isinstance(t, ast.Name)]
+                for name in defined:
+                    if name in private_members:
+                        found.append(
+                            f"{path.name}:{item.lineno} {node.name} overrides the "
+                            f"private hook {name}"
+                        )
+    return found
+
+
+def test_the_private_use_check_finds_what_it_must(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "import sklearn_metaannot._em\n"
+        "from sklearn_metaannot._meta import torch_threads\n"
+        "from sklearn_metaannot import _representation, MetaLearner\n"
+        "from unittest import mock\n"
+        "import unittest.mock\n"
+        "x = model._em_params()\n"
+        "class Hooked(MetaLearner):\n"
+        "    _SEAMS = {}\n"
+    )
+    found = _private_uses(bad, _package_private_members())
+    assert len(found) == 7, found
+
+
+def test_benchmarks_use_only_the_public_api():
+    """No private import, no private member of the package, no mock: what the
+    benchmarks need is public (issue 28, step 4)."""
+    private = _package_private_members()
+    found = [
+        use
+        for path in sorted(BENCHMARKS.glob("*.py"))
+        for use in _private_uses(path, private)
+    ]
+    assert not found, found

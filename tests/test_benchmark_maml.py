@@ -92,3 +92,23 @@ def test_mamv_and_mads_learn_new_classes_from_noisy_labels(maml_module, aggregat
         pred = clf.predict(query[:, None])
         accs.append(np.mean(pred == np.repeat(np.arange(4), 10)))
     assert np.mean(accs) >= 0.8
+
+
+def test_the_public_helpers_are_the_package_ones(maml_module):
+    """The benchmark's majority vote and encoder, built from the public API,
+    equal the package's private ones that it used to import."""
+    from sklearn_metaannot._em import majority_vote_init, one_hot_annotations
+    from sklearn_metaannot._encoders import Conv4Encoder
+
+    codes = np.array([[0, 1, 1], [2, -1, -1], [-1, -1, -1], [1, 1, 1]])
+    expected = majority_vote_init(one_hot_annotations(torch.as_tensor(codes), 3))
+    got = maml_module.soft_majority_vote(codes, 3)
+    assert got.dtype == expected.dtype and torch.equal(got, expected)
+    for shape in [(1, 28, 28), (1, 16, 16)]:
+        torch.manual_seed(0)
+        net = maml_module.MAML(image_shape=shape, n_way=3)._build()
+        torch.manual_seed(0)
+        reference = dict(Conv4Encoder(shape).named_parameters())
+        got = dict(net[0].named_parameters())
+        assert type(net[0]) is Conv4Encoder and got.keys() == reference.keys()
+        assert all(torch.equal(got[k], v) for k, v in reference.items())

@@ -194,7 +194,7 @@ def test_variant_study_runs_and_writes_its_outputs(omniglot, tmp_path):
         assert set(row["empty_class_rate"]) == {"1-shot", "3-shot", "5-shot"}
     spikes = results["gradient_spikes"]
     assert spikes["n_episodes"] == 4 and spikes["max"] >= spikes["median"] > 0
-    # the variants are subclasses with private hooks: no module is patched
+    # the variants go through the public seams of MetaLearner: nothing is patched
     import sklearn_metaannot._em as em
     import sklearn_metaannot._meta as meta
 
@@ -208,3 +208,25 @@ def test_unknown_variant_is_an_error(omniglot):
     variants = _load("omniglot_variants")
     with pytest.raises(ValueError, match="unknown variants"):
         variants.run(variants=["Ours", "bigger encoder"], write=False)
+
+
+def test_the_variants_em_is_the_em_of_fit():
+    """The empty-class counts run the EM of the model's adaptation settings
+    through the public EpisodicEM, as the private run_em did."""
+    import torch
+
+    from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
+    from sklearn_metaannot._em import one_hot_annotations, run_em
+
+    variants = _load("omniglot_variants")
+    model = MetaAnnotatorClassifier(
+        meta_learner=MetaLearner(n_way=3), n_em_iter=4, tau=0.2, b=3.0, c=[2, 1.5]
+    )
+    rng = np.random.default_rng(0)
+    U = torch.as_tensor(rng.normal(size=(1, 9, 2)))
+    codes = rng.integers(-1, 3, size=(9, 4))
+    got = variants._run_em(model, U, codes)
+    Y = one_hot_annotations(torch.as_tensor(codes)[None], 3).to(U.dtype)
+    expected = run_em(U, Y, **model._em_params())
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)

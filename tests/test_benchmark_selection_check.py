@@ -1,6 +1,8 @@
 """The replay of the per-task check in benchmarks/selection_check.py."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from benchmarks import selection_check as module
@@ -34,3 +36,35 @@ def test_replay_follows_the_rule_of_fit_for_each_default_unit_and_threshold():
     assert by["input", "items"]["z=1e+09"] == by["input", "items"]["never"] == 0.5
     # the right default stands
     assert by["meta", "annotations"]["z=1"] == 0.9
+
+
+def test_the_scores_use_the_folds_and_em_of_fit():
+    """The benchmark reads only public parameters; it must stay in step with
+    the private rules of ``fit`` (its fold seed and EM settings)."""
+    from sklearn_metaannot import MetaAnnotatorClassifier
+
+    for random_state in (None, 0, 7):
+        model = MetaAnnotatorClassifier(random_state=random_state, c=[3, 1.5])
+        assert module.fold_seed(model) == model._held_out_seed()
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 10)
+    U = y[:, None] * 2.0 + rng.normal(size=(20, 2))
+    codes = np.stack([y, y, rng.integers(0, 2, 20)]).T
+
+    rows, cols = np.nonzero(codes >= 0)
+    labels = SimpleNamespace(rows=rows, cols=cols, codes=codes[rows, cols])
+
+    from sklearn_metaannot._representation import N_FOLDS, held_out_agreement
+
+    got = module.held_out_scores(model, U, labels, 2, 3, score="match")
+    expected = held_out_agreement(
+        U,
+        (rows, cols, labels.codes),
+        2,
+        n_folds=N_FOLDS,
+        random_state=3,
+        by_item=True,
+        score="match",
+        **model._em_params(),
+    )
+    np.testing.assert_array_equal(got, expected)

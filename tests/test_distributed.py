@@ -12,11 +12,11 @@ import pytest
 import torch
 
 import sklearn_metaannot
+from benchmarks.distributed import cpu_launch_args
 from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
 from sklearn_metaannot._distributed import (
     ShardedEpisodeDataset,
     check_divisible,
-    cpu_launch_args,
     launched_world_size,
     process_group,
 )

@@ -65,11 +65,15 @@ def test_run_em_can_stop_the_gradient_through_the_responsibilities():
     )
 
 
-def test_meta_training_module_and_episodes_are_private_hooks():
+def test_the_ablation_seams_build_meta_trainings_module_and_episodes():
     import numpy as np
 
-    from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
-    from sklearn_metaannot._meta import EpisodeDataset, EpisodicEM
+    from sklearn_metaannot import (
+        EpisodeDataset,
+        EpisodicEM,
+        MetaAnnotatorClassifier,
+        MetaLearner,
+    )
 
     calls = set()
 
@@ -83,24 +87,22 @@ def test_meta_training_module_and_episodes_are_private_hooks():
             calls.add(("forward", self.training))
             return super().forward(*args, **kwargs)
 
-    class Hooked(MetaLearner):
-        _episodic_em = Module
-        _episode_dataset = Episodes
-
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(9), 10)
     X = rng.normal(size=(90, 4)) + np.eye(9, 4)[y]
     model = MetaAnnotatorClassifier(
-        meta_learner=Hooked(
+        meta_learner=MetaLearner(
             n_way=3,
             n_shot=1,
             n_query=2,
             n_episodes=4,
             episodes_per_epoch=4,
             n_val_episodes=2,
+            episodes=Episodes,
+            episodic_em=Module,
         )
     )
-    model.meta_fit(X, y)  # through a clone of the learner, of the same class
+    model.meta_fit(X, y)  # through a fresh learner with the same parameters
     assert calls == {
         ("episodes", False),
         ("episodes", True),

@@ -15,6 +15,8 @@ from sklearn.base import BaseEstimator, clone
 import sklearn_metaannot
 from sklearn_metaannot import (
     DawidSkene,
+    EpisodeDataset,
+    EpisodicEM,
     MetaAnnotatorClassifier,
     MetaLearner,
     MetaLearningWarning,
@@ -166,6 +168,9 @@ NON_DEFAULT = {
     "head_penalty": 3.0,
     "n_threads": 1,
     "random_state": 3,
+    # the package's own seams round-trip; a custom class cannot be saved
+    "episodes": EpisodeDataset,
+    "episodic_em": EpisodicEM,
 }
 #: Parameters that meta_fit cannot use here (no GPU, no compiler needed) or
 #: that the residual encoder ignores: set on the fitted model.
