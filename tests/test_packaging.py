@@ -23,12 +23,14 @@ def test_license_is_an_spdx_expression(pyproject):
     assert "setuptools>=77" in pyproject["build-system"]["requires"]
 
 
-def test_test_extra_is_lean_and_ci_installs_interop(pyproject):
+def test_test_extra_is_lean_and_ci_installs_interop_and_peers(pyproject):
     extras = pyproject["project"]["optional-dependencies"]
     heavy = ("crowd-kit", "accelerate")  # transformers, nltk, pyarrow, hf hub
-    assert not [r for r in extras["test"] if r.startswith(heavy)]
+    peers = ("cleanlab", "scikit-activeml")  # the learning curve's other packages
+    assert not [r for r in extras["test"] if r.startswith(heavy + peers)]
     assert sorted(r.split(">")[0] for r in extras["interop"]) == sorted(heavy)
-    assert '".[test,interop]"' in (REPO / ".ci" / "run").read_text()
+    assert sorted(r.split(">")[0] for r in extras["peers"]) == sorted(peers)
+    assert '".[test,interop,peers]"' in (REPO / ".ci" / "run").read_text()
 
 
 def test_docs_describe_the_current_defaults():
