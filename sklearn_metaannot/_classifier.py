@@ -169,6 +169,19 @@ default="auto"
         the task, ``head_penalty / 2`` times the squared distance of its
         weights and biases from it; the data term is a sum over the items, so
         the pull weakens as items are added.
+    feature_weight : "auto" or float in (0, 1], default="auto"
+        Temperature of the features' prediction: ``predict_proba`` is
+        proportional to ``p(t | x) ** feature_weight`` (the same predicted
+        class), and below 1 the posteriors of the training items
+        (``sample_posterior_``) and the confusion matrices are re-estimated
+        with it, the class-probability model unchanged. 1 is the paper's
+        model. "auto" chooses it per task: the weight under which the features
+        best predict held-out crowd labels (through the annotators' confusion
+        matrices; no gold labels) when it clearly beats 1, else 1 (and 1 below
+        2 labelled items per class). Features that are not a good metric make
+        a unit-variance prototype model overconfident, so that it overrules
+        the annotators in the posteriors; a smaller weight lets the labels
+        speak (towards Dawid-Skene on the labels alone).
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out folds of ``representation="auto"`` (None: folds in
         turn, deterministic) and, when ``meta_learner`` has none, meta-training.
@@ -186,6 +199,15 @@ default="auto"
     head_scores_ : dict
         With ``head="auto"``: each candidate's mean held-out agreement with
         the crowd labels (NaN when the task was too small to check; empty
+        otherwise).
+    feature_weight_ : float
+        The temperature of the features' prediction in this fit
+        (``feature_weight``).
+    feature_weight_scores_ : dict
+        With ``feature_weight="auto"``: each candidate weight's mean held-out
+        score of an item's crowd labels (minus their Brier score under the
+        tempered features' prediction), keyed by the weight with 4
+        significant digits (NaN when the task was too small to check; empty
         otherwise).
     coef_, intercept_ : ndarray of shape (n_classes, M) and (n_classes,)
         The linear head (``head="linear"`` only):
@@ -283,6 +305,7 @@ default="auto"
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
         "head": [StrOptions({*HEADS, "auto"})],
         "head_penalty": [Interval(Real, 0, None, closed="neither")],
+        "feature_weight": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="right")],
         "random_state": ["random_state"],
     }
 
@@ -299,6 +322,7 @@ default="auto"
         representation="auto",
         head="prototype",
         head_penalty=1.0,
+        feature_weight="auto",
         random_state=None,
     ):
         self.meta_learner = meta_learner
@@ -311,6 +335,7 @@ default="auto"
         self.representation = representation
         self.head = head
         self.head_penalty = head_penalty
+        self.feature_weight = feature_weight
         self.random_state = random_state
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -575,6 +600,18 @@ sparse matrix or CrowdLabelMatrix
                 em_params=em_params,
                 seed=seed,
             )
+            self.feature_weight_, self.feature_weight_scores_ = (
+                _representation.decide_feature_weight(
+                    self.feature_weight,
+                    U,
+                    labels,
+                    len(classes),
+                    em_params=em_params,
+                    seed=seed,
+                    head=self.head_,
+                    head_penalty=self.head_penalty,
+                )
+            )
             res = _fit_task(
                 U,
                 (labels.rows, labels.cols, labels.codes),
@@ -584,6 +621,7 @@ sparse matrix or CrowdLabelMatrix
                 prior_counts=history,
                 head=self.head_,
                 head_penalty=self.head_penalty,
+                feature_weight=self.feature_weight_,
                 **em_params,
             )
         self.classes_ = classes
@@ -698,6 +736,7 @@ sparse matrix or CrowdLabelMatrix
                 torch.from_numpy(np.log(self.class_prior_)),
                 None if coef is None else torch.from_numpy(coef),
                 None if intercept is None else torch.from_numpy(intercept),
+                getattr(self, "feature_weight_", 1.0),
             )
         return log_proba.numpy()
 

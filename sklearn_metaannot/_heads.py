@@ -13,6 +13,16 @@ task's label triplets, and both predict a new item from its embedding alone.
   The head starts at the prototype solution of the same task and is pulled
   back to it by the penalty ``head_penalty / 2 * (|W - W0|^2 + |b - b0|^2)``:
   with few items it stays the paper's model, with many the data move it.
+
+Both take a ``feature_weight`` ``beta`` in (0, 1], the temperature of the
+features' prediction: ``p_beta(t = k | u)`` is proportional to ``p(t = k |
+u) ** beta`` (the same most probable class). Below 1, the posteriors of the
+training items are re-estimated with it, Dawid-Skene style with the features'
+tempered prediction as each item's prior, while the class-probability model
+keeps what the EM fitted. ``fit`` chooses it per task from held-out crowd
+labels (:func:`~sklearn_metaannot._representation.decide_feature_weight`): a
+unit-variance prototype model of features that are not a good metric is
+overconfident, and would overrule the annotators in the posteriors.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -50,6 +60,8 @@ class TaskFit:
         Prototypes (of the prototype EM that the head starts from).
     coef, intercept : Tensor of shape (K, M) and (K,), or None
         The linear head; None for the prototype model.
+    feature_weight : float
+        Temperature of the features' prediction (:func:`head_log_proba`).
     """
 
     lam: torch.Tensor
@@ -58,17 +70,25 @@ class TaskFit:
     mu: torch.Tensor
     coef: torch.Tensor | None = None
     intercept: torch.Tensor | None = None
+    feature_weight: float = 1.0
 
     def log_proba(self, U):
         """Log class probabilities of items from their embeddings, (n, K)."""
-        return head_log_proba(U, self.mu, self.log_pi, self.coef, self.intercept)
+        return head_log_proba(
+            U, self.mu, self.log_pi, self.coef, self.intercept, self.feature_weight
+        )
 
 
-def head_log_proba(U, mu, log_pi, coef=None, intercept=None):
-    """Log class probabilities from the features alone (paper Eq. 8, or the head)."""
+def head_log_proba(U, mu, log_pi, coef=None, intercept=None, feature_weight=1.0):
+    """Log class probabilities from the features alone (paper Eq. 8, or the
+    head), tempered by ``feature_weight``: ``log_softmax(beta * log p)``."""
     if coef is None:
-        return predict_log_proba(U[None], mu[None], log_pi[None])[0]
-    return torch.log_softmax(U @ coef.T + intercept, dim=-1)
+        log_p = predict_log_proba(U[None], mu[None], log_pi[None])[0]
+    else:
+        log_p = torch.log_softmax(U @ coef.T + intercept, dim=-1)
+    if feature_weight == 1.0:
+        return log_p
+    return torch.log_softmax(feature_weight * log_p, dim=-1)
 
 
 def prototype_head(mu, log_pi):
@@ -129,6 +149,7 @@ def fit_task(
     c=1.0,
     gold=None,
     prior_counts=None,
+    feature_weight=1.0,
 ):
     """EM of a task with the class-probability model ``head``.
 
@@ -146,6 +167,11 @@ def fit_task(
         As :func:`~sklearn_metaannot._em.run_em_sparse`; the linear head runs
         ``n_iter`` rounds (head and confusion M-steps, E-step) after the
         prototype EM, then a final M-step.
+    feature_weight : float, default=1.0
+        Temperature of the features' prediction. Below 1, after the EM, the
+        posteriors and the confusion matrices are re-estimated in ``n_iter``
+        rounds with the class-probability model fixed:
+        ``lam_n ~ p(t | u_n) ** feature_weight * prod_r A^r[t, y_n^r]``.
 
     Returns
     -------
@@ -165,12 +191,13 @@ def fit_task(
         gold=gold,
         prior_counts=prior_counts,
     )
-    if head == "prototype":
-        return TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
-    if head != "linear":
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     item, annotator, label = (torch.as_tensor(t) for t in (item, annotator, label))
     em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
+    if head == "prototype":
+        fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
+        return _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em)
+    if head != "linear":
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
     coef, intercept, lam = coef0, intercept0, res.lam
     for _ in range(n_iter):
@@ -185,4 +212,24 @@ def fit_task(
         U, lam, coef, intercept, coef0, intercept0, head_penalty
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
-    return TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
+    fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
+    return _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em)
+
+
+def _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em):
+    """``fit`` with the features' prediction tempered by ``feature_weight``: the
+    posteriors and confusion matrices re-estimated by ``n_iter`` rounds of
+    Dawid-Skene whose item priors are the tempered predictions (``fit``'s model
+    of the classes unchanged); ``fit`` itself at 1."""
+    if feature_weight == 1.0:
+        return fit
+    fit.feature_weight = feature_weight
+    prior = fit.log_proba(U)
+    lam, n_annotators = fit.lam, fit.log_A.shape[0]
+    for _ in range(max(n_iter, 1)):
+        _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+        logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
+        lam = pin_gold(torch.softmax(logits, dim=-1), gold)
+    _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+    fit.lam = lam
+    return fit
