@@ -320,8 +320,8 @@ default="auto"
         c=DEFAULT_EM_PARAMS["c"],
         history_weight=1.0,
         representation="auto",
-        head="prototype",
-        head_penalty=1.0,
+        head="auto",
+        head_penalty=10.0,
         feature_weight="auto",
         random_state=None,
     ):
@@ -591,26 +591,20 @@ sparse matrix or CrowdLabelMatrix
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
             U = self._embed(X)
-            self.head_, self.head_scores_ = _representation.decide_head(
+            (
+                self.head_,
+                self.feature_weight_,
+                self.head_scores_,
+                self.feature_weight_scores_,
+            ) = _representation.decide_model(
                 self.head,
+                self.feature_weight,
                 U,
                 labels,
                 len(classes),
                 head_penalty=self.head_penalty,
                 em_params=em_params,
                 seed=seed,
-            )
-            self.feature_weight_, self.feature_weight_scores_ = (
-                _representation.decide_feature_weight(
-                    self.feature_weight,
-                    U,
-                    labels,
-                    len(classes),
-                    em_params=em_params,
-                    seed=seed,
-                    head=self.head_,
-                    head_penalty=self.head_penalty,
-                )
             )
             res = _fit_task(
                 U,

@@ -20,7 +20,7 @@ u) ** beta`` (the same most probable class). Below 1, the posteriors of the
 training items are re-estimated with it, Dawid-Skene style with the features'
 tempered prediction as each item's prior, while the class-probability model
 keeps what the EM fitted. ``fit`` chooses it per task from held-out crowd
-labels (:func:`~sklearn_metaannot._representation.decide_feature_weight`): a
+labels (:func:`~sklearn_metaannot._representation.decide_model`): a
 unit-variance prototype model of features that are not a good metric is
 overconfident, and would overrule the annotators in the posteriors.
 """
@@ -169,8 +169,8 @@ def fit_task(
         prototype EM, then a final M-step.
     feature_weight : float, default=1.0
         Temperature of the features' prediction. Below 1, after the EM, the
-        posteriors and the confusion matrices are re-estimated in ``n_iter``
-        rounds with the class-probability model fixed:
+        posteriors and the confusion matrices are re-estimated until they
+        settle, with the class-probability model fixed:
         ``lam_n ~ p(t | u_n) ** feature_weight * prod_r A^r[t, y_n^r]``.
 
     Returns
@@ -195,7 +195,7 @@ def fit_task(
     em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
     if head == "prototype":
         fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
-        return _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em)
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
     if head != "linear":
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
@@ -213,23 +213,31 @@ def fit_task(
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
-    return _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em)
+    return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
 
 
-def _temper(fit, U, item, annotator, label, feature_weight, n_iter, gold, em):
+#: Rounds of the posteriors' re-estimation at a feature weight below 1: at most
+#: this many, until no posterior moves by more than ``TEMPER_TOL`` (the features'
+#: term is fixed, so a round costs one pass over the labels).
+TEMPER_ROUNDS, TEMPER_TOL = 50, 1e-5
+
+
+def _temper(fit, U, item, annotator, label, feature_weight, gold, em):
     """``fit`` with the features' prediction tempered by ``feature_weight``: the
-    posteriors and confusion matrices re-estimated by ``n_iter`` rounds of
-    Dawid-Skene whose item priors are the tempered predictions (``fit``'s model
-    of the classes unchanged); ``fit`` itself at 1."""
+    posteriors and confusion matrices re-estimated by Dawid-Skene whose item
+    priors are the tempered predictions, from ``fit``'s posteriors until they
+    settle (``fit``'s model of the classes unchanged); ``fit`` itself at 1."""
     if feature_weight == 1.0:
         return fit
     fit.feature_weight = feature_weight
     prior = fit.log_proba(U)
     lam, n_annotators = fit.lam, fit.log_A.shape[0]
-    for _ in range(max(n_iter, 1)):
+    for _ in range(TEMPER_ROUNDS):
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
-        lam = pin_gold(torch.softmax(logits, dim=-1), gold)
+        lam, previous = pin_gold(torch.softmax(logits, dim=-1), gold), lam
+        if (lam - previous).abs().max() <= TEMPER_TOL:
+            break
     _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit.lam = lam
     return fit

@@ -685,48 +685,6 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
     return RepresentationChoice(space, default, reason, means, candidates)
 
 
-def decide_head(
-    head, U, labels, n_classes, *, head_penalty, em_params, seed, feature_weight=1.0
-):
-    """The class-probability model of a task: ``head``, or with ``"auto"`` the
-    linear head when the task's held-out crowd labels clearly prefer it.
-
-    The same per-item held-out agreement, folds, ``MIN_Z`` and chance floor as
-    the choice of the latent space (:func:`decide`), in the chosen space ``U``;
-    the prototype model is the default, and stays below ``MIN_ITEMS_PER_CLASS``
-    labelled items per class. Both candidates use the prototype model's
-    ``feature_weight`` (:func:`decide_feature_weight`).
-
-    Returns
-    -------
-    head : str
-        "prototype" or "linear".
-    scores : dict of str to float
-        Mean held-out agreement of each candidate (empty unless ``"auto"``;
-        NaN when the task is too small to check).
-    """
-    if head != "auto":
-        return head, {}
-    candidates = ("prototype", "linear")
-    if _too_few_labelled(labels, n_classes):
-        return "prototype", dict.fromkeys(candidates, float("nan"))
-    scores = {
-        name: _task_agreement(
-            U,
-            labels,
-            n_classes,
-            seed,
-            em_params,
-            head=name,
-            head_penalty=head_penalty,
-            feature_weight=feature_weight,
-        )
-        for name in candidates
-    }
-    chosen = _clear_winner(scores, "prototype", n_classes)
-    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}
-
-
 # -- the weight of the features in the posteriors -----------------------------------
 
 #: The candidate temperatures of the features' prediction in the posteriors
@@ -827,40 +785,69 @@ def held_out_label_score(
     return out
 
 
-def decide_feature_weight(
-    feature_weight, U, labels, n_classes, *, em_params, seed, **model
+def decide_model(
+    head, feature_weight, U, labels, n_classes, *, head_penalty, em_params, seed
 ) -> tuple:
-    """The temperature of the features' prediction in the posteriors of a
-    task: ``feature_weight``, or with ``"auto"`` the weight under which the
-    features best predict held-out crowd labels
-    (:func:`held_out_label_score`, the folds of ``seed``, the task's
-    ``head`` and ``head_penalty`` in ``model``), when it clearly beats 1
-    (``MIN_Z`` standard errors, paired over items); else 1, the paper's model,
-    which also stays below ``MIN_ITEMS_PER_CLASS`` labelled items per class.
+    """The class-probability model of a task and the temperature of its
+    features' prediction in the posteriors: the one decision of ``fit`` after
+    the latent space.
+
+    ``head`` and ``feature_weight`` are the parameters. A named head and a
+    number are used as given. Otherwise the evidence is the held-out score of
+    each candidate head at each candidate weight (:func:`held_out_label_score`,
+    minus a Brier score: proper, so that heads of different confidence compare
+    fairly; the folds of ``seed``, the same for every candidate, in the chosen
+    space ``U``). Each head's weight is the best one when it clearly beats 1
+    (``MIN_Z`` standard errors, paired over items), else 1; with ``"auto"``
+    the linear head replaces the prototypes when its score at its weight
+    clearly beats theirs at theirs. Below ``MIN_ITEMS_PER_CLASS`` labelled
+    items per class nothing is checked: the prototypes, weight 1.
 
     Returns
     -------
+    head : str
+        "prototype" or "linear".
     weight : float
-    scores : dict of str to float
-        Mean held-out score per item (minus the Brier score of its crowd
-        labels, :func:`held_out_label_score`) of each candidate weight, keyed
-        by the weight written with 4 significant digits (``"0.7071"``; empty
-        unless ``"auto"``; NaN when the task is too small to check).
+    head_scores : dict of str to float
+        With ``head="auto"``: each head's mean held-out score at its weight
+        (NaN when the task is too small to check; else empty).
+    weight_scores : dict of str to float
+        With ``feature_weight="auto"``: the chosen head's mean held-out score
+        at each candidate weight, keyed by the weight written with 4
+        significant digits (``"0.7071"``; NaN when the task is too small to
+        check; else empty).
     """
-    if feature_weight != "auto":
-        return float(feature_weight), {}
+    heads = ("prototype", "linear") if head == "auto" else (head,)
+    weights = FEATURE_WEIGHTS if feature_weight == "auto" else (float(feature_weight),)
+
+    def keyed(values):
+        return {f"{w:.4g}": float(v) for w, v in zip(weights, values)}
+
+    head_nan = dict.fromkeys(heads, float("nan")) if head == "auto" else {}
+    weight_nan = keyed([float("nan")] * len(weights)) if len(weights) > 1 else {}
+    if len(heads) == 1 and len(weights) == 1:
+        return head, weights[0], {}, {}
     if _too_few_labelled(labels, n_classes):
-        return 1.0, {f"{w:.4g}": float("nan") for w in FEATURE_WEIGHTS}
-    L = held_out_label_score(
-        U,
-        (labels.rows, labels.cols, labels.codes),
-        n_classes,
-        FEATURE_WEIGHTS,
-        n_folds=N_FOLDS,
-        random_state=seed,
-        **model,
-        **em_params,
+        return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
+    at_weight, weight_of, means = {}, {}, {}
+    for name in heads:
+        S = held_out_label_score(
+            U,
+            (labels.rows, labels.cols, labels.codes),
+            n_classes,
+            weights,
+            n_folds=N_FOLDS,
+            random_state=seed,
+            head=name,
+            head_penalty=head_penalty,
+            **em_params,
+        )
+        w = choose_representation(dict(zip(weights, S.T)), weights[0], min_z=MIN_Z)
+        weight_of[name], at_weight[name] = w, S[:, weights.index(w)]
+        means[name] = S.mean(axis=0)
+    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)
+    head_scores = (
+        {h: float(v.mean()) for h, v in at_weight.items()} if head == "auto" else {}
     )
-    scores = dict(zip(FEATURE_WEIGHTS, L.T))
-    chosen = choose_representation(scores, FEATURE_WEIGHTS[0], min_z=MIN_Z)
-    return float(chosen), {f"{w:.4g}": float(v.mean()) for w, v in scores.items()}
+    weight_scores = keyed(means[chosen]) if len(weights) > 1 else {}
+    return chosen, float(weight_of[chosen]), head_scores, weight_scores
