@@ -220,8 +220,8 @@ def fit_task(
 
 
 #: Rounds of the posteriors' re-estimation at a feature weight below 1: at most
-#: this many, until no posterior moves by more than ``TEMPER_TOL`` (the features'
-#: term is fixed, so a round costs one pass over the labels).
+#: this many, until the posteriors move by no more than ``TEMPER_TOL`` on average
+#: (the features' term is fixed, so a round costs one pass over the labels).
 TEMPER_ROUNDS, TEMPER_TOL = 50, 1e-5
 
 
@@ -239,7 +239,7 @@ def _temper(fit, U, item, annotator, label, feature_weight, gold, em):
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
         lam, previous = pin_gold(torch.softmax(logits, dim=-1), gold), lam
-        if (lam - previous).abs().max() <= TEMPER_TOL:
+        if (lam - previous).abs().mean() <= TEMPER_TOL:
             break
     _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit.lam = lam

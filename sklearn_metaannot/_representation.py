@@ -691,6 +691,32 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
 #: (``p(t | x) ** weight``): 1, the paper's model, down to 1/64, close to the
 #: annotators' labels alone, in steps of sqrt(2).
 FEATURE_WEIGHTS = tuple(2.0 ** (-j / 2) for j in range(13))
+#: The head and weight check of a larger task runs on this many of its labelled
+#: items (drawn with the folds' seed): its standard errors are then a fraction of
+#: a point, and its cost stops growing with the task (every candidate head is
+#: fitted once per fold). The fitted models are fitted on fewer items than the
+#: final one, which leans the check towards the simpler model and the smaller
+#: weight.
+MAX_CHECK_ITEMS = 4000
+
+
+def _check_sample(U, labels, seed):
+    """``U`` and the label triplets of at most ``MAX_CHECK_ITEMS`` labelled items
+    (all of them in a smaller task; drawn with ``seed``, evenly spaced without),
+    items renumbered."""
+    rows, cols, codes = labels.rows, labels.cols, labels.codes
+    labelled = np.unique(rows)
+    if labelled.size <= MAX_CHECK_ITEMS:
+        return U, (rows, cols, codes)
+    if seed is None:  # deterministic, as the folds: evenly spaced items
+        keep = labelled[np.linspace(0, labelled.size - 1, MAX_CHECK_ITEMS).astype(int)]
+    else:
+        rng = np.random.default_rng([seed, 29])
+        keep = np.sort(rng.choice(labelled, MAX_CHECK_ITEMS, replace=False))
+    new = np.full(len(U), -1)
+    new[keep] = np.arange(keep.size)
+    mask = new[rows] >= 0
+    return U[keep], (new[rows[mask]], cols[mask], codes[mask])
 
 
 def held_out_label_score(
@@ -801,7 +827,8 @@ def decide_model(
     (``MIN_Z`` standard errors, paired over items), else 1; with ``"auto"``
     the linear head replaces the prototypes when its score at its weight
     clearly beats theirs at theirs. Below ``MIN_ITEMS_PER_CLASS`` labelled
-    items per class nothing is checked: the prototypes, weight 1.
+    items per class nothing is checked: the prototypes, weight 1. Above
+    ``MAX_CHECK_ITEMS`` labelled items the check runs on that many of them.
 
     Returns
     -------
@@ -830,10 +857,11 @@ def decide_model(
     if _too_few_labelled(labels, n_classes):
         return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
     at_weight, weight_of, means = {}, {}, {}
+    U, triplets = _check_sample(U, labels, seed)
     for name in heads:
         S = held_out_label_score(
             U,
-            (labels.rows, labels.cols, labels.codes),
+            triplets,
             n_classes,
             weights,
             n_folds=N_FOLDS,
