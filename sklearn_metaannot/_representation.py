@@ -811,6 +811,19 @@ def held_out_label_score(
     return out
 
 
+def _one_standard_error(S):
+    """The first column of ``S`` (items x candidates, the largest weight first)
+    whose paired deficit to the best column's mean is at most one standard
+    error: the one-standard-error rule (Breiman et al., 1984), which keeps the
+    features' weight as high as the evidence allows."""
+    best = S[:, int(np.argmax(S.mean(axis=0)))]
+    for j in range(S.shape[1]):
+        diff = best - S[:, j]
+        if diff.mean() <= diff.std(ddof=1) / np.sqrt(diff.size):
+            return j
+    return int(np.argmax(S.mean(axis=0)))
+
+
 def decide_model(
     head, feature_weight, U, labels, n_classes, *, head_penalty, em_params, seed
 ) -> tuple:
@@ -823,8 +836,10 @@ def decide_model(
     each candidate head at each candidate weight (:func:`held_out_label_score`,
     minus a Brier score: proper, so that heads of different confidence compare
     fairly; the folds of ``seed``, the same for every candidate, in the chosen
-    space ``U``). Each head's weight is the best one when it clearly beats 1
-    (``MIN_Z`` standard errors, paired over items), else 1; with ``"auto"``
+    space ``U``). Each head's weight is the largest one within a standard
+    error of the best (the one-standard-error rule: a flat score keeps the
+    features' weight high) when it clearly beats 1 (``MIN_Z`` standard errors,
+    paired over items), else 1; with ``"auto"``
     the linear head replaces the prototypes when its score at its weight
     clearly beats theirs at theirs. Below ``MIN_ITEMS_PER_CLASS`` labelled
     items per class nothing is checked: the prototypes, weight 1. Above
@@ -870,7 +885,10 @@ def decide_model(
             head_penalty=head_penalty,
             **em_params,
         )
-        w = choose_representation(dict(zip(weights, S.T)), weights[0], min_z=MIN_Z)
+        w = weights[_one_standard_error(S)]
+        w = choose_representation(
+            {weights[0]: S[:, 0], w: S[:, weights.index(w)]}, weights[0], min_z=MIN_Z
+        )
         weight_of[name], at_weight[name] = w, S[:, weights.index(w)]
         means[name] = S.mean(axis=0)
     chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)
