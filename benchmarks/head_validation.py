@@ -51,6 +51,7 @@ CANDIDATES = {
     "prototype, weight auto": {"head": "prototype"},
     "linear, penalty 1": {"head": "linear", "head_penalty": 1.0},
     "linear, penalty 10": {"head": "linear", "head_penalty": 10.0},
+    "mlp, penalty 10": {"head": "mlp", "head_penalty": 10.0},
     "auto, penalty 1": {"head": "auto", "head_penalty": 1.0},
     "auto, penalty 10": {"head": "auto", "head_penalty": 10.0},
 }

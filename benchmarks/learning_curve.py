@@ -99,6 +99,11 @@ for _penalty in (1.0, 10.0):
             representation="input", head="linear", head_penalty=p
         )
     )
+METHODS.add("mlp_10", "MLP head (input), penalty 10", record=_train_labels)(
+    lambda ctx, seed: MetaAnnotatorClassifier(
+        representation="input", head="mlp", head_penalty=10.0
+    )
+)
 for _penalty in (1.0, 10.0):
     METHODS.add(
         f"default_linear_{_penalty:g}",
@@ -132,7 +137,7 @@ DATASETS = {
 #: The data sets where the prototypes' metric is wrong (the issue's targets).
 ANISOTROPIC = ("anisotropic", "gaussian")
 #: The candidates for "ours" in the target check, and the baselines they face.
-CANDIDATES = ("default", "previous_default", "linear_1", "linear_10")
+CANDIDATES = ("default", "previous_default", "linear_1", "linear_10", "mlp_10")
 CANDIDATES += ("default_linear_1", "default_linear_10")
 BASELINES = ("lrds", "lrmv", "prototype")
 
@@ -574,6 +579,7 @@ _STYLES = {
     "prototype": {"lw": 1.4, "marker": "s", "color": "C0", "ls": ":"},
     "linear_1": {"lw": 1.8, "marker": "^", "color": "C2"},
     "previous_default": {"lw": 1.6, "marker": "v", "color": "C3", "ls": "--"},
+    "mlp_10": {"lw": 1.6, "marker": "P", "color": "C4"},
     "linear_10": {"lw": 1.2, "marker": "<", "color": "C2", "ls": ":", "alpha": 0.8},
     "default_linear_1": {"lw": 2.0, "marker": "D", "color": "C1"},
     "default_linear_10": {"lw": 1.2, "marker": "d", "color": "C1", "ls": ":"},

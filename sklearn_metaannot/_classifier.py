@@ -42,6 +42,10 @@ _META_VIEWS = {
 }
 
 
+#: The fitted residual layer of the MLP head: ``V relu(G u + g)``.
+_HIDDEN = ("hidden_coef_", "hidden_intercept_", "hidden_out_")
+
+
 def _fit_task(U, labels, n_classes, n_annotators, gold=None, prior_counts=None, **kw):
     """:func:`~sklearn_metaannot._heads.fit_task` on numpy inputs (float64, CPU).
 
@@ -209,6 +213,11 @@ default="auto"
         tempered features' prediction), keyed by the weight with 4
         significant digits (NaN when the task was too small to check; empty
         otherwise).
+    hidden_coef_, hidden_intercept_, hidden_out_ : ndarray of shape \
+(n_hidden, M), (n_hidden,) and (n_classes, n_hidden)
+        The residual layer of the MLP head (``head="mlp"`` only), added to the
+        linear head's logits: ``hidden_out_ @ relu(hidden_coef_ @ u(x) +
+        hidden_intercept_)``.
     coef_, intercept_ : ndarray of shape (n_classes, M) and (n_classes,)
         The linear head (``head="linear"`` only):
         ``p(t = k | x) = softmax_k(coef_[k] . u(x) + intercept_[k])``.
@@ -623,11 +632,14 @@ sparse matrix or CrowdLabelMatrix
         self.class_prior_ = res.log_pi.exp().numpy()
         self.annotator_confusion_ = res.log_A.exp().numpy()
         self.sample_posterior_ = res.lam.numpy()
+        names = ("coef_", "intercept_", *_HIDDEN)
+        for name in names:  # from an earlier fit with another head
+            vars(self).pop(name, None)
         if res.coef is not None:
             self.coef_, self.intercept_ = res.coef.numpy(), res.intercept.numpy()
-        else:
-            for name in ("coef_", "intercept_"):  # from an earlier linear fit
-                vars(self).pop(name, None)
+        if res.hidden is not None:
+            for name, value in zip(_HIDDEN, res.hidden):
+                setattr(self, name, value.numpy())
         self.n_annotators_ = labels.n_annotators
         self.annotators_ = annotators
         self.annotator_n_labels_, self.annotator_accuracy_ = labels.label_accuracy(
@@ -723,6 +735,9 @@ sparse matrix or CrowdLabelMatrix
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
         coef, intercept = (getattr(self, n, None) for n in ("coef_", "intercept_"))
+        hidden = None
+        if hasattr(self, _HIDDEN[0]):
+            hidden = tuple(torch.from_numpy(getattr(self, n)) for n in _HIDDEN)
         with torch_threads(1):
             log_proba = head_log_proba(
                 torch.from_numpy(np.ascontiguousarray(self._embed(X))),
@@ -731,6 +746,7 @@ sparse matrix or CrowdLabelMatrix
                 None if coef is None else torch.from_numpy(coef),
                 None if intercept is None else torch.from_numpy(intercept),
                 getattr(self, "feature_weight_", 1.0),
+                hidden,
             )
         return log_proba.numpy()
 

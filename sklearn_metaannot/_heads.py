@@ -41,7 +41,10 @@ from ._em import (
 )
 
 #: The class-probability models of ``fit``.
-HEADS = ("prototype", "linear")
+HEADS = ("prototype", "linear", "mlp")
+#: Hidden units of the MLP head's residual layer, and the L2 penalty on that
+#: layer's weights (per item, as scikit-learn's ``MLPClassifier(alpha=...)``).
+MLP_HIDDEN, MLP_ALPHA = 64, 1.0
 
 
 @dataclass
@@ -62,6 +65,9 @@ class TaskFit:
         The linear head; None for the prototype model.
     feature_weight : float
         Temperature of the features' prediction (:func:`head_log_proba`).
+    hidden : (Tensor (H, M), Tensor (H,), Tensor (K, H)) or None
+        The MLP head's residual layer ``V relu(G u + g)`` added to the linear
+        head's logits; None for the other models.
     """
 
     lam: torch.Tensor
@@ -71,24 +77,42 @@ class TaskFit:
     coef: torch.Tensor | None = None
     intercept: torch.Tensor | None = None
     feature_weight: float = 1.0
+    hidden: tuple | None = None
 
     def log_proba(self, U):
         """Log class probabilities of items from their embeddings, (n, K)."""
         return head_log_proba(
-            U, self.mu, self.log_pi, self.coef, self.intercept, self.feature_weight
+            U,
+            self.mu,
+            self.log_pi,
+            self.coef,
+            self.intercept,
+            self.feature_weight,
+            self.hidden,
         )
 
 
-def head_log_proba(U, mu, log_pi, coef=None, intercept=None, feature_weight=1.0):
+def head_log_proba(
+    U, mu, log_pi, coef=None, intercept=None, feature_weight=1.0, hidden=None
+):
     """Log class probabilities from the features alone (paper Eq. 8, or the
     head), tempered by ``feature_weight``: ``log_softmax(beta * log p)``."""
     if coef is None:
         log_p = predict_log_proba(U[None], mu[None], log_pi[None])[0]
     else:
-        log_p = torch.log_softmax(U @ coef.T + intercept, dim=-1)
+        log_p = torch.log_softmax(_head_logits(U, coef, intercept, hidden), dim=-1)
     if feature_weight == 1.0:
         return log_p
     return torch.log_softmax(feature_weight * log_p, dim=-1)
+
+
+def _head_logits(U, coef, intercept, hidden=None):
+    """Logits of the linear head, plus the MLP head's residual layer."""
+    logits = U @ coef.T + intercept
+    if hidden is not None:
+        G, g, V = hidden
+        logits = logits + torch.relu(U @ G.T + g) @ V.T
+    return logits
 
 
 def prototype_head(mu, log_pi):
@@ -199,6 +223,11 @@ def fit_task(
     if head == "prototype":
         fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
         return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+    if head == "mlp":
+        fit = _fit_mlp_task(
+            U, item, annotator, label, res, head_penalty, n_iter, gold, em
+        )
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
     if head != "linear":
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
@@ -217,6 +246,66 @@ def fit_task(
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
     return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+
+
+def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
+    """M-step of the MLP head: ``params = [W, b, G, g, V]``, logits ``W u + b +
+    V relu(G u + g)``; minimises the soft cross-entropy plus ``penalty / 2``
+    times the squared distance of ``(W, b)`` from the prototype solution
+    ``theta0`` and ``alpha / 2`` times the squared hidden weights, by L-BFGS."""
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    n = max(len(U), 1)
+    W0, b0 = theta0
+
+    def closure():
+        optimizer.zero_grad()
+        W, b, G, g, V = params
+        log_p = torch.log_softmax(_head_logits(U, W, b, (G, g, V)), dim=-1)
+        loss = -(lam * log_p).sum()
+        loss = loss + 0.5 * penalty * (
+            (W - W0).square().sum() + (b - b0).square().sum()
+        )
+        loss = (loss + 0.5 * alpha * (G.square().sum() + V.square().sum())) / n
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return [p.detach() for p in params]
+
+
+def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em):
+    """The discriminative EM of the MLP head: the linear head plus a residual
+    hidden layer whose output weights start at zero, so that it starts at the
+    prototype solution of the task, as the linear head (hidden weights drawn
+    from a fixed seed: ``fit`` stays deterministic)."""
+    K, M = res.mu.shape
+    coef0, intercept0 = prototype_head(res.mu, res.log_pi)
+    generator = torch.Generator().manual_seed(0)
+    G = torch.randn(MLP_HIDDEN, M, generator=generator, dtype=U.dtype) / M**0.5
+    params = [coef0, intercept0, G, U.new_zeros(MLP_HIDDEN), U.new_zeros(K, MLP_HIDDEN)]
+    lam, n_annotators = res.lam, res.log_A.shape[0]
+    for _ in range(n_iter):
+        params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+        _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+        logits = torch.log_softmax(
+            _head_logits(U, params[0], params[1], params[2:]), dim=-1
+        )
+        logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
+        lam = pin_gold(torch.softmax(logits, dim=-1), gold)
+    params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+    _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+    W, b, G, g, V = params
+    return TaskFit(lam, log_A, log_pi, res.mu, W, b, hidden=(G, g, V))
 
 
 #: Rounds of the posteriors' re-estimation at a feature weight below 1: at most

@@ -687,6 +687,9 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
 
 # -- the weight of the features in the posteriors -----------------------------------
 
+#: The candidates of ``head="auto"``, the default first.
+AUTO_HEADS = ("prototype", "linear", "mlp")
+
 #: The candidate temperatures of the features' prediction in the posteriors
 #: (``p(t | x) ** weight``): 1, the paper's model, down to 1/64, close to the
 #: annotators' labels alone, in steps of sqrt(2).
@@ -859,7 +862,7 @@ def decide_model(
         significant digits (``"0.7071"``; NaN when the task is too small to
         check; else empty).
     """
-    heads = ("prototype", "linear") if head == "auto" else (head,)
+    heads = AUTO_HEADS if head == "auto" else (head,)
     weights = FEATURE_WEIGHTS if feature_weight == "auto" else (float(feature_weight),)
 
     def keyed(values):
