@@ -353,6 +353,14 @@ MUTATIONS = [
         k="auto",
     ),
     Mutation(
+        "predict_ignores_the_mlp_layer",
+        CLS,
+        "            hidden = tuple(torch.from_numpy(getattr(self, n)) for n in _HIDDEN)",
+        "            hidden = None",
+        (T + "test_heads.py",),
+        k="mlp",
+    ),
+    Mutation(
         "feature_weight_never_below_one",
         SEL,
         "        w = choose_representation(dict(zip(weights, S.T)), weights[0], "

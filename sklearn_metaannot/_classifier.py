@@ -157,22 +157,27 @@ default="auto"
         space ``meta_fit`` found best on validation tasks ("input" without
         validation or without ``meta_fit``), unless the task's held-out crowd
         labels clearly prefer another (see the user guide; no gold labels).
-    head : {"prototype", "linear", "auto"}, default="prototype"
+    head : {"prototype", "linear", "mlp", "auto"}, default="auto"
         The class-probability model fitted with the annotators' confusion
         matrices: "prototype", the paper's isotropic class prototypes (Eqs.
         6-8); "linear", a softmax head on the latent space, fitted by EM on
         the posterior-weighted items, started at the prototype solution and
         pulled back to it by ``head_penalty`` (ours: a model that grows with
         the data, for features that are not a good metric; see the user
-        guide); "auto", per task, the linear head when the task's held-out
-        crowd labels clearly prefer it to the prototypes (as for
-        ``representation="auto"``; no gold labels), else the prototypes. The
-        latent space is chosen with the prototype model either way.
-    head_penalty : float, default=1.0
-        Strength of the linear head's pull towards the prototype solution of
-        the task, ``head_penalty / 2`` times the squared distance of its
-        weights and biases from it; the data term is a sum over the items, so
-        the pull weakens as items are added.
+        guide); "mlp", the linear head plus a residual hidden layer (64 ReLU
+        units, output weights started at zero, L2 penalty 1 per item), for
+        classes that no linear rule separates; "auto", per task, the model
+        whose features best predict the task's held-out crowd labels (a
+        proper score, each model at its best ``feature_weight``; no gold
+        labels) when it clearly beats the prototypes, else the prototypes,
+        which also stay below 2 labelled items per class. The latent space is
+        chosen with the prototype model either way. The default was chosen on
+        validation tasks (``benchmarks/head_validation.py``).
+    head_penalty : float, default=10.0
+        Strength of the linear (and MLP) head's pull towards the prototype
+        solution of the task, ``head_penalty / 2`` times the squared distance
+        of its weights and biases from it; the data term is a sum over the
+        items, so the pull weakens as items are added.
     feature_weight : "auto" or float in (0, 1], default="auto"
         Temperature of the features' prediction: ``predict_proba`` is
         proportional to ``p(t | x) ** feature_weight`` (the same predicted
@@ -199,11 +204,12 @@ default="auto"
     class_prior_ : ndarray of shape (n_classes,)
         Estimated class prior.
     head_ : str
-        The class-probability model of this fit ("prototype" or "linear").
+        The class-probability model of this fit ("prototype", "linear" or
+        "mlp").
     head_scores_ : dict
-        With ``head="auto"``: each candidate's mean held-out agreement with
-        the crowd labels (NaN when the task was too small to check; empty
-        otherwise).
+        With ``head="auto"``: each candidate's mean held-out score of the crowd
+        labels at its feature weight (minus a Brier score; NaN when the task
+        was too small to check; empty otherwise).
     feature_weight_ : float
         The temperature of the features' prediction in this fit
         (``feature_weight``).
@@ -215,11 +221,11 @@ default="auto"
         otherwise).
     hidden_coef_, hidden_intercept_, hidden_out_ : ndarray of shape \
 (n_hidden, M), (n_hidden,) and (n_classes, n_hidden)
-        The residual layer of the MLP head (``head="mlp"`` only), added to the
+        The residual layer of the MLP head (``head_`` "mlp" only), added to the
         linear head's logits: ``hidden_out_ @ relu(hidden_coef_ @ u(x) +
         hidden_intercept_)``.
     coef_, intercept_ : ndarray of shape (n_classes, M) and (n_classes,)
-        The linear head (``head="linear"`` only):
+        The linear head (``head_`` "linear" or "mlp"):
         ``p(t = k | x) = softmax_k(coef_[k] . u(x) + intercept_[k])``.
     annotator_confusion_ : ndarray of shape (n_annotators, n_classes, n_classes)
         Estimated confusion matrices, ``[r, k, l] = p(annotator r says l | true
