@@ -66,7 +66,16 @@ def _train_labels(est) -> dict:
     if hasattr(est, "labels_"):  # AggregateThenClassify: the aggregator's labels
         return {"train_labels": np.asarray(est.labels_)}
     labels = est.classes_[np.argmax(est.sample_posterior_, axis=1)]
-    return {"train_labels": labels, "representation": est.representation_}
+    return {
+        "train_labels": labels,
+        "representation": est.representation_,
+        "head": est.head_,
+        "feature_weight": float(est.feature_weight_),
+    }
+
+
+#: The paper's model: prototypes, the features at full weight.
+PAPER = {"head": "prototype", "feature_weight": 1.0}
 
 
 #: The methods; ``build(context, seed)`` (no context is needed).
@@ -74,10 +83,15 @@ METHODS = harness.Methods()
 METHODS.add("default", "Default (MetaAnnotatorClassifier())", record=_train_labels)(
     lambda ctx, seed: MetaAnnotatorClassifier(random_state=seed)
 )
+METHODS.add(
+    "previous_default",
+    "Previous default (head='prototype', feature_weight=1)",
+    record=_train_labels,
+)(lambda ctx, seed: MetaAnnotatorClassifier(random_state=seed, **PAPER))
 METHODS.add("prototype", "Prototype EM (input)", record=_train_labels)(
-    lambda ctx, seed: MetaAnnotatorClassifier(representation="input")
+    lambda ctx, seed: MetaAnnotatorClassifier(representation="input", **PAPER)
 )
-for _penalty in (1.0, 0.1, 10.0):
+for _penalty in (1.0, 10.0):
     METHODS.add(
         f"linear_{_penalty:g}",
         f"Linear head (input), penalty {_penalty:g}",
@@ -87,7 +101,12 @@ for _penalty in (1.0, 0.1, 10.0):
             representation="input", head="linear", head_penalty=p
         )
     )
-for _penalty in (1.0, 0.1, 10.0):
+METHODS.add("mlp_10", "MLP head (input), penalty 10", record=_train_labels)(
+    lambda ctx, seed: MetaAnnotatorClassifier(
+        representation="input", head="mlp", head_penalty=10.0
+    )
+)
+for _penalty in (1.0, 10.0):
     METHODS.add(
         f"default_linear_{_penalty:g}",
         f"Default with head='linear', penalty {_penalty:g}",
@@ -97,9 +116,6 @@ for _penalty in (1.0, 0.1, 10.0):
             head="linear", head_penalty=p, random_state=seed
         )
     )
-METHODS.add("default_auto", "Default with head='auto'", record=_train_labels)(
-    lambda ctx, seed: MetaAnnotatorClassifier(head="auto", random_state=seed)
-)
 METHODS.add("lrmv", "LR + MV", record=_train_labels)(
     lambda ctx, seed: AggregateThenClassify(
         MajorityVote(random_state=seed), random_state=seed
@@ -130,8 +146,8 @@ DATASETS = {
 #: The data sets where the prototypes' metric is wrong (the issue's targets).
 ANISOTROPIC = ("anisotropic", "gaussian")
 #: The candidates for "ours" in the target check, and the baselines they face.
-CANDIDATES = ("default", "linear_1", "linear_0.1", "linear_10")
-CANDIDATES += ("default_linear_1", "default_linear_0.1", "default_linear_10")
+CANDIDATES = ("default", "previous_default", "linear_1", "linear_10", "mlp_10")
+CANDIDATES += ("default_linear_1", "default_linear_10")
 BASELINES = ("lrds", "lrmv", "prototype")
 
 
@@ -292,9 +308,10 @@ def evaluate_dataset(cfg, name) -> dict | None:
             "accuracy": harness.column(rows),
             "train_accuracy": harness.column(rows, "train_accuracy"),
             "seconds": harness.column(rows, "seconds"),
-            "representation": harness.column(
-                [r for r in rows if "representation" in r], "representation"
-            ),
+            **{
+                key: harness.column([r for r in rows if key in r], key)
+                for key in ("representation", "head", "feature_weight")
+            },
             "wall_seconds": timer.seconds,
         }
         acc = out["sizes"][str(size)]["accuracy"]
@@ -342,6 +359,14 @@ def summarize(cfg, raw) -> dict:
                 "chosen": {
                     m: {c: v.count(c) / len(v) for c in sorted(set(v))}
                     for m, v in s["representation"].items()
+                },
+                # older result files have neither
+                "heads": {
+                    m: {c: v.count(c) / len(v) for c in sorted(set(v))}
+                    for m, v in s.get("head", {}).items()
+                },
+                "feature_weight": {
+                    m: float(np.mean(v)) for m, v in s.get("feature_weight", {}).items()
                 },
             }
             for size, s in res["sizes"].items()
@@ -473,18 +498,27 @@ def tables(results) -> list:
     body = [
         [name, labels[m], size]
         + [", ".join(f"{c} {f:.0%}" for c, f in d["chosen"][m].items())]
+        + [", ".join(f"{c} {f:.0%}" for c, f in d.get("heads", {}).get(m, {}).items())]
+        + [f"{d['feature_weight'][m]:.3f}" if m in d.get("feature_weight", {}) else ""]
         for name, sizes in summary.items()
         for m in labels
-        if m == "default"  # head="linear" chooses with the prototypes: the same
+        if m == "default"
         for size, d in sizes.items()
         if m in d["chosen"]
     ]
     if body:
         parts.append(
             harness.Table(
-                "## Latent spaces chosen by the default (representation='auto')",
+                "## What the default chose (latent space, head, feature weight)",
                 None,
-                ["data", "method", "size", "chosen (fraction of repetitions)"],
+                [
+                    "data",
+                    "method",
+                    "size",
+                    "latent space (fraction of repetitions)",
+                    "head (fraction of repetitions)",
+                    "feature weight (mean)",
+                ],
                 body,
             )
         )
@@ -555,10 +589,10 @@ _STYLES = {
     "default": {"lw": 2.4, "marker": "o", "color": "C3"},
     "prototype": {"lw": 1.4, "marker": "s", "color": "C0", "ls": ":"},
     "linear_1": {"lw": 1.8, "marker": "^", "color": "C2"},
-    "linear_0.1": {"lw": 1.2, "marker": "v", "color": "C2", "ls": "--", "alpha": 0.8},
+    "previous_default": {"lw": 1.6, "marker": "v", "color": "C3", "ls": "--"},
+    "mlp_10": {"lw": 1.6, "marker": "P", "color": "C4"},
     "linear_10": {"lw": 1.2, "marker": "<", "color": "C2", "ls": ":", "alpha": 0.8},
     "default_linear_1": {"lw": 2.0, "marker": "D", "color": "C1"},
-    "default_linear_0.1": {"lw": 1.2, "marker": "d", "color": "C1", "ls": "--"},
     "default_linear_10": {"lw": 1.2, "marker": "d", "color": "C1", "ls": ":"},
     "lrmv": {"lw": 1.3, "marker": ".", "color": "0.45"},
     "lrds": {"lw": 1.3, "marker": "x", "color": "k"},

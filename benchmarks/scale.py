@@ -94,6 +94,9 @@ METHODS = harness.Methods()
 METHODS.add("fit", "MetaAnnotatorClassifier.fit (input)")(
     lambda context, seed: MetaAnnotatorClassifier(representation="input")
 )
+METHODS.add("fit_linear", "MetaAnnotatorClassifier.fit (input, head='linear')")(
+    lambda context, seed: MetaAnnotatorClassifier(representation="input", head="linear")
+)
 METHODS.add("ours_ds", "DawidSkene (ours)")(
     lambda context, seed: DawidSkene(random_state=seed)
 )
@@ -132,7 +135,7 @@ def measure(crowd, method, config):
         if method == "crowdkit_ds":
             pred = est.fit_predict(data).sort_index().to_numpy()
             return pred, len(est.loss_history_)
-        if method == "fit":
+        if method in ("fit", "fit_linear"):
             return est.fit(X, data).sample_posterior_.argmax(axis=1), est.n_em_iter
         return est.fit(data).probas_.argmax(axis=1), getattr(est, "n_iter_", None)
 

@@ -339,19 +339,43 @@ MUTATIONS = [
     Mutation(
         "auto_head_always_linear",
         SEL,
-        "    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}",
-        '    return "linear", {name: float(np.mean(v)) for name, v in scores.items()}',
+        "    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)",
+        "    chosen = heads[-1]",
         (T + "test_heads.py",),
         k="auto",
     ),
     Mutation(
         "auto_head_never_linear",
         SEL,
-        "    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}",
-        '    return "prototype", '
-        "{name: float(np.mean(v)) for name, v in scores.items()}",
+        "    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)",
+        "    chosen = heads[0]",
         (T + "test_heads.py",),
         k="auto",
+    ),
+    Mutation(
+        "predict_ignores_the_mlp_layer",
+        CLS,
+        "            hidden = tuple(torch.from_numpy(getattr(self, n)) for n in _HIDDEN)",
+        "            hidden = None",
+        (T + "test_heads.py",),
+        k="mlp",
+    ),
+    Mutation(
+        "feature_weight_never_below_one",
+        SEL,
+        "        w = choose_representation(dict(zip(weights, S.T)), weights[0], "
+        "min_z=MIN_Z)",
+        "        w = weights[0]",
+        (T + "test_heads.py",),
+        k="feature_weight",
+    ),
+    Mutation(
+        "tempered_posteriors_not_kept",
+        P + "_heads.py",
+        "    fit.lam = lam\n",
+        "    fit.lam = fit.lam\n",
+        (T + "test_heads.py",),
+        k="feature_weight",
     ),
     # -- crowd labels (_crowd_labels.py, _validation.py) --------------------------
     Mutation(

@@ -13,6 +13,16 @@ task's label triplets, and both predict a new item from its embedding alone.
   The head starts at the prototype solution of the same task and is pulled
   back to it by the penalty ``head_penalty / 2 * (|W - W0|^2 + |b - b0|^2)``:
   with few items it stays the paper's model, with many the data move it.
+
+Both take a ``feature_weight`` ``beta`` in (0, 1], the temperature of the
+features' prediction: ``p_beta(t = k | u)`` is proportional to ``p(t = k |
+u) ** beta`` (the same most probable class). Below 1, the posteriors of the
+training items are re-estimated with it, Dawid-Skene style with the features'
+tempered prediction as each item's prior, while the class-probability model
+keeps what the EM fitted. ``fit`` chooses it per task from held-out crowd
+labels (:func:`~sklearn_metaannot._representation.decide_model`): a
+unit-variance prototype model of features that are not a good metric is
+overconfident, and would overrule the annotators in the posteriors.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -31,7 +41,10 @@ from ._em import (
 )
 
 #: The class-probability models of ``fit``.
-HEADS = ("prototype", "linear")
+HEADS = ("prototype", "linear", "mlp")
+#: Hidden units of the MLP head's residual layer, and the L2 penalty on that
+#: layer's weights (per item, as scikit-learn's ``MLPClassifier(alpha=...)``).
+MLP_HIDDEN, MLP_ALPHA = 64, 1.0
 
 
 @dataclass
@@ -50,6 +63,11 @@ class TaskFit:
         Prototypes (of the prototype EM that the head starts from).
     coef, intercept : Tensor of shape (K, M) and (K,), or None
         The linear head; None for the prototype model.
+    feature_weight : float
+        Temperature of the features' prediction (:func:`head_log_proba`).
+    hidden : (Tensor (H, M), Tensor (H,), Tensor (K, H)) or None
+        The MLP head's residual layer ``V relu(G u + g)`` added to the linear
+        head's logits; None for the other models.
     """
 
     lam: torch.Tensor
@@ -58,17 +76,43 @@ class TaskFit:
     mu: torch.Tensor
     coef: torch.Tensor | None = None
     intercept: torch.Tensor | None = None
+    feature_weight: float = 1.0
+    hidden: tuple | None = None
 
     def log_proba(self, U):
         """Log class probabilities of items from their embeddings, (n, K)."""
-        return head_log_proba(U, self.mu, self.log_pi, self.coef, self.intercept)
+        return head_log_proba(
+            U,
+            self.mu,
+            self.log_pi,
+            self.coef,
+            self.intercept,
+            self.feature_weight,
+            self.hidden,
+        )
 
 
-def head_log_proba(U, mu, log_pi, coef=None, intercept=None):
-    """Log class probabilities from the features alone (paper Eq. 8, or the head)."""
+def head_log_proba(
+    U, mu, log_pi, coef=None, intercept=None, feature_weight=1.0, hidden=None
+):
+    """Log class probabilities from the features alone (paper Eq. 8, or the
+    head), tempered by ``feature_weight``: ``log_softmax(beta * log p)``."""
     if coef is None:
-        return predict_log_proba(U[None], mu[None], log_pi[None])[0]
-    return torch.log_softmax(U @ coef.T + intercept, dim=-1)
+        log_p = predict_log_proba(U[None], mu[None], log_pi[None])[0]
+    else:
+        log_p = torch.log_softmax(_head_logits(U, coef, intercept, hidden), dim=-1)
+    if feature_weight == 1.0:
+        return log_p
+    return torch.log_softmax(feature_weight * log_p, dim=-1)
+
+
+def _head_logits(U, coef, intercept, hidden=None):
+    """Logits of the linear head, plus the MLP head's residual layer."""
+    logits = U @ coef.T + intercept
+    if hidden is not None:
+        G, g, V = hidden
+        logits = logits + torch.relu(U @ G.T + g) @ V.T
+    return logits
 
 
 def prototype_head(mu, log_pi):
@@ -80,12 +124,17 @@ def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=30):
     """M-step of the head: penalised softmax regression on soft labels ``lam``.
 
     Minimises ``-sum_n sum_k lam_nk log softmax(W u_n + b)_k + penalty / 2 *
-    (|W - W0|^2 + |b - b0|^2)`` (convex) by L-BFGS from ``(coef, intercept)``.
+    (|W - W0|^2 + |b - b0|^2)`` (convex) by L-BFGS from ``(coef, intercept)``,
+    with its gradient written out (``(softmax - lam)^T [U, 1]`` plus the pull):
+    two matrix products per evaluation and no autograd graph.
     """
-    W = coef.detach().clone().requires_grad_(True)
-    bias = intercept.detach().clone().requires_grad_(True)
+    ones = U.new_ones(len(U), 1)
+    Ua = torch.cat([U, ones], dim=1)  # the bias as a last feature
+    theta0 = torch.cat([coef0, intercept0[:, None]], dim=1)
+    theta = torch.cat([coef, intercept[:, None]], dim=1).detach().clone()
+    theta.requires_grad_(True)
     optimizer = torch.optim.LBFGS(
-        [W, bias],
+        [theta],
         lr=1.0,
         max_iter=max_iter,
         tolerance_grad=1e-7,
@@ -93,24 +142,22 @@ def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=30):
         history_size=20,
         line_search_fn="strong_wolfe",
     )
-
+    # divided by the number of items: the same minimum, and L-BFGS's
+    # tolerances become relative to the task's size
     n = max(len(U), 1)
+    mass = lam.sum(dim=1, keepdim=True)
 
     def closure():
-        optimizer.zero_grad()
-        log_p = torch.log_softmax(U @ W.T + bias, dim=-1)
-        # divided by the number of items: the same minimum, and L-BFGS's
-        # tolerances become relative to the task's size
-        loss = -(lam * log_p).sum() + 0.5 * penalty * (
-            (W - coef0).square().sum() + (bias - intercept0).square().sum()
-        )
-        loss = loss / n
-        loss.backward()
+        with torch.no_grad():
+            diff = theta - theta0
+            log_p = torch.log_softmax(Ua @ theta.T, dim=-1)
+            loss = (-(lam * log_p).sum() + 0.5 * penalty * diff.square().sum()) / n
+            theta.grad = ((log_p.exp() * mass - lam).T @ Ua + penalty * diff) / n
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
-    return W.detach(), bias.detach()
+    optimizer.step(closure)
+    theta = theta.detach()
+    return theta[:, :-1].contiguous(), theta[:, -1].contiguous()
 
 
 def fit_task(
@@ -129,6 +176,7 @@ def fit_task(
     c=1.0,
     gold=None,
     prior_counts=None,
+    feature_weight=1.0,
 ):
     """EM of a task with the class-probability model ``head``.
 
@@ -146,6 +194,11 @@ def fit_task(
         As :func:`~sklearn_metaannot._em.run_em_sparse`; the linear head runs
         ``n_iter`` rounds (head and confusion M-steps, E-step) after the
         prototype EM, then a final M-step.
+    feature_weight : float, default=1.0
+        Temperature of the features' prediction. Below 1, after the EM, the
+        posteriors and the confusion matrices are re-estimated until they
+        settle, with the class-probability model fixed:
+        ``lam_n ~ p(t | u_n) ** feature_weight * prod_r A^r[t, y_n^r]``.
 
     Returns
     -------
@@ -165,12 +218,18 @@ def fit_task(
         gold=gold,
         prior_counts=prior_counts,
     )
-    if head == "prototype":
-        return TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
-    if head != "linear":
-        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     item, annotator, label = (torch.as_tensor(t) for t in (item, annotator, label))
     em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
+    if head == "prototype":
+        fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+    if head == "mlp":
+        fit = _fit_mlp_task(
+            U, item, annotator, label, res, head_penalty, n_iter, gold, em
+        )
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+    if head != "linear":
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
     coef, intercept, lam = coef0, intercept0, res.lam
     for _ in range(n_iter):
@@ -185,4 +244,92 @@ def fit_task(
         U, lam, coef, intercept, coef0, intercept0, head_penalty
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
-    return TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
+    fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
+    return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+
+
+def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
+    """M-step of the MLP head: ``params = [W, b, G, g, V]``, logits ``W u + b +
+    V relu(G u + g)``; minimises the soft cross-entropy plus ``penalty / 2``
+    times the squared distance of ``(W, b)`` from the prototype solution
+    ``theta0`` and ``alpha / 2`` times the squared hidden weights, by L-BFGS."""
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    optimizer = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+    n = max(len(U), 1)
+    W0, b0 = theta0
+
+    def closure():
+        optimizer.zero_grad()
+        W, b, G, g, V = params
+        log_p = torch.log_softmax(_head_logits(U, W, b, (G, g, V)), dim=-1)
+        loss = -(lam * log_p).sum()
+        loss = loss + 0.5 * penalty * (
+            (W - W0).square().sum() + (b - b0).square().sum()
+        )
+        loss = (loss + 0.5 * alpha * (G.square().sum() + V.square().sum())) / n
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return [p.detach() for p in params]
+
+
+def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em):
+    """The discriminative EM of the MLP head: the linear head plus a residual
+    hidden layer whose output weights start at zero, so that it starts at the
+    prototype solution of the task, as the linear head (hidden weights drawn
+    from a fixed seed: ``fit`` stays deterministic)."""
+    K, M = res.mu.shape
+    coef0, intercept0 = prototype_head(res.mu, res.log_pi)
+    generator = torch.Generator().manual_seed(0)
+    G = torch.randn(MLP_HIDDEN, M, generator=generator, dtype=U.dtype) / M**0.5
+    params = [coef0, intercept0, G, U.new_zeros(MLP_HIDDEN), U.new_zeros(K, MLP_HIDDEN)]
+    lam, n_annotators = res.lam, res.log_A.shape[0]
+    for _ in range(n_iter):
+        params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+        _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+        logits = torch.log_softmax(
+            _head_logits(U, params[0], params[1], params[2:]), dim=-1
+        )
+        logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
+        lam = pin_gold(torch.softmax(logits, dim=-1), gold)
+    params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+    _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+    W, b, G, g, V = params
+    return TaskFit(lam, log_A, log_pi, res.mu, W, b, hidden=(G, g, V))
+
+
+#: Rounds of the posteriors' re-estimation at a feature weight below 1: at most
+#: this many, until the posteriors move by no more than ``TEMPER_TOL`` on average
+#: (the features' term is fixed, so a round costs one pass over the labels).
+TEMPER_ROUNDS, TEMPER_TOL = 50, 1e-5
+
+
+def _temper(fit, U, item, annotator, label, feature_weight, gold, em):
+    """``fit`` with the features' prediction tempered by ``feature_weight``: the
+    posteriors and confusion matrices re-estimated by Dawid-Skene whose item
+    priors are the tempered predictions, from ``fit``'s posteriors until they
+    settle (``fit``'s model of the classes unchanged); ``fit`` itself at 1."""
+    if feature_weight == 1.0:
+        return fit
+    fit.feature_weight = feature_weight
+    prior = fit.log_proba(U)
+    lam, n_annotators = fit.lam, fit.log_A.shape[0]
+    for _ in range(TEMPER_ROUNDS):
+        _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+        logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
+        lam, previous = pin_gold(torch.softmax(logits, dim=-1), gold), lam
+        if (lam - previous).abs().mean() <= TEMPER_TOL:
+            break
+    _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+    fit.lam = lam
+    return fit

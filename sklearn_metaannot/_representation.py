@@ -224,36 +224,22 @@ of shape (n_samples, n_annotators)
     if score not in ("probability", "match"):
         raise ValueError(f"score must be 'probability' or 'match', got {score!r}")
     rows, cols, codes = (np.asarray(a, dtype=np.int64) for a in labels)
-    n_annotators = int(cols.max()) + 1 if cols.size else 0
     labelled = np.unique(rows)
     if labelled.size < 2:
         return np.empty(0)
-    n_folds = min(n_folds, labelled.size)
-    if random_state is None:
-        folds = [labelled[i::n_folds] for i in range(n_folds)]
-    else:
-        order = np.random.default_rng(random_state).permutation(labelled)
-        folds = np.array_split(order, n_folds)
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
     N = U.shape[0]
     scores, items = [], []
-    for fold in folds:
-        hidden = np.zeros(N, dtype=bool)
-        hidden[fold] = True
-        train = np.flatnonzero(~hidden)
-        new_index = np.cumsum(~hidden) - 1  # item -> row in the training task
-        kept = ~hidden[rows]
-        res = fit_task(
-            U[train],
-            torch.from_numpy(new_index[rows[kept]]),
-            torch.from_numpy(cols[kept]),
-            torch.from_numpy(codes[kept]),
-            n_classes,
-            n_annotators,
-            head=head,
-            head_penalty=head_penalty,
-            **em_params,
-        )
+    for fold, kept, res in _fold_fits(
+        U,
+        (rows, cols, codes),
+        n_classes,
+        n_folds,
+        random_state,
+        head=head,
+        head_penalty=head_penalty,
+        **em_params,
+    ):
         log_proba = res.log_proba(U[fold])
         position = np.full(N, -1)
         position[fold] = np.arange(len(fold))
@@ -271,6 +257,42 @@ of shape (n_samples, n_annotators)
     return np.bincount(index, scores, labelled.size) / np.bincount(
         index, None, labelled.size
     )
+
+
+def _fold_fits(U, labels, n_classes, n_folds, random_state, **fit_params):
+    """For each fold of the labelled items: ``(fold, kept, fit)``, the fold's
+    items, the mask of the labels not hidden, and the task fitted without the
+    fold's labels and items (:func:`~sklearn_metaannot._heads.fit_task`).
+
+    The folds of :func:`held_out_agreement` (its ``n_folds`` and
+    ``random_state``); at least two labelled items.
+    """
+    rows, cols, codes = labels
+    n_annotators = int(cols.max()) + 1 if cols.size else 0
+    labelled = np.unique(rows)
+    n_folds = min(n_folds, labelled.size)
+    if random_state is None:
+        folds = [labelled[i::n_folds] for i in range(n_folds)]
+    else:
+        order = np.random.default_rng(random_state).permutation(labelled)
+        folds = np.array_split(order, n_folds)
+    N = U.shape[0]
+    for fold in folds:
+        hidden = np.zeros(N, dtype=bool)
+        hidden[fold] = True
+        train = np.flatnonzero(~hidden)
+        new_index = np.cumsum(~hidden) - 1  # item -> row in the training task
+        kept = ~hidden[rows]
+        res = fit_task(
+            U[train],
+            torch.from_numpy(new_index[rows[kept]]),
+            torch.from_numpy(cols[kept]),
+            torch.from_numpy(codes[kept]),
+            n_classes,
+            n_annotators,
+            **fit_params,
+        )
+        yield fold, kept, res
 
 
 def _z(diff):
@@ -663,33 +685,218 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
     return RepresentationChoice(space, default, reason, means, candidates)
 
 
-def decide_head(head, U, labels, n_classes, *, head_penalty, em_params, seed):
-    """The class-probability model of a task: ``head``, or with ``"auto"`` the
-    linear head when the task's held-out crowd labels clearly prefer it.
+# -- the weight of the features in the posteriors -----------------------------------
 
-    The same per-item held-out agreement, folds, ``MIN_Z`` and chance floor as
-    the choice of the latent space (:func:`decide`), in the chosen space ``U``;
-    the prototype model is the default, and stays below ``MIN_ITEMS_PER_CLASS``
-    labelled items per class.
+#: The candidates of ``head="auto"``, the default first.
+AUTO_HEADS = ("prototype", "linear", "mlp")
+
+#: The candidate temperatures of the features' prediction in the posteriors
+#: (``p(t | x) ** weight``): 1, the paper's model, down to 1/64, close to the
+#: annotators' labels alone, in steps of sqrt(2).
+FEATURE_WEIGHTS = tuple(2.0 ** (-j / 2) for j in range(13))
+#: The head and weight check of a larger task runs on this many of its labelled
+#: items (drawn with the folds' seed): its standard errors are then a fraction of
+#: a point, and its cost stops growing with the task (every candidate head is
+#: fitted once per fold). The fitted models are fitted on fewer items than the
+#: final one, which leans the check towards the simpler model and the smaller
+#: weight.
+MAX_CHECK_ITEMS = 4000
+
+
+def _check_sample(U, labels, seed):
+    """``U`` and the label triplets of at most ``MAX_CHECK_ITEMS`` labelled items
+    (all of them in a smaller task; drawn with ``seed``, evenly spaced without),
+    items renumbered."""
+    rows, cols, codes = labels.rows, labels.cols, labels.codes
+    labelled = np.unique(rows)
+    if labelled.size <= MAX_CHECK_ITEMS:
+        return U, (rows, cols, codes)
+    if seed is None:  # deterministic, as the folds: evenly spaced items
+        keep = labelled[np.linspace(0, labelled.size - 1, MAX_CHECK_ITEMS).astype(int)]
+    else:
+        rng = np.random.default_rng([seed, 29])
+        keep = np.sort(rng.choice(labelled, MAX_CHECK_ITEMS, replace=False))
+    new = np.full(len(U), -1)
+    new[keep] = np.arange(keep.size)
+    mask = new[rows] >= 0
+    return U[keep], (new[rows[mask]], cols[mask], codes[mask])
+
+
+def held_out_label_score(
+    U,
+    labels,
+    n_classes,
+    weights=FEATURE_WEIGHTS,
+    *,
+    n_folds=5,
+    random_state=None,
+    **fit_params,
+) -> np.ndarray:
+    """How well the tempered features predict held-out crowd labels, per weight.
+
+    The folds of :func:`held_out_agreement`: for each fold the task is fitted
+    on every other item (:func:`~sklearn_metaannot._heads.fit_task`). A hidden
+    annotation ``y`` of item ``n`` by annotator ``r`` is predicted by
+    ``q(l) = sum_k p_w(k | x_n) A^r[k, l]``, with the confusion matrices ``A``
+    of that fit and its features' prediction tempered by each weight ``w``,
+    ``p_w(k | x)`` proportional to ``p(k | x) ** w``, and scored by minus the
+    Brier score ``sum_l (q(l) - [l = y])^2``: how well the features, at that
+    temperature, predict what the annotators said about unseen items. This
+    calibrates the features' prediction on crowd labels through the
+    confusion matrices (temperature scaling, Guo et al., 2017, "On
+    calibration of modern neural networks"; no gold labels). The Brier score
+    is proper and bounded: a few items on which a confident model is wrong do
+    not decide the temperature alone, as they would under the log-loss.
+
+    Parameters
+    ----------
+    U : ndarray of shape (n_samples, M)
+        Embeddings of the task's items.
+    labels : (rows, cols, codes) int arrays of shape (n_labels,)
+        The annotations as triplets (item, annotator, label code).
+    n_classes : int
+    weights : sequence of float, default=FEATURE_WEIGHTS
+    n_folds, random_state
+        As :func:`held_out_agreement`.
+    **fit_params
+        ``n_iter``, ``tau``, ``b``, ``c`` of the EM, and ``head``,
+        ``head_penalty`` of :func:`~sklearn_metaannot._heads.fit_task`.
+
+    Returns
+    -------
+    ndarray of shape (n_labelled_items, len(weights))
+        Minus the mean Brier score of each item's hidden annotations (higher is
+        better), items in increasing order (empty with fewer than two labelled
+        items).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_metaannot._representation import held_out_label_score
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 30)
+    >>> codes = np.stack([y, y, np.where(rng.random(60) < 0.8, y, 1 - y)]).T
+    >>> rows, cols = np.nonzero(codes >= 0)
+    >>> labels = (rows, cols, codes[rows, cols])
+    >>> X = rng.normal(size=(60, 50))  # features that say nothing of the class
+    >>> kw = dict(n_iter=3, b=10.0, c=(2.0, 1.0), random_state=0)
+    >>> S = held_out_label_score(X, labels, 2, (1.0, 0.1), **kw)
+    >>> S.shape, bool(S[:, 1].mean() > S[:, 0].mean())  # tempered is better
+    ((60, 2), True)
+    """
+    rows, cols, codes = (np.asarray(a, dtype=np.int64) for a in labels)
+    labelled = np.unique(rows)
+    if labelled.size < 2:
+        return np.empty((0, len(weights)))
+    U = torch.as_tensor(np.asarray(U, dtype=np.float64))
+    weights = np.asarray(weights, dtype=np.float64)
+    out = np.empty((labelled.size, weights.size))
+    for fold, kept, res in _fold_fits(
+        U, (rows, cols, codes), n_classes, n_folds, random_state, **fit_params
+    ):
+        tempered = weights[:, None, None] * res.log_proba(U[fold]).numpy()
+        proba = np.exp(
+            tempered - np.logaddexp.reduce(tempered, axis=-1, keepdims=True)
+        )  # (weights, fold items, K)
+        position = np.full(U.shape[0], -1)
+        position[fold] = np.arange(len(fold))
+        hidden = ~kept
+        at = position[rows[hidden]]
+        # predicted label distribution of each hidden annotation, (W, H, K)
+        q = np.einsum(
+            "whk,hkl->whl", proba[:, at], np.exp(res.log_A.numpy())[cols[hidden]]
+        )
+        brier = (q * q).sum(-1) - 2.0 * q[:, np.arange(at.size), codes[hidden]] + 1.0
+        total = np.zeros((len(fold), weights.size))
+        np.add.at(total, at, brier.T)
+        count = np.bincount(at, minlength=len(fold))[:, None]
+        out[np.searchsorted(labelled, fold)] = -total / count
+    return out
+
+
+def _one_standard_error(S):
+    """The first column of ``S`` (items x candidates, the largest weight first)
+    whose paired deficit to the best column's mean is at most one standard
+    error: the one-standard-error rule (Breiman et al., 1984), which keeps the
+    features' weight as high as the evidence allows."""
+    best = S[:, int(np.argmax(S.mean(axis=0)))]
+    for j in range(S.shape[1]):
+        diff = best - S[:, j]
+        if diff.mean() <= diff.std(ddof=1) / np.sqrt(diff.size):
+            return j
+    return int(np.argmax(S.mean(axis=0)))
+
+
+def decide_model(
+    head, feature_weight, U, labels, n_classes, *, head_penalty, em_params, seed
+) -> tuple:
+    """The class-probability model of a task and the temperature of its
+    features' prediction in the posteriors: the one decision of ``fit`` after
+    the latent space.
+
+    ``head`` and ``feature_weight`` are the parameters. A named head and a
+    number are used as given. Otherwise the evidence is the held-out score of
+    each candidate head at each candidate weight (:func:`held_out_label_score`,
+    minus a Brier score: proper, so that heads of different confidence compare
+    fairly; the folds of ``seed``, the same for every candidate, in the chosen
+    space ``U``). Each head's weight is the largest one within a standard
+    error of the best (the one-standard-error rule: a flat score keeps the
+    features' weight high) when it clearly beats 1 (``MIN_Z`` standard errors,
+    paired over items), else 1; with ``"auto"``
+    the linear head replaces the prototypes when its score at its weight
+    clearly beats theirs at theirs. Below ``MIN_ITEMS_PER_CLASS`` labelled
+    items per class nothing is checked: the prototypes, weight 1. Above
+    ``MAX_CHECK_ITEMS`` labelled items the check runs on that many of them.
 
     Returns
     -------
     head : str
         "prototype" or "linear".
-    scores : dict of str to float
-        Mean held-out agreement of each candidate (empty unless ``"auto"``;
-        NaN when the task is too small to check).
+    weight : float
+    head_scores : dict of str to float
+        With ``head="auto"``: each head's mean held-out score at its weight
+        (NaN when the task is too small to check; else empty).
+    weight_scores : dict of str to float
+        With ``feature_weight="auto"``: the chosen head's mean held-out score
+        at each candidate weight, keyed by the weight written with 4
+        significant digits (``"0.7071"``; NaN when the task is too small to
+        check; else empty).
     """
-    if head != "auto":
-        return head, {}
-    candidates = ("prototype", "linear")
+    heads = AUTO_HEADS if head == "auto" else (head,)
+    weights = FEATURE_WEIGHTS if feature_weight == "auto" else (float(feature_weight),)
+
+    def keyed(values):
+        return {f"{w:.4g}": float(v) for w, v in zip(weights, values)}
+
+    head_nan = dict.fromkeys(heads, float("nan")) if head == "auto" else {}
+    weight_nan = keyed([float("nan")] * len(weights)) if len(weights) > 1 else {}
+    if len(heads) == 1 and len(weights) == 1:
+        return head, weights[0], {}, {}
     if _too_few_labelled(labels, n_classes):
-        return "prototype", dict.fromkeys(candidates, float("nan"))
-    scores = {
-        name: _task_agreement(
-            U, labels, n_classes, seed, em_params, head=name, head_penalty=head_penalty
+        return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
+    at_weight, weight_of, means = {}, {}, {}
+    U, triplets = _check_sample(U, labels, seed)
+    for name in heads:
+        S = held_out_label_score(
+            U,
+            triplets,
+            n_classes,
+            weights,
+            n_folds=N_FOLDS,
+            random_state=seed,
+            head=name,
+            head_penalty=head_penalty,
+            **em_params,
         )
-        for name in candidates
-    }
-    chosen = _clear_winner(scores, "prototype", n_classes)
-    return chosen, {name: float(np.mean(v)) for name, v in scores.items()}
+        w = weights[_one_standard_error(S)]
+        w = choose_representation(
+            {weights[0]: S[:, 0], w: S[:, weights.index(w)]}, weights[0], min_z=MIN_Z
+        )
+        weight_of[name], at_weight[name] = w, S[:, weights.index(w)]
+        means[name] = S.mean(axis=0)
+    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)
+    head_scores = (
+        {h: float(v.mean()) for h, v in at_weight.items()} if head == "auto" else {}
+    )
+    weight_scores = keyed(means[chosen]) if len(weights) > 1 else {}
+    return chosen, float(weight_of[chosen]), head_scores, weight_scores

@@ -40,6 +40,7 @@ SMALL_LEARNER = MetaLearner(
 CLASSIFIER_PARAMS = [
     "b",
     "c",
+    "feature_weight",
     "head",
     "head_penalty",
     "history_weight",
