@@ -8,6 +8,7 @@ from ._meta import FittedEncoder
 from ._meta_learner import MetaEncoder, MetaLearner, MetaLearningWarning
 from ._persistence import load, save
 from ._representation import RepresentationChoice, crowd_agreement_score
+from ._unlabelled import UnlabelledChoice
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -28,6 +29,7 @@ __all__ = [
     "MetaLearningWarning",
     "MissingClassWarning",
     "RepresentationChoice",
+    "UnlabelledChoice",
     "crowd_agreement_score",
     "load",
     "save",

@@ -10,9 +10,9 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _representation
+from . import _representation, _unlabelled
 from ._crowd_labels import CrowdLabelMatrix, _is_dataframe
 from ._em import DEFAULT_EM_PARAMS
 from ._heads import HEADS, fit_task, head_log_proba
@@ -169,6 +169,15 @@ default="auto"
         the task, ``head_penalty / 2`` times the squared distance of its
         weights and biases from it; the data term is a sum over the items, so
         the pull weakens as items are added.
+    unlabelled_weight : "auto" or float in [0, 1], default="auto"
+        How much the unlabelled items of ``fit`` (``X_unlabelled``, and rows of
+        ``Y`` without any label) count in the EM's prototypes and class prior:
+        0 leaves them out (they only get a posterior), 1 counts them like a
+        labelled item (semi-supervised EM). "auto" decides per task from the
+        crowd labels alone: 1 when the held-out crowd agreement of the labelled
+        items is clearly higher with them than without (as for
+        ``representation="auto"``), else 0 (see the user guide;
+        ``unlabelled_choice_``).
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out folds of ``representation="auto"`` (None: folds in
         turn, deterministic) and, when ``meta_learner`` has none, meta-training.
@@ -194,7 +203,12 @@ default="auto"
         Estimated confusion matrices, ``[r, k, l] = p(annotator r says l | true
         class k)``.
     sample_posterior_ : ndarray of shape (n_samples, n_classes)
-        Inferred true-label distribution of each training example.
+        Inferred true-label distribution of each training example (the rows
+        of ``X``, not those of ``X_unlabelled``).
+    unlabelled_choice_ : UnlabelledChoice
+        How much the unlabelled items counted and why: ``weight``,
+        ``default``, ``reason``, ``scores`` (mean held-out agreement per
+        weight) and ``n_unlabelled``.
     n_annotators_ : int
         Number of annotators (columns of ``Y``).
     annotators_ : ndarray of shape (n_annotators,)
@@ -283,6 +297,10 @@ default="auto"
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
         "head": [StrOptions({*HEADS, "auto"})],
         "head_penalty": [Interval(Real, 0, None, closed="neither")],
+        "unlabelled_weight": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 1, closed="both"),
+        ],
         "random_state": ["random_state"],
     }
 
@@ -299,6 +317,7 @@ default="auto"
         representation="auto",
         head="prototype",
         head_penalty=1.0,
+        unlabelled_weight="auto",
         random_state=None,
     ):
         self.meta_learner = meta_learner
@@ -311,6 +330,7 @@ default="auto"
         self.representation = representation
         self.head = head
         self.head_penalty = head_penalty
+        self.unlabelled_weight = unlabelled_weight
         self.random_state = random_state
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -392,6 +412,22 @@ default="auto"
         X, _ = flatten_samples(X)
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
 
+    def _check_X_unlabelled(self, X_unlabelled, X):
+        """``X_unlabelled`` as an array like ``X`` (empty when None)."""
+        if X_unlabelled is None:
+            return X[:0]
+        X_unlabelled = flatten_samples(X_unlabelled)[0]
+        X_unlabelled = check_array(
+            X_unlabelled, dtype=[np.float64, np.float32], input_name="X_unlabelled"
+        )
+        if X_unlabelled.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"X_unlabelled has {X_unlabelled.shape[1]} features, but X has "
+                f"{X.shape[1]}: the unlabelled items must be described by the "
+                "same features"
+            )
+        return X_unlabelled.astype(X.dtype, copy=False)
+
     def _embed(self, X, representation=None):
         return _representation.embed(
             X,
@@ -461,7 +497,9 @@ default="auto"
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, classes=None, y_gold=None, annotator_prior=None):
+    def fit(
+        self, X, Y, classes=None, y_gold=None, annotator_prior=None, X_unlabelled=None
+    ):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -499,6 +537,12 @@ sparse matrix or CrowdLabelMatrix
             column positions: use a DataFrame or a :class:`CrowdLabelMatrix`
             with worker ids. ``representation="auto"`` chooses the latent
             space without the history.
+        X_unlabelled : array-like of shape (n_unlabelled, n_features), default=None
+            Items without any label, e.g. the rest of the data set. Like the
+            rows of ``Y`` without a label, they enter the EM with the weight
+            of ``unlabelled_weight`` ("auto": only where the task's held-out
+            crowd labels clearly gain from them). They get no row in
+            ``sample_posterior_``.
 
         Returns
         -------
@@ -532,6 +576,7 @@ sparse matrix or CrowdLabelMatrix
         """
         task_ids = X.index.to_numpy() if _is_dataframe(X) else None
         X = self._check_X(X, reset=True)
+        X_extra = self._check_X_unlabelled(X_unlabelled, X)
         task = check_task(
             Y,
             X.shape[0],
@@ -548,49 +593,63 @@ sparse matrix or CrowdLabelMatrix
         if history is not None:
             history = float(self.history_weight) * history
         self.encoder_ = self._encoder_for_fit()
-        self.input_scaling_ = _representation.input_scalings(X)
+        items = _unlabelled.arrange(labels, gold, len(X_extra))
+        X_all = np.concatenate([X, X_extra])[items.order]
+        # the space and the head are chosen with the unlabelled items only when
+        # their weight is forced (the guard then decides in the chosen space)
+        mode = self.unlabelled_weight
+        forced = mode != "auto" and mode > 0
+        X_used = X_all if forced else X_all[: items.n_labelled]
         em_params = self._em_params()
+        weight = items.weights(mode) if forced else None
+        check_params = {**em_params, "weight": weight}
+        self.input_scaling_ = _representation.input_scalings(X_used)
         seed = self._held_out_seed()  # the same folds for every per-task check
         with torch_threads(1):
             choice = _representation.decide(
                 self.representation,
-                X,
-                labels,
+                X_used,
+                items.labels,
                 len(classes),
                 meta_encoder=self.encoder_,
                 scalings=self.input_scaling_,
-                em_params=em_params,
+                em_params=check_params,
                 seed=seed,
             )
             self.representation_choice_ = choice
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
-            U = self._embed(X)
+            U = self._embed(X_all)
             self.head_, self.head_scores_ = _representation.decide_head(
                 self.head,
-                U,
-                labels,
+                U[: len(X_used)],
+                items.labels,
                 len(classes),
                 head_penalty=self.head_penalty,
-                em_params=em_params,
+                em_params=check_params,
                 seed=seed,
             )
+            model = {"head": self.head_, "head_penalty": self.head_penalty}
+            self.unlabelled_choice_ = _unlabelled.decide_weight(
+                mode, U, items, len(classes), em_params=em_params, seed=seed, **model
+            )
+            labels = items.labels
             res = _fit_task(
                 U,
                 (labels.rows, labels.cols, labels.codes),
                 len(classes),
                 labels.n_annotators,
-                gold=gold,
+                gold=items.gold,
                 prior_counts=history,
-                head=self.head_,
-                head_penalty=self.head_penalty,
+                weight=items.weights(self.unlabelled_choice_.weight),
+                **model,
                 **em_params,
             )
         self.classes_ = classes
         self.prototypes_ = res.mu.numpy()
         self.class_prior_ = res.log_pi.exp().numpy()
         self.annotator_confusion_ = res.log_A.exp().numpy()
-        self.sample_posterior_ = res.lam.numpy()
+        self.sample_posterior_ = items.restore(res.lam.numpy(), len(X))
         if res.coef is not None:
             self.coef_, self.intercept_ = res.coef.numpy(), res.intercept.numpy()
         else:
@@ -599,9 +658,9 @@ sparse matrix or CrowdLabelMatrix
         self.n_annotators_ = labels.n_annotators
         self.annotators_ = annotators
         self.annotator_n_labels_, self.annotator_accuracy_ = labels.label_accuracy(
-            self.sample_posterior_
+            res.lam.numpy()
         )
-        self.annotator_counts_ = labels.expected_counts(self.sample_posterior_)
+        self.annotator_counts_ = labels.expected_counts(res.lam.numpy())
         K = len(classes)
         self.annotator_prior_counts_ = (
             np.zeros((labels.n_annotators, K, K)) if history is None else history

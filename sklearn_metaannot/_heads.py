@@ -129,6 +129,7 @@ def fit_task(
     c=1.0,
     gold=None,
     prior_counts=None,
+    weight=None,
 ):
     """EM of a task with the class-probability model ``head``.
 
@@ -142,8 +143,9 @@ def fit_task(
     head : {"prototype", "linear"}, default="prototype"
     head_penalty : float, default=1.0
         Pull of the linear head towards the task's prototype solution.
-    n_iter, tau, b, c, gold, prior_counts
-        As :func:`~sklearn_metaannot._em.run_em_sparse`; the linear head runs
+    n_iter, tau, b, c, gold, prior_counts, weight
+        As :func:`~sklearn_metaannot._em.run_em_sparse` (``weight`` also weighs
+        the items in the head's M-step); the linear head runs
         ``n_iter`` rounds (head and confusion M-steps, E-step) after the
         prototype EM, then a final M-step.
 
@@ -164,25 +166,28 @@ def fit_task(
         c=c,
         gold=gold,
         prior_counts=prior_counts,
+        weight=weight,
     )
     if head == "prototype":
         return TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
     if head != "linear":
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     item, annotator, label = (torch.as_tensor(t) for t in (item, annotator, label))
-    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
+    weight = None if weight is None else torch.as_tensor(weight).to(U)
+    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts, "weight": weight}
+    w = 1.0 if weight is None else weight.unsqueeze(-1)
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
     coef, intercept, lam = coef0, intercept0, res.lam
     for _ in range(n_iter):
         coef, intercept = _fit_head(
-            U, lam, coef, intercept, coef0, intercept0, head_penalty
+            U, w * lam, coef, intercept, coef0, intercept0, head_penalty
         )
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = torch.log_softmax(U @ coef.T + intercept, dim=-1)
         logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
         lam = pin_gold(torch.softmax(logits, dim=-1), gold)
     coef, intercept = _fit_head(
-        U, lam, coef, intercept, coef0, intercept0, head_penalty
+        U, w * lam, coef, intercept, coef0, intercept0, head_penalty
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     return TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)

@@ -77,6 +77,7 @@ class _Encoder:
         """Typed JSON of ``value``; ``key`` names it in errors and tensor keys."""
         from ._meta_learner import MetaEncoder
         from ._representation import RepresentationChoice
+        from ._unlabelled import UnlabelledChoice
 
         if value is None or isinstance(value, (bool, str)):
             return {"type": "py", "value": value}
@@ -98,6 +99,10 @@ class _Encoder:
         if isinstance(value, RepresentationChoice):
             fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
             return {"type": "representation_choice", "fields": self.encode(fields, key)}
+        if isinstance(value, UnlabelledChoice):
+            fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
+            fields["scores"] = [[w, s] for w, s in value.scores.items()]  # float keys
+            return {"type": "unlabelled_choice", "fields": self.encode(fields, key)}
         if type(value) in _parameter_types().values():
             return {
                 "type": "estimator",
@@ -365,6 +370,12 @@ class _Decoder:
             fields = self.decode(node["fields"])
             fields["candidates"] = tuple(fields["candidates"])
             return RepresentationChoice(**fields)
+        if kind == "unlabelled_choice":
+            from ._unlabelled import UnlabelledChoice
+
+            fields = self.decode(node["fields"])
+            fields["scores"] = {float(w): float(s) for w, s in fields["scores"]}
+            return UnlabelledChoice(**fields)
         if kind == "meta_encoder":
             return self._meta_encoder(node)
         if kind == "estimator":

@@ -194,7 +194,8 @@ of shape (n_samples, n_annotators)
         (:func:`~sklearn_metaannot._heads.fit_task`).
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
-        :func:`sklearn_metaannot._em.run_em_sparse`.
+        :func:`sklearn_metaannot._em.run_em_sparse`, and optionally ``weight``,
+        one per item of ``U`` (each fit takes those of its items).
 
     Returns
     -------
@@ -236,6 +237,7 @@ of shape (n_samples, n_annotators)
         folds = np.array_split(order, n_folds)
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
     N = U.shape[0]
+    weight = em_params.pop("weight", None)
     scores, items = [], []
     for fold in folds:
         hidden = np.zeros(N, dtype=bool)
@@ -252,6 +254,7 @@ of shape (n_samples, n_annotators)
             n_annotators,
             head=head,
             head_penalty=head_penalty,
+            weight=None if weight is None else torch.as_tensor(weight)[train],
             **em_params,
         )
         log_proba = res.log_proba(U[fold])

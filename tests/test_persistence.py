@@ -164,6 +164,7 @@ NON_DEFAULT = {
     "representation": "meta",
     "head": "linear",
     "head_penalty": 3.0,
+    "unlabelled_weight": 0.5,
     "n_threads": 1,
     "random_state": 3,
 }
