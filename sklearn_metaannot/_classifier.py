@@ -416,10 +416,14 @@ default="auto"
         """``X_unlabelled`` as an array like ``X`` (empty when None)."""
         if X_unlabelled is None:
             return X[:0]
-        X_unlabelled = flatten_samples(X_unlabelled)[0]
-        X_unlabelled = check_array(
-            X_unlabelled, dtype=[np.float64, np.float32], input_name="X_unlabelled"
-        )
+        try:
+            X_unlabelled = check_array(
+                flatten_samples(X_unlabelled)[0],
+                dtype=[np.float64, np.float32],
+                input_name="X_unlabelled",
+            )
+        except ValueError as exc:
+            raise ValueError(f"X_unlabelled: {exc}") from None
         if X_unlabelled.shape[1] != X.shape[1]:
             raise ValueError(
                 f"X_unlabelled has {X_unlabelled.shape[1]} features, but X has "
