@@ -206,9 +206,9 @@ default="auto"
         Inferred true-label distribution of each training example (the rows
         of ``X``, not those of ``X_unlabelled``).
     unlabelled_choice_ : UnlabelledChoice
-        How much the unlabelled items counted and why: ``weight``,
-        ``default``, ``reason``, ``scores`` (mean held-out agreement per
-        weight) and ``n_unlabelled``.
+        How much the unlabelled items counted and why: ``weight`` (their mean
+        weight), ``candidate``, ``reason``, ``scores`` (mean held-out
+        agreement per candidate) and ``n_unlabelled``.
     n_annotators_ : int
         Number of annotators (columns of ``Y``).
     annotators_ : ndarray of shape (n_annotators,)
@@ -634,7 +634,7 @@ sparse matrix or CrowdLabelMatrix
                 seed=seed,
             )
             model = {"head": self.head_, "head_penalty": self.head_penalty}
-            self.unlabelled_choice_ = _unlabelled.decide_weight(
+            self.unlabelled_choice_, weights = _unlabelled.decide_weight(
                 mode, U, items, len(classes), em_params=em_params, seed=seed, **model
             )
             labels = items.labels
@@ -645,7 +645,7 @@ sparse matrix or CrowdLabelMatrix
                 labels.n_annotators,
                 gold=items.gold,
                 prior_counts=history,
-                weight=items.weights(self.unlabelled_choice_.weight),
+                weight=weights,
                 **model,
                 **em_params,
             )

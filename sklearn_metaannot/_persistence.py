@@ -101,7 +101,6 @@ class _Encoder:
             return {"type": "representation_choice", "fields": self.encode(fields, key)}
         if isinstance(value, UnlabelledChoice):
             fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
-            fields["scores"] = [[w, s] for w, s in value.scores.items()]  # float keys
             return {"type": "unlabelled_choice", "fields": self.encode(fields, key)}
         if type(value) in _parameter_types().values():
             return {
@@ -374,7 +373,6 @@ class _Decoder:
             from ._unlabelled import UnlabelledChoice
 
             fields = self.decode(node["fields"])
-            fields["scores"] = {float(w): float(s) for w, s in fields["scores"]}
             return UnlabelledChoice(**fields)
         if kind == "meta_encoder":
             return self._meta_encoder(node)

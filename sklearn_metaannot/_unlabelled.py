@@ -12,8 +12,11 @@ With ``unlabelled_weight="auto"`` ``fit`` decides per task, from the crowd
 labels alone, with the package's per-task check (:mod:`._representation`): the
 held-out crowd agreement of the labelled items (same folds, ``MIN_Z`` and
 chance floor as the choice of the latent space) when the unlabelled items
-count at a candidate weight, against when they do not. Not using them is the
-default; a weight replaces it only when the held-out labels clearly prefer it.
+count, all of them at weight 1 or each by a distractor mask
+(:func:`distractor_mask`), against when they do not. Leaving them out is the
+default; a candidate replaces it only when the held-out labels clearly prefer
+it. With few labelled items that check has little power: the guard then rather
+leaves useful items out than lets harmful ones in.
 """
 # SPDX-License-Identifier: BSD-3-Clause
 
@@ -22,12 +25,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ._crowd_labels import CrowdLabelMatrix
-from ._representation import _clear_winner, _task_agreement, _too_few_labelled
+from ._em import run_em_sparse
+from ._representation import _clear_winner, _task_agreement
 
-#: The weights of the unlabelled items that the guard tries against 0.
-CANDIDATE_WEIGHTS = (1.0,)
+#: The candidates of the guard: the unlabelled items left out, all counted
+#: (weight 1), or each weighed by its distractor mask.
+CANDIDATES = ("none", "all", "masked")
+#: The masked candidate needs the task's classes to hold at least this share
+#: of the unlabelled items' mass (their mean mask): on LabelMe validation
+#: tasks, pools of other classes only held 0.1 to 0.6 of it and, when the
+#: held-out check let them in, cost 2 points; pools of the task's classes 0.5
+#: to 0.9.
+MIN_MASKED_MASS = 0.6
+#: Distractor clusters per class of the mask.
+DISTRACTORS_PER_CLASS = 2
+#: Rounds of the masked soft k-means.
+MASK_ITERATIONS = 5
+#: Labelled items per class below which the guard does not check and leaves
+#: the unlabelled items out.
+MIN_ITEMS_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -38,18 +57,23 @@ class UnlabelledChoice:
     Attributes
     ----------
     weight : float
-        The weight of every unlabelled item in the M-steps (0: left out).
-    default : float
-        The weight chosen without evidence: 0 with ``unlabelled_weight="auto"``,
-        else the forced weight.
+        The mean weight of the unlabelled items in the M-steps (0: left out,
+        1: every one counted like a labelled item).
+    candidate : str
+        "none" (left out), "all" (every one at weight 1), "masked" (each
+        weighed by its distractor mask, :func:`distractor_mask`) or "uniform"
+        (the forced ``unlabelled_weight``).
     reason : str
         "no unlabelled items", "forced" (``unlabelled_weight`` is a number),
-        "too few labelled items" (fewer than two labelled items per class:
-        the default), "default held" (no weight clearly beat it) or "held-out
-        crowd labels" (a weight did, and was above chance).
-    scores : dict of float to float
-        Mean held-out agreement of the labelled items per weight (NaN where not
-        computed; empty unless the guard checked or could not).
+        "too few labelled items" (fewer than ``MIN_ITEMS_PER_CLASS`` labelled
+        items per class: left out), "default held" (no candidate clearly beat
+        leaving them out) or "held-out crowd labels" (one did, and was above
+        chance).
+    scores : dict of str to float
+        Mean held-out agreement of the labelled items with each candidate,
+        "none", "all" and "masked" (NaN where not computed: "masked" when the
+        mask gave the task's classes less than ``MIN_MASKED_MASS`` of the
+        items; empty unless the guard ran).
     n_unlabelled : int
         Number of unlabelled items (rows of ``Y`` without any label or gold
         label, plus the rows of ``X_unlabelled``).
@@ -61,12 +85,12 @@ class UnlabelledChoice:
     >>> X = np.array([[0.0], [0.2], [3.0], [3.2], [0.1]])
     >>> Y = [[0, 0], [0, 1], [1, 1], [1, 1], [np.nan, np.nan]]
     >>> choice = MetaAnnotatorClassifier().fit(X, Y).unlabelled_choice_
-    >>> choice.weight, choice.reason, choice.n_unlabelled
-    (0.0, 'too few labelled items', 1)
+    >>> choice.weight, choice.candidate, choice.reason, choice.n_unlabelled
+    (0.0, 'none', 'too few labelled items', 1)
     """
 
     weight: float
-    default: float
+    candidate: str
     reason: str
     scores: dict = field(default_factory=dict)
     n_unlabelled: int = 0
@@ -142,8 +166,69 @@ def arrange(labels, gold, n_extra=0):
     return TaskItems(order, int(labelled.sum()), relabelled, gold)
 
 
+def distractor_mask(U, items, n_classes, em_params, *, n_iter=MASK_ITERATIONS):
+    """How surely each unlabelled item belongs to one of the task's classes.
+
+    A masked soft k-means with distractor clusters (after Ren et al., 2018,
+    "Meta-learning for semi-supervised few-shot classification"): the class
+    prototypes of the labelled items' EM and ``DISTRACTORS_PER_CLASS * K``
+    distractor prototypes, started at the unlabelled items farthest from
+    every prototype, share the unlabelled items by the model's unit-variance
+    Gaussians; the class prototypes keep their labelled items (with their EM
+    posteriors), the distractors have none. Items of other classes gather in
+    the distractors instead of pulling a class prototype.
+
+    Returns
+    -------
+    ndarray of shape (n_unlabelled,)
+        Each unlabelled item's posterior mass on the task's classes.
+    """
+    U = np.asarray(U, dtype=np.float64)
+    n_lab, K = items.n_labelled, n_classes
+    labels = items.labels
+    res = run_em_sparse(
+        torch.from_numpy(U[:n_lab]),
+        *(
+            torch.as_tensor(np.asarray(a), dtype=torch.int64)
+            for a in (labels.rows, labels.cols, labels.codes)
+        ),
+        K,
+        labels.n_annotators,
+        **em_params,
+    )
+    lam, mu = res.lam.numpy(), res.mu.numpy()
+    pool = U[n_lab:]
+    sq_pool = (pool * pool).sum(axis=1)
+
+    def sq_dist(P):
+        return np.maximum(sq_pool[:, None] - 2 * pool @ P.T + (P * P).sum(axis=1), 0)
+
+    # farthest-point starts: each distractor at the item farthest from the
+    # prototypes and the distractors before it
+    nearest = sq_dist(mu).min(axis=1)
+    starts = []
+    for _ in range(min(DISTRACTORS_PER_CLASS * K, len(pool))):
+        j = int(np.argmax(nearest))
+        starts.append(j)
+        nearest = np.minimum(nearest, sq_dist(pool[j : j + 1])[:, 0])
+    P = np.vstack([mu, pool[starts]])
+    fixed_sum, fixed_n = lam.T @ U[:n_lab], lam.sum(axis=0)
+    for _ in range(n_iter):
+        logits = -0.5 * sq_dist(P)
+        r = np.exp(logits - logits.max(axis=1, keepdims=True))
+        r /= r.sum(axis=1, keepdims=True)
+        total = r.T @ pool
+        count = r.sum(axis=0)
+        total[:K] += fixed_sum
+        count[:K] += fixed_n
+        P = np.where(
+            count[:, None] > 1e-12, total / np.maximum(count, 1e-12)[:, None], P
+        )
+    return r[:, :K].sum(axis=1)
+
+
 def decide_weight(mode, U, items, n_classes, *, em_params, seed, **model):
-    """The weight of the unlabelled items of a task: the guard.
+    """The weights of the unlabelled items of a task: the guard.
 
     Parameters
     ----------
@@ -162,34 +247,43 @@ def decide_weight(mode, U, items, n_classes, *, em_params, seed, **model):
 
     Returns
     -------
-    UnlabelledChoice
+    choice : UnlabelledChoice
+    weights : ndarray of shape (n_items,) or None
+        The weight of every item in the EM (None: all 1).
     """
     n = items.n_unlabelled
     if mode != "auto":
         weight = float(mode)
-        return UnlabelledChoice(
-            weight, weight, "forced" if n else "no unlabelled items", {}, n
-        )
+        reason = "forced" if n else "no unlabelled items"
+        return UnlabelledChoice(weight, "uniform", reason, {}, n), items.weights(weight)
     if n == 0:
-        return UnlabelledChoice(0.0, 0.0, "no unlabelled items", {}, 0)
-    weights = (0.0, *CANDIDATE_WEIGHTS)
+        return UnlabelledChoice(0.0, "none", "no unlabelled items", {}, 0), None
     labels = items.labels
-    # Below two labelled items per class a held-out item's class has no other
-    # labelled item: without unlabelled items it cannot be predicted, which
-    # favours any pool (on LabelMe validation tasks, checking at one item per
-    # class let pools of other classes in and cost 1 point)
-    if _too_few_labelled(labels, n_classes):
-        means = dict.fromkeys(weights, float("nan"))
-        return UnlabelledChoice(0.0, 0.0, "too few labelled items", means, n)
+    if np.unique(labels.rows).size < MIN_ITEMS_PER_CLASS * n_classes:
+        means = dict.fromkeys(CANDIDATES, float("nan"))
+        choice = UnlabelledChoice(0.0, "none", "too few labelled items", means, n)
+        return choice, items.weights(0.0)
+    masked = np.ones(len(items.order))
+    masked[items.n_labelled :] = distractor_mask(U, items, n_classes, em_params)
+    weights = {"none": items.weights(0.0), "all": None, "masked": masked}
+    if masked[items.n_labelled :].mean() < MIN_MASKED_MASS:
+        del weights["masked"]
     scores = {
-        0.0: _task_agreement(
+        "none": _task_agreement(
             U[: items.n_labelled], labels, n_classes, seed, em_params, **model
         )
     }
-    for w in CANDIDATE_WEIGHTS:
-        params = {**em_params, "weight": items.weights(w)}
-        scores[w] = _task_agreement(U, labels, n_classes, seed, params, **model)
-    weight = float(_clear_winner(scores, 0.0, n_classes))
-    reason = "default held" if weight == 0.0 else "held-out crowd labels"
-    means = {w: float(np.mean(s)) for w, s in scores.items()}
-    return UnlabelledChoice(weight, 0.0, reason, means, n)
+    for name in ("all", "masked"):
+        if name in weights:
+            params = {**em_params, "weight": weights[name]}
+            scores[name] = _task_agreement(U, labels, n_classes, seed, params, **model)
+    chosen = _clear_winner(scores, "none", n_classes)
+    means = dict.fromkeys(CANDIDATES, float("nan"))
+    means.update({name: float(np.mean(v)) for name, v in scores.items()})
+    if chosen == "none":
+        choice = UnlabelledChoice(0.0, "none", "default held", means, n)
+        return choice, weights["none"]
+    w = weights[chosen]
+    weight = 1.0 if w is None else float(w[items.n_labelled :].mean())
+    choice = UnlabelledChoice(weight, chosen, "held-out crowd labels", means, n)
+    return choice, w

@@ -5,8 +5,10 @@ import pytest
 from sklearn.base import clone
 
 from sklearn_metaannot import (
+    CrowdLabelMatrix,
     MetaAnnotatorClassifier,
     UnlabelledChoice,
+    _unlabelled,
     load,
     save,
     simulate_annotators,
@@ -30,6 +32,17 @@ def _task(seed, *, other_classes=False, n_labelled=5):
     return X, Y, X_unlabelled, X_query, y_query
 
 
+def _same_choice(a, b):
+    """Equal choices (NaN scores compare equal)."""
+    assert (a.weight, a.candidate, a.reason, a.n_unlabelled) == (
+        b.weight,
+        b.candidate,
+        b.reason,
+        b.n_unlabelled,
+    )
+    np.testing.assert_equal(a.scores, b.scores)
+
+
 def _model(**params):
     return MetaAnnotatorClassifier(representation="input", random_state=0, **params)
 
@@ -41,8 +54,9 @@ def test_the_guard_uses_unlabelled_items_of_the_task_classes_and_gains():
         without = _model().fit(X, Y).score(X_query, y_query)
         guarded = _model().fit(X, Y, X_unlabelled=X_unlabelled)
         choice = guarded.unlabelled_choice_
-        assert choice.weight == 1.0 and choice.reason == "held-out crowd labels"
-        assert choice.scores[1.0] > choice.scores[0.0]
+        assert choice.reason == "held-out crowd labels"
+        assert choice.candidate in ("all", "masked") and choice.weight > 0.5
+        assert choice.scores[choice.candidate] > choice.scores["none"]
         gains.append(guarded.score(X_query, y_query) - without)
     assert np.mean(gains) > 0.04, gains
 
@@ -56,9 +70,9 @@ def test_the_guard_keeps_out_unlabelled_items_of_other_classes():
         guarded = _model().fit(X, Y, X_unlabelled=X_unlabelled)
         assert forced.score(X_query, y_query) < without.score(X_query, y_query) - 0.05
         choice = guarded.unlabelled_choice_
-        assert (choice.weight, choice.default, choice.reason) == (
+        assert (choice.weight, choice.candidate, choice.reason) == (
             0.0,
-            0.0,
+            "none",
             "default held",
         )
         assert choice.n_unlabelled == len(X_unlabelled)
@@ -81,7 +95,7 @@ def test_x_unlabelled_and_rows_without_labels_are_the_same_items():
         (np.vstack([X_unlabelled, X]), np.vstack([no_labels, Y]), slice(200, None)),
     ]:
         as_rows = _model().fit(X_all, Y_all)
-        assert as_rows.unlabelled_choice_ == as_argument.unlabelled_choice_
+        _same_choice(as_rows.unlabelled_choice_, as_argument.unlabelled_choice_)
         np.testing.assert_allclose(
             as_rows.predict_proba(X_query), as_argument.predict_proba(X_query)
         )
@@ -99,16 +113,20 @@ def test_forced_weights_and_the_reasons():
     X, Y, X_unlabelled, X_query, y_query = _task(1, n_labelled=1)
     plain = _model().fit(X, Y)
     assert plain.unlabelled_choice_ == UnlabelledChoice(
-        0.0, 0.0, "no unlabelled items", {}, 0
+        0.0, "none", "no unlabelled items", {}, 0
     )
     small = _model().fit(X, Y, X_unlabelled=X_unlabelled)
     assert small.unlabelled_choice_.reason == "too few labelled items"
     assert small.unlabelled_choice_.weight == 0.0
-    assert np.isnan(small.unlabelled_choice_.scores[1.0])
+    assert np.isnan(small.unlabelled_choice_.scores["all"])
     for weight in (0.0, 0.3, 1.0):
         forced = _model(unlabelled_weight=weight).fit(X, Y, X_unlabelled=X_unlabelled)
         choice = forced.unlabelled_choice_
-        assert (choice.weight, choice.reason) == (weight, "forced")
+        assert (choice.weight, choice.candidate, choice.reason) == (
+            weight,
+            "uniform",
+            "forced",
+        )
     # weight 0: the fit without them; weight 1: the semi-supervised EM
     zero = _model(unlabelled_weight=0.0).fit(X, Y, X_unlabelled=X_unlabelled)
     np.testing.assert_allclose(
@@ -129,8 +147,8 @@ def test_unlabelled_choice_is_saved(tmp_path):
     X, Y, X_unlabelled, X_query, _ = _task(0)
     clf = _model().fit(X, Y, X_unlabelled=X_unlabelled)
     loaded = load(save(clf, tmp_path / "model.zip"))
-    assert loaded.unlabelled_choice_ == clf.unlabelled_choice_
-    assert set(loaded.unlabelled_choice_.scores) == {0.0, 1.0}
+    _same_choice(loaded.unlabelled_choice_, clf.unlabelled_choice_)
+    assert set(loaded.unlabelled_choice_.scores) == {"none", "all", "masked"}
 
 
 @pytest.mark.parametrize(
@@ -153,3 +171,16 @@ def test_bad_unlabelled_weight():
     for weight in (-0.1, 1.5, "always"):
         with pytest.raises(ValueError, match="unlabelled_weight"):
             clone(_model(unlabelled_weight=weight)).fit(X, Y)
+
+
+def test_distractor_mask_keeps_the_task_classes_and_drops_other_classes():
+    X, Y, clean, _, _ = _task(0)
+    _, _, other, _, _ = _task(0, other_classes=True)
+    X_all = np.vstack([X, clean, other])
+    scaled = (X_all - X_all.mean(axis=0)) / X_all.std(axis=0)
+    Y_all = np.vstack([Y, np.full((len(clean) + len(other), Y.shape[1]), None)])
+    items = _unlabelled.arrange(CrowdLabelMatrix.from_dense(Y_all), None)
+    em = {"n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
+    mask = _unlabelled.distractor_mask(scaled[items.order], items, 4, em)
+    assert mask.shape == (400,) and np.all((mask >= 0) & (mask <= 1))
+    assert mask[:200].mean() > 0.7 and mask[200:].mean() < 0.3
