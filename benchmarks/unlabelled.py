@@ -116,7 +116,7 @@ def default_config(quick=False) -> dict:
         "labelme_splits": [list(s) for s in labelme.SPLITS],
         "labelme_shots": [1, 3, 5],
         "synthetic_shots": [1, 5, 20],
-        "n_tasks": 10,
+        "n_tasks": 20,
         "n_samples": 4000,
         "n_annotators": 5,
         "meta": {"n_episodes": 2000, "n_val_episodes": 100},

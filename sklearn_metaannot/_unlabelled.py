@@ -189,7 +189,7 @@ def distractor_mask(U, items, n_classes, em_params, *, n_iter=MASK_ITERATIONS):
     res = run_em_sparse(
         torch.from_numpy(U[:n_lab]),
         *(
-            torch.as_tensor(np.asarray(a), dtype=torch.int64)
+            torch.tensor(np.asarray(a), dtype=torch.int64)
             for a in (labels.rows, labels.cols, labels.codes)
         ),
         K,

@@ -583,11 +583,15 @@ def _fit_predict_command(args):
     if not args.quiet:
         merged = f" ({n_merged} repeated rows merged)" if n_merged else ""
         choice = model.unlabelled_choice_
-        if choice.n_unlabelled:
+        if choice.n_unlabelled and not args.use_unlabelled:
             merged += (
-                f", {choice.n_unlabelled} tasks without labels "
-                + ("counted" if choice.weight > 0 else "not counted")
-                + f" ({choice.reason})"
+                f", {choice.n_unlabelled} tasks without labels (predicted, not "
+                "used to fit: see --use-unlabelled)"
+            )
+        elif choice.n_unlabelled:
+            used = f"used ({choice.candidate!r})" if choice.weight > 0 else "not used"
+            merged += (
+                f", {choice.n_unlabelled} tasks without labels {used}: {choice.reason}"
             )
         print(
             f"{len(tasks)} tasks, {Y.n_annotators} workers, {Y.n_labels} labels"
