@@ -173,11 +173,14 @@ default="auto"
         How much the unlabelled items of ``fit`` (``X_unlabelled``, and rows of
         ``Y`` without any label) count in the EM's prototypes and class prior:
         0 leaves them out (they only get a posterior), 1 counts them like a
-        labelled item (semi-supervised EM). "auto" decides per task from the
-        crowd labels alone: 1 when the held-out crowd agreement of the labelled
-        items is clearly higher with them than without (as for
-        ``representation="auto"``), else 0 (see the user guide;
-        ``unlabelled_choice_``).
+        labelled item (semi-supervised EM, the behaviour before this
+        parameter). "auto" decides per task from the crowd labels alone: the
+        unlabelled items count (all at weight 1, or each weighed by a
+        distractor mask) only when the held-out crowd agreement of the
+        labelled items is clearly higher with them than without (as for
+        ``representation="auto"``), and are left out otherwise (see the user
+        guide; ``unlabelled_choice_``). Except with a positive number, the
+        latent space and the head are chosen on the labelled items.
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out folds of ``representation="auto"`` (None: folds in
         turn, deterministic) and, when ``meta_learner`` has none, meta-training.
@@ -242,7 +245,9 @@ default="auto"
         check; empty for a forced representation).
     input_scaling_ : dict
         Offset and scale of the input spaces ("input", "scaled",
-        "normalized"), from ``X``.
+        "normalized"), from the labelled items of ``X`` (from all items,
+        ``X_unlabelled`` included, when ``unlabelled_weight`` is a positive
+        number).
     representation_choice_ : RepresentationChoice
         Which space ``fit`` used and why: ``space``, ``default``, ``reason``,
         ``scores`` and ``candidates``.

@@ -82,11 +82,14 @@ class UnlabelledChoice:
     --------
     >>> import numpy as np
     >>> from sklearn_metaannot import MetaAnnotatorClassifier
-    >>> X = np.array([[0.0], [0.2], [3.0], [3.2], [0.1]])
-    >>> Y = [[0, 0], [0, 1], [1, 1], [1, 1], [np.nan, np.nan]]
-    >>> choice = MetaAnnotatorClassifier().fit(X, Y).unlabelled_choice_
+    >>> X = np.array([[0.0], [0.2], [3.0], [3.2]])
+    >>> Y = [[0, 0], [0, 1], [1, 1], [1, 1]]
+    >>> clf = MetaAnnotatorClassifier().fit(X, Y, X_unlabelled=[[0.1], [3.1]])
+    >>> choice = clf.unlabelled_choice_
     >>> choice.weight, choice.candidate, choice.reason, choice.n_unlabelled
-    (0.0, 'none', 'too few labelled items', 1)
+    (0.0, 'none', 'default held', 2)
+    >>> clf.sample_posterior_.shape  # the rows of X only
+    (4, 2)
     """
 
     weight: float

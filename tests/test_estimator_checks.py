@@ -49,6 +49,7 @@ CLASSIFIER_PARAMS = [
     "random_state",
     "representation",
     "tau",
+    "unlabelled_weight",
 ]
 
 LEARNER_PARAMS = [
