@@ -1,8 +1,9 @@
 """Validation tasks for the defaults of ``fit``: head, pull and feature weight.
 
 Issue 29 asks that the default class-probability model of ``fit`` (``head``,
-``head_penalty``, ``feature_weight``) be chosen on validation tasks, never on
-the learning-curve test tables. This benchmark draws such tasks from data the
+``head_penalty``, and with ``head="auto"`` the features' weight in the
+posteriors) be chosen on validation tasks, never on the learning-curve test
+tables. This benchmark draws such tasks from data the
 learning curve does not use, and compares the candidate defaults on them:
 
     python -m benchmarks.head_validation --quick   # about a minute
@@ -47,8 +48,7 @@ REPO = _HERE.parent
 
 #: The candidates: name -> MetaAnnotatorClassifier parameters.
 CANDIDATES = {
-    "prototype, weight 1": {"head": "prototype", "feature_weight": 1.0},
-    "prototype, weight auto": {"head": "prototype"},
+    "prototype, weight 1": {"head": "prototype"},
     "linear, penalty 1": {"head": "linear", "head_penalty": 1.0},
     "linear, penalty 10": {"head": "linear", "head_penalty": 10.0},
     "mlp, penalty 10": {"head": "mlp", "head_penalty": 10.0},

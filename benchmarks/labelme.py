@@ -191,10 +191,15 @@ add("em_global", "EM, no meta (global scaling)")(_em("scaled"))
 add("em_input", "EM, no meta (standardised)")(_em("input"))
 add("em_normalized", "EM, no meta (unit-norm items)")(_em("normalized"))
 # the default model given the target classes' other training images, without
-# labels (a user's unlabelled items; more data than the few-shot protocol allows)
+# labels (a user's unlabelled items; more data than the few-shot protocol allows),
+# all counted (unlabelled_weight=1: the guard's choices are in benchmarks/unlabelled.py)
 add(
     "unlabelled_items", "Ours, with unlabelled target images in fit", needs_meta="wopa"
-)(lambda c, s: WithUnlabelled(_ours("wopa")(c, s), c["unlabelled"]))
+)(
+    lambda c, s: WithUnlabelled(
+        _ours("wopa", unlabelled_weight=1.0)(c, s), c["unlabelled"]
+    )
+)
 # ... and with the source classes' training images among them (about half)
 add(
     "unlabelled_mixed",
@@ -202,7 +207,8 @@ add(
     needs_meta="wopa",
 )(
     lambda c, s: WithUnlabelled(
-        _ours("wopa")(c, s), np.vstack([c["unlabelled"], c["source_images"]])
+        _ours("wopa", unlabelled_weight=1.0)(c, s),
+        np.vstack([c["unlabelled"], c["source_images"]]),
     )
 )
 # what the source images can teach without labels, and what images of the target

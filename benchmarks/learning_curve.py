@@ -74,8 +74,9 @@ def _train_labels(est) -> dict:
     }
 
 
-#: The paper's model: prototypes, the features at full weight.
-PAPER = {"head": "prototype", "feature_weight": 1.0}
+#: The paper's model: prototypes, the features at full weight (a named head is
+#: fitted as it is, untempered).
+PAPER = {"head": "prototype"}
 
 
 #: The methods; ``build(context, seed)`` (no context is needed).
@@ -85,7 +86,7 @@ METHODS.add("default", "Default (MetaAnnotatorClassifier())", record=_train_labe
 )
 METHODS.add(
     "previous_default",
-    "Previous default (head='prototype', feature_weight=1)",
+    "Previous default (head='prototype')",
     record=_train_labels,
 )(lambda ctx, seed: MetaAnnotatorClassifier(random_state=seed, **PAPER))
 METHODS.add("prototype", "Prototype EM (input)", record=_train_labels)(

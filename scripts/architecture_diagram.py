@@ -44,7 +44,8 @@ LAYERS = [
         "#fdf0d5",
         [
             "_representation\ninput spaces, validated default,\n"
-            "per-task check, decide, embed"
+            "per-task check, decide, embed",
+            "_unlabelled\nthe guard of unlabelled items",
         ],
     ),
     (

@@ -14,6 +14,7 @@ from ._representation import (
     crowd_agreement_score,
     held_out_agreement,
 )
+from ._unlabelled import UnlabelledChoice
 from .aggregation import DawidSkene, MajorityVote
 from .episodes import Episode, EpisodeSampler
 
@@ -37,6 +38,7 @@ __all__ = [
     "MetaLearningWarning",
     "MissingClassWarning",
     "RepresentationChoice",
+    "UnlabelledChoice",
     "choose_representation",
     "crowd_agreement_score",
     "held_out_agreement",

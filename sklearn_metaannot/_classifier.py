@@ -10,9 +10,9 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _representation
+from . import _representation, _unlabelled
 from ._crowd_labels import CrowdLabelMatrix, _is_dataframe
 from ._em import DEFAULT_EM_PARAMS
 from ._heads import HEADS, fit_task, head_log_proba
@@ -168,9 +168,11 @@ default="auto"
         units, output weights started at zero, L2 penalty 1 per item), for
         classes that no linear rule separates; "auto", per task, the model
         whose features best predict the task's held-out crowd labels (a
-        proper score, each model at its best ``feature_weight``; no gold
-        labels) when it clearly beats the prototypes, else the prototypes,
-        which also stay below 2 labelled items per class. The latent space is
+        proper score, each model at its best feature weight,
+        ``feature_weight_``; no gold labels) when it clearly beats the
+        prototypes, else the prototypes, which also stay below 2 labelled
+        items per class. A named head is fitted as it is, its features'
+        prediction untempered (``feature_weight_`` is 1). The latent space is
         chosen with the prototype model either way. The default was chosen on
         validation tasks (``benchmarks/head_validation.py``).
     head_penalty : float, default=10.0
@@ -178,19 +180,18 @@ default="auto"
         solution of the task, ``head_penalty / 2`` times the squared distance
         of its weights and biases from it; the data term is a sum over the
         items, so the pull weakens as items are added.
-    feature_weight : "auto" or float in (0, 1], default="auto"
-        Temperature of the features' prediction: ``predict_proba`` is
-        proportional to ``p(t | x) ** feature_weight`` (the same predicted
-        class), and below 1 the posteriors of the training items
-        (``sample_posterior_``) and the confusion matrices are re-estimated
-        with it, the class-probability model unchanged. 1 is the paper's
-        model. "auto" chooses it per task: the weight under which the features
-        best predict held-out crowd labels (through the annotators' confusion
-        matrices; no gold labels) when it clearly beats 1, else 1 (and 1 below
-        2 labelled items per class). Features that are not a good metric make
-        a unit-variance prototype model overconfident, so that it overrules
-        the annotators in the posteriors; a smaller weight lets the labels
-        speak (towards Dawid-Skene on the labels alone).
+    unlabelled_weight : "auto" or float in [0, 1], default="auto"
+        How much the unlabelled items of ``fit`` (``X_unlabelled``, and rows of
+        ``Y`` without any label) count in the EM's prototypes and class prior:
+        0 leaves them out (they only get a posterior), 1 counts them like a
+        labelled item (semi-supervised EM, the behaviour before this
+        parameter). "auto" decides per task from the crowd labels alone: the
+        unlabelled items count (all at weight 1, or each weighed by a
+        distractor mask) only when the held-out crowd agreement of the
+        labelled items is clearly higher with them than without (as for
+        ``representation="auto"``), and are left out otherwise (see the user
+        guide; ``unlabelled_choice_``). Except with a positive number, the
+        latent space and the head are chosen on the labelled items.
     random_state : int, RandomState instance or None, default=None
         Seeds the held-out folds of ``representation="auto"`` (None: folds in
         turn, deterministic) and, when ``meta_learner`` has none, meta-training.
@@ -210,15 +211,26 @@ default="auto"
         With ``head="auto"``: each candidate's mean held-out score of the crowd
         labels at its feature weight (minus a Brier score; NaN when the task
         was too small to check; empty otherwise).
-    feature_weight_ : float
-        The temperature of the features' prediction in this fit
-        (``feature_weight``).
+    feature_weight_ : float in (0, 1]
+        The temperature of the features' prediction in this fit, chosen per
+        task with ``head="auto"`` (1 with a named head): ``predict_proba`` is
+        proportional to ``p(t | x) ** feature_weight_`` (the same predicted
+        class), and below 1 the
+        posteriors of the training items (``sample_posterior_``) and the
+        confusion matrices are re-estimated with it, the class-probability
+        model unchanged; 1 is the paper's model. It is the weight under which
+        the features best predict held-out crowd labels (through the
+        annotators' confusion matrices; no gold labels) when it clearly beats
+        1, else 1 (and 1 below 2 labelled items per class). Features that are
+        not a good metric make a unit-variance prototype model overconfident,
+        so that it overrules the annotators in the posteriors; a smaller
+        weight lets the labels speak (towards Dawid-Skene on the labels
+        alone).
     feature_weight_scores_ : dict
-        With ``feature_weight="auto"``: each candidate weight's mean held-out
-        score of an item's crowd labels (minus their Brier score under the
-        tempered features' prediction), keyed by the weight with 4
-        significant digits (NaN when the task was too small to check; empty
-        otherwise).
+        With ``head="auto"``: each candidate weight's mean held-out score of
+        an item's crowd labels (minus their Brier score under the tempered
+        features' prediction), keyed by the weight with 4 significant digits
+        (NaN when the task was too small to check; empty otherwise).
     hidden_coef_, hidden_intercept_, hidden_out_ : ndarray of shape \
 (n_hidden, M), (n_hidden,) and (n_classes, n_hidden)
         The residual layer of the MLP head (``head_`` "mlp" only), added to the
@@ -231,7 +243,12 @@ default="auto"
         Estimated confusion matrices, ``[r, k, l] = p(annotator r says l | true
         class k)``.
     sample_posterior_ : ndarray of shape (n_samples, n_classes)
-        Inferred true-label distribution of each training example.
+        Inferred true-label distribution of each training example (the rows
+        of ``X``, not those of ``X_unlabelled``).
+    unlabelled_choice_ : UnlabelledChoice
+        How much the unlabelled items counted and why: ``weight`` (their mean
+        weight), ``candidate``, ``reason``, ``scores`` (mean held-out
+        agreement per candidate) and ``n_unlabelled``.
     n_annotators_ : int
         Number of annotators (columns of ``Y``).
     annotators_ : ndarray of shape (n_annotators,)
@@ -265,7 +282,9 @@ default="auto"
         check; empty for a forced representation).
     input_scaling_ : dict
         Offset and scale of the input spaces ("input", "scaled",
-        "normalized"), from ``X``.
+        "normalized"), from the labelled items of ``X`` (from all items,
+        ``X_unlabelled`` included, when ``unlabelled_weight`` is a positive
+        number).
     representation_choice_ : RepresentationChoice
         Which space ``fit`` used and why: ``space``, ``default``, ``reason``,
         ``scores`` and ``candidates``.
@@ -320,7 +339,10 @@ default="auto"
         "representation": [StrOptions({"auto", "meta", *INPUT_SPACES})],
         "head": [StrOptions({*HEADS, "auto"})],
         "head_penalty": [Interval(Real, 0, None, closed="neither")],
-        "feature_weight": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="right")],
+        "unlabelled_weight": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 1, closed="both"),
+        ],
         "random_state": ["random_state"],
     }
 
@@ -337,7 +359,7 @@ default="auto"
         representation="auto",
         head="auto",
         head_penalty=10.0,
-        feature_weight="auto",
+        unlabelled_weight="auto",
         random_state=None,
     ):
         self.meta_learner = meta_learner
@@ -350,7 +372,7 @@ default="auto"
         self.representation = representation
         self.head = head
         self.head_penalty = head_penalty
-        self.feature_weight = feature_weight
+        self.unlabelled_weight = unlabelled_weight
         self.random_state = random_state
 
     # -- scikit-learn protocol -------------------------------------------------
@@ -432,6 +454,26 @@ default="auto"
         X, _ = flatten_samples(X)
         return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
 
+    def _check_X_unlabelled(self, X_unlabelled, X):
+        """``X_unlabelled`` as an array like ``X`` (empty when None)."""
+        if X_unlabelled is None:
+            return X[:0]
+        try:
+            X_unlabelled = check_array(
+                flatten_samples(X_unlabelled)[0],
+                dtype=[np.float64, np.float32],
+                input_name="X_unlabelled",
+            )
+        except ValueError as exc:
+            raise ValueError(f"X_unlabelled: {exc}") from None
+        if X_unlabelled.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"X_unlabelled has {X_unlabelled.shape[1]} features, but X has "
+                f"{X.shape[1]}: the unlabelled items must be described by the "
+                "same features"
+            )
+        return X_unlabelled.astype(X.dtype, copy=False)
+
     def _embed(self, X, representation=None):
         return _representation.embed(
             X,
@@ -501,7 +543,9 @@ default="auto"
     # -- adaptation and prediction --------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, Y, classes=None, y_gold=None, annotator_prior=None):
+    def fit(
+        self, X, Y, classes=None, y_gold=None, annotator_prior=None, X_unlabelled=None
+    ):
         """Adapt to a crowd-labelled task by EM in the latent space.
 
         Parameters
@@ -539,6 +583,12 @@ sparse matrix or CrowdLabelMatrix
             column positions: use a DataFrame or a :class:`CrowdLabelMatrix`
             with worker ids. ``representation="auto"`` chooses the latent
             space without the history.
+        X_unlabelled : array-like of shape (n_unlabelled, n_features), default=None
+            Items without any label, e.g. the rest of the data set. Like the
+            rows of ``Y`` without a label, they enter the EM with the weight
+            of ``unlabelled_weight`` ("auto": only where the task's held-out
+            crowd labels clearly gain from them). They get no row in
+            ``sample_posterior_``.
 
         Returns
         -------
@@ -572,6 +622,7 @@ sparse matrix or CrowdLabelMatrix
         """
         task_ids = X.index.to_numpy() if _is_dataframe(X) else None
         X = self._check_X(X, reset=True)
+        X_extra = self._check_X_unlabelled(X_unlabelled, X)
         task = check_task(
             Y,
             X.shape[0],
@@ -588,24 +639,33 @@ sparse matrix or CrowdLabelMatrix
         if history is not None:
             history = float(self.history_weight) * history
         self.encoder_ = self._encoder_for_fit()
-        self.input_scaling_ = _representation.input_scalings(X)
+        items = _unlabelled.arrange(labels, gold, len(X_extra))
+        X_all = np.concatenate([X, X_extra])[items.order]
+        # the space and the head are chosen with the unlabelled items only when
+        # their weight is forced (the guard then decides in the chosen space)
+        mode = self.unlabelled_weight
+        forced = mode != "auto" and mode > 0
+        X_used = X_all if forced else X_all[: items.n_labelled]
         em_params = self._em_params()
+        weight = items.weights(mode) if forced else None
+        check_params = {**em_params, "weight": weight}
+        self.input_scaling_ = _representation.input_scalings(X_used)
         seed = self._held_out_seed()  # the same folds for every per-task check
         with torch_threads(1):
             choice = _representation.decide(
                 self.representation,
-                X,
-                labels,
+                X_used,
+                items.labels,
                 len(classes),
                 meta_encoder=self.encoder_,
                 scalings=self.input_scaling_,
-                em_params=em_params,
+                em_params=check_params,
                 seed=seed,
             )
             self.representation_choice_ = choice
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
-            U = self._embed(X)
+            U = self._embed(X_all)
             (
                 self.head_,
                 self.feature_weight_,
@@ -613,31 +673,36 @@ sparse matrix or CrowdLabelMatrix
                 self.feature_weight_scores_,
             ) = _representation.decide_model(
                 self.head,
-                self.feature_weight,
-                U,
-                labels,
+                "auto" if self.head == "auto" else 1.0,
+                U[: len(X_used)],
+                items.labels,
                 len(classes),
                 head_penalty=self.head_penalty,
-                em_params=em_params,
+                em_params=check_params,
                 seed=seed,
             )
+            model = {"head": self.head_, "head_penalty": self.head_penalty}
+            self.unlabelled_choice_, weights = _unlabelled.decide_weight(
+                mode, U, items, len(classes), em_params=em_params, seed=seed, **model
+            )
+            labels = items.labels
             res = _fit_task(
                 U,
                 (labels.rows, labels.cols, labels.codes),
                 len(classes),
                 labels.n_annotators,
-                gold=gold,
+                gold=items.gold,
                 prior_counts=history,
-                head=self.head_,
-                head_penalty=self.head_penalty,
                 feature_weight=self.feature_weight_,
+                weight=weights,
+                **model,
                 **em_params,
             )
         self.classes_ = classes
         self.prototypes_ = res.mu.numpy()
         self.class_prior_ = res.log_pi.exp().numpy()
         self.annotator_confusion_ = res.log_A.exp().numpy()
-        self.sample_posterior_ = res.lam.numpy()
+        self.sample_posterior_ = items.restore(res.lam.numpy(), len(X))
         names = ("coef_", "intercept_", *_HIDDEN)
         for name in names:  # from an earlier fit with another head
             vars(self).pop(name, None)
@@ -649,9 +714,9 @@ sparse matrix or CrowdLabelMatrix
         self.n_annotators_ = labels.n_annotators
         self.annotators_ = annotators
         self.annotator_n_labels_, self.annotator_accuracy_ = labels.label_accuracy(
-            self.sample_posterior_
+            res.lam.numpy()
         )
-        self.annotator_counts_ = labels.expected_counts(self.sample_posterior_)
+        self.annotator_counts_ = labels.expected_counts(res.lam.numpy())
         K = len(classes)
         self.annotator_prior_counts_ = (
             np.zeros((labels.n_annotators, K, K)) if history is None else history

@@ -424,11 +424,14 @@ def m_step_sparse(
     b: float = 1.0,
     c=1.0,
     prior_counts: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The MAP M-step of :func:`m_step` on label triplets (one task, no padding).
 
     ``prior_counts`` (R, K, K), optional: per-annotator pseudo-counts added to
-    ``c - 1``, as in :func:`m_step`.
+    ``c - 1``, as in :func:`m_step`. ``weight`` (N,), optional: how much each
+    item counts in the prototypes and the class prior (1 each by default; 0
+    leaves an item out of them; the confusion counts come from the labels).
 
     Returns
     -------
@@ -437,8 +440,11 @@ def m_step_sparse(
     log_A : Tensor of shape (R, K, K)
     """
     N, K = lam.shape
-    Nk = lam.sum(dim=0)
-    mu = (lam.T @ U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)
+    lam_w = lam if weight is None else lam * weight.to(lam).unsqueeze(-1)
+    if weight is not None:
+        N = float(weight.sum())
+    Nk = lam_w.sum(dim=0)
+    mu = (lam_w.T @ U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)
     pi = (Nk + (b - 1.0)) / U.new_tensor(N + K * (b - 1.0)).clamp_min(EPS)
     log_pi = torch.log(pi.clamp_min(EPS))
     # counts[r, l, k] = sum over the labels (n, r, l) of lam[n, k]
@@ -507,6 +513,7 @@ def run_em_sparse(
     c=1.0,
     gold: tuple[torch.Tensor, torch.Tensor] | None = None,
     prior_counts: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
 ) -> EMResult:
     """:func:`run_em` for one task given as label triplets.
 
@@ -532,6 +539,10 @@ def run_em_sparse(
         Per-annotator Dirichlet pseudo-counts added to ``c - 1`` (annotator
         history: annotator r's rows have the concentration
         ``c + prior_counts[r]``, spec 3.2, M-step of the confusion matrices).
+    weight : Tensor of shape (N,), optional
+        Weight of each item in the prototypes and the class prior
+        (:func:`m_step_sparse`): e.g. 0 for unlabelled items that should not
+        count. Every item still gets a posterior.
 
     Returns
     -------
@@ -553,7 +564,13 @@ def run_em_sparse(
                 f"prior_counts must have shape {(n_annotators, n_classes, n_classes)}"
                 f", got {tuple(prior_counts.shape)}"
             )
-    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
+    if weight is not None:
+        weight = torch.as_tensor(weight).to(U)
+        if weight.shape != (N,):
+            raise ValueError(
+                f"weight must have shape ({N},), got {tuple(weight.shape)}"
+            )
+    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts, "weight": weight}
     lam = pin_gold(majority_vote_init_sparse(item, label, N, n_classes, like=U), gold)
     for _ in range(n_iter):
         mu, log_pi, log_A = m_step_sparse(

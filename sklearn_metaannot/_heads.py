@@ -177,6 +177,7 @@ def fit_task(
     gold=None,
     prior_counts=None,
     feature_weight=1.0,
+    weight=None,
 ):
     """EM of a task with the class-probability model ``head``.
 
@@ -190,8 +191,9 @@ def fit_task(
     head : {"prototype", "linear"}, default="prototype"
     head_penalty : float, default=1.0
         Pull of the linear head towards the task's prototype solution.
-    n_iter, tau, b, c, gold, prior_counts
-        As :func:`~sklearn_metaannot._em.run_em_sparse`; the linear head runs
+    n_iter, tau, b, c, gold, prior_counts, weight
+        As :func:`~sklearn_metaannot._em.run_em_sparse` (``weight`` also weighs
+        the items in the head's M-step); the linear head runs
         ``n_iter`` rounds (head and confusion M-steps, E-step) after the
         prototype EM, then a final M-step.
     feature_weight : float, default=1.0
@@ -217,15 +219,18 @@ def fit_task(
         c=c,
         gold=gold,
         prior_counts=prior_counts,
+        weight=weight,
     )
     item, annotator, label = (torch.as_tensor(t) for t in (item, annotator, label))
-    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts}
+    weight = None if weight is None else torch.as_tensor(weight).to(U)
+    em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts, "weight": weight}
+    w = 1.0 if weight is None else weight.unsqueeze(-1)
     if head == "prototype":
         fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
         return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
     if head == "mlp":
         fit = _fit_mlp_task(
-            U, item, annotator, label, res, head_penalty, n_iter, gold, em
+            U, item, annotator, label, res, head_penalty, n_iter, gold, em, w
         )
         return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
     if head != "linear":
@@ -234,14 +239,14 @@ def fit_task(
     coef, intercept, lam = coef0, intercept0, res.lam
     for _ in range(n_iter):
         coef, intercept = _fit_head(
-            U, lam, coef, intercept, coef0, intercept0, head_penalty
+            U, w * lam, coef, intercept, coef0, intercept0, head_penalty
         )
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = torch.log_softmax(U @ coef.T + intercept, dim=-1)
         logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
         lam = pin_gold(torch.softmax(logits, dim=-1), gold)
     coef, intercept = _fit_head(
-        U, lam, coef, intercept, coef0, intercept0, head_penalty
+        U, w * lam, coef, intercept, coef0, intercept0, head_penalty
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
@@ -283,11 +288,12 @@ def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
     return [p.detach() for p in params]
 
 
-def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em):
+def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em, w=1.0):
     """The discriminative EM of the MLP head: the linear head plus a residual
     hidden layer whose output weights start at zero, so that it starts at the
     prototype solution of the task, as the linear head (hidden weights drawn
-    from a fixed seed: ``fit`` stays deterministic)."""
+    from a fixed seed: ``fit`` stays deterministic); ``w`` weighs the items in
+    the head's M-step."""
     K, M = res.mu.shape
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
     generator = torch.Generator().manual_seed(0)
@@ -295,14 +301,14 @@ def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em):
     params = [coef0, intercept0, G, U.new_zeros(MLP_HIDDEN), U.new_zeros(K, MLP_HIDDEN)]
     lam, n_annotators = res.lam, res.log_A.shape[0]
     for _ in range(n_iter):
-        params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+        params = _fit_mlp(U, w * lam, params, (coef0, intercept0), penalty)
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = torch.log_softmax(
             _head_logits(U, params[0], params[1], params[2:]), dim=-1
         )
         logits = add_crowd_log_likelihood_(logits, item, annotator, label, log_A)
         lam = pin_gold(torch.softmax(logits, dim=-1), gold)
-    params = _fit_mlp(U, lam, params, (coef0, intercept0), penalty)
+    params = _fit_mlp(U, w * lam, params, (coef0, intercept0), penalty)
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     W, b, G, g, V = params
     return TaskFit(lam, log_A, log_pi, res.mu, W, b, hidden=(G, g, V))

@@ -84,6 +84,7 @@ class _Encoder:
         """Typed JSON of ``value``; ``key`` names it in errors and tensor keys."""
         from ._meta_learner import MetaEncoder
         from ._representation import RepresentationChoice
+        from ._unlabelled import UnlabelledChoice
 
         if value is None or isinstance(value, (bool, str)):
             return {"type": "py", "value": value}
@@ -105,6 +106,9 @@ class _Encoder:
         if isinstance(value, RepresentationChoice):
             fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
             return {"type": "representation_choice", "fields": self.encode(fields, key)}
+        if isinstance(value, UnlabelledChoice):
+            fields = {f: getattr(value, f) for f in value.__dataclass_fields__}
+            return {"type": "unlabelled_choice", "fields": self.encode(fields, key)}
         if type(value) in _parameter_types().values():
             return {
                 "type": "estimator",
@@ -383,6 +387,11 @@ class _Decoder:
             fields = self.decode(node["fields"])
             fields["candidates"] = tuple(fields["candidates"])
             return RepresentationChoice(**fields)
+        if kind == "unlabelled_choice":
+            from ._unlabelled import UnlabelledChoice
+
+            fields = self.decode(node["fields"])
+            return UnlabelledChoice(**fields)
         if kind == "meta_encoder":
             return self._meta_encoder(node)
         if kind == "class":

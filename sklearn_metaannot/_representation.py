@@ -194,7 +194,8 @@ of shape (n_samples, n_annotators)
         (:func:`~sklearn_metaannot._heads.fit_task`).
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
-        :func:`sklearn_metaannot._em.run_em_sparse`.
+        :func:`sklearn_metaannot._em.run_em_sparse`, and optionally ``weight``,
+        one per item of ``U`` (each fit takes those of its items).
 
     Returns
     -------
@@ -229,6 +230,7 @@ of shape (n_samples, n_annotators)
         return np.empty(0)
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
     N = U.shape[0]
+    weight = em_params.pop("weight", None)
     scores, items = [], []
     for fold, kept, res in _fold_fits(
         U,
@@ -238,6 +240,7 @@ of shape (n_samples, n_annotators)
         random_state,
         head=head,
         head_penalty=head_penalty,
+        weight=weight,
         **em_params,
     ):
         log_proba = res.log_proba(U[fold])
@@ -259,10 +262,11 @@ of shape (n_samples, n_annotators)
     )
 
 
-def _fold_fits(U, labels, n_classes, n_folds, random_state, **fit_params):
+def _fold_fits(U, labels, n_classes, n_folds, random_state, weight=None, **fit_params):
     """For each fold of the labelled items: ``(fold, kept, fit)``, the fold's
     items, the mask of the labels not hidden, and the task fitted without the
-    fold's labels and items (:func:`~sklearn_metaannot._heads.fit_task`).
+    fold's labels and items (:func:`~sklearn_metaannot._heads.fit_task`; the
+    per-item ``weight`` of the M-steps, if any, restricted to its items).
 
     The folds of :func:`held_out_agreement` (its ``n_folds`` and
     ``random_state``); at least two labelled items.
@@ -290,6 +294,7 @@ def _fold_fits(U, labels, n_classes, n_folds, random_state, **fit_params):
             torch.from_numpy(codes[kept]),
             n_classes,
             n_annotators,
+            weight=None if weight is None else torch.as_tensor(weight)[train],
             **fit_params,
         )
         yield fold, kept, res
@@ -703,14 +708,14 @@ FEATURE_WEIGHTS = tuple(2.0 ** (-j / 2) for j in range(13))
 MAX_CHECK_ITEMS = 4000
 
 
-def _check_sample(U, labels, seed):
-    """``U`` and the label triplets of at most ``MAX_CHECK_ITEMS`` labelled items
-    (all of them in a smaller task; drawn with ``seed``, evenly spaced without),
-    items renumbered."""
+def _check_sample(U, labels, seed, weight=None):
+    """``U``, the label triplets and the items' M-step ``weight`` (None: all 1)
+    of at most ``MAX_CHECK_ITEMS`` labelled items (all items in a smaller task;
+    drawn with ``seed``, evenly spaced without), items renumbered."""
     rows, cols, codes = labels.rows, labels.cols, labels.codes
     labelled = np.unique(rows)
     if labelled.size <= MAX_CHECK_ITEMS:
-        return U, (rows, cols, codes)
+        return U, (rows, cols, codes), weight
     if seed is None:  # deterministic, as the folds: evenly spaced items
         keep = labelled[np.linspace(0, labelled.size - 1, MAX_CHECK_ITEMS).astype(int)]
     else:
@@ -719,7 +724,8 @@ def _check_sample(U, labels, seed):
     new = np.full(len(U), -1)
     new[keep] = np.arange(keep.size)
     mask = new[rows] >= 0
-    return U[keep], (new[rows[mask]], cols[mask], codes[mask])
+    weight = None if weight is None else np.asarray(weight)[keep]
+    return U[keep], (new[rows[mask]], cols[mask], codes[mask]), weight
 
 
 def held_out_label_score(
@@ -875,7 +881,10 @@ def decide_model(
     if _too_few_labelled(labels, n_classes):
         return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
     at_weight, weight_of, means = {}, {}, {}
-    U, triplets = _check_sample(U, labels, seed)
+    em_params = dict(em_params)
+    U, triplets, em_params["weight"] = _check_sample(
+        U, labels, seed, em_params.pop("weight", None)
+    )
     for name in heads:
         S = held_out_label_score(
             U,

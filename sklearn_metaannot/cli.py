@@ -560,6 +560,9 @@ def _fit_predict_command(args):
     Y, n_merged = _read_crowd(args.crowd, tasks, args.features)
     classes = _check_classes(Y, args.crowd)
     model, X = _model_for(args, columns, X)
+    # tasks that no crowd row names: unlabelled items, left out of the model
+    # (they still get a prediction) unless --use-unlabelled lets the guard decide
+    model.set_params(unlabelled_weight="auto" if args.use_unlabelled else 0.0)
     try:
         # the crowd's classes, all named: no class can be missing from the task
         model.fit(X, Y, classes=classes)
@@ -579,6 +582,17 @@ def _fit_predict_command(args):
             _write(lambda df, p: df.to_csv(p), report, temporary, args.annotators)
     if not args.quiet:
         merged = f" ({n_merged} repeated rows merged)" if n_merged else ""
+        choice = model.unlabelled_choice_
+        if choice.n_unlabelled and not args.use_unlabelled:
+            merged += (
+                f", {choice.n_unlabelled} tasks without labels (predicted, not "
+                "used to fit: see --use-unlabelled)"
+            )
+        elif choice.n_unlabelled:
+            used = f"used ({choice.candidate!r})" if choice.weight > 0 else "not used"
+            merged += (
+                f", {choice.n_unlabelled} tasks without labels {used}: {choice.reason}"
+            )
         print(
             f"{len(tasks)} tasks, {Y.n_annotators} workers, {Y.n_labels} labels"
             f"{merged}, {len(model.classes_)} classes ({model.representation_!r} "
@@ -693,6 +707,18 @@ def build_parser():
     fp.add_argument("-o", "--output", required=True, help="predictions CSV to write")
     fp.add_argument(
         "--annotators", help="also write each worker's estimated accuracy here"
+    )
+    fp.add_argument(
+        "--use-unlabelled",
+        action="store_true",
+        help=(
+            "let the tasks of the features file that no crowd row names shape "
+            "the model (semi-supervised EM) where the held-out crowd labels "
+            "clearly gain from them; without it they only get predictions. "
+            "Caution: unlabelled tasks of other classes, or features that do "
+            "not cluster by class, can lower the accuracy when counted; the "
+            "check guards against it but cannot see every case"
+        ),
     )
     fp.add_argument("--quiet", action="store_true", help="no summary line")
     fp.set_defaults(run=_fit_predict_command)

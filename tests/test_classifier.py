@@ -117,7 +117,7 @@ def test_string_labels_missing_entries_and_crowd_label_matrix_input():
     np.testing.assert_allclose(clf.predict_proba(X), clf2.predict_proba(X))
 
 
-def test_unlabelled_items_in_fit_improve_a_few_shot_task():
+def test_unlabelled_items_counted_in_fit_improve_a_few_shot_task():
     # 4 classes, 2 crowd-labelled items each, 50 more per class without labels:
     # the unlabelled items pull the prototypes to the class means (semi-supervised EM)
     gains = []
@@ -132,7 +132,9 @@ def test_unlabelled_items_in_fit_improve_a_few_shot_task():
         (X, y), (X_unlabelled, _), (X_query, y_query) = draw(2), draw(50), draw(100)
         Y = simulate_annotators(y, 5, random_state=seed)[0]
         no_labels = np.full((len(X_unlabelled), Y.shape[1]), np.nan)
-        clf = MetaAnnotatorClassifier(representation="input", random_state=0)
+        clf = MetaAnnotatorClassifier(
+            representation="input", unlabelled_weight=1.0, random_state=0
+        )
         few = clone(clf).fit(X, Y).score(X_query, y_query)
         more = clf.fit(np.vstack([X, X_unlabelled]), np.vstack([Y, no_labels]))
         assert more.sample_posterior_.shape == (len(X) + len(X_unlabelled), 4)
@@ -146,8 +148,10 @@ def test_fit_matches_dense_em_on_the_standardised_features():
     # EM of meta-training gives the same fitted parameters
     X, y = _blobs(3, 30, seed=3)
     Y, _, _ = simulate_annotators(y, 7, annotation_rate=0.5, random_state=3)
-    Y[0] = np.nan  # an example nobody labelled
-    clf = MetaAnnotatorClassifier(n_em_iter=6, tau=0.5, representation="input")
+    Y[0] = np.nan  # an example nobody labelled, counted like the others
+    clf = MetaAnnotatorClassifier(
+        n_em_iter=6, tau=0.5, representation="input", unlabelled_weight=1.0
+    )
     clf.fit(X, Y)
     U = (X - X.mean(axis=0)) / X.std(axis=0)
     codes = CrowdLabelMatrix.from_dense(Y).to_codes()
@@ -514,7 +518,9 @@ def test_conv4_encoder_on_images():
     target = y >= 5
     # meta-training helped on the validation classes' images
     assert clf.meta_val_accuracy_ > clf.meta_history_[0, "valid_acc_initial"] + 0.1
-    clf.set_params(representation="meta").fit(images[target], y[target])
+    # the prototype model: the probe of the encoder's space
+    clf.set_params(representation="meta", head="prototype")
+    clf.fit(images[target], y[target])
     assert clf.meta_encoder_.transform(images[:3].reshape(3, -1)).shape == (3, 16)
     # the encoder sees the images: new classes are told apart in its space
     assert clf.score(images[target], y[target]) > 0.9

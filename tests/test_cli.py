@@ -754,3 +754,54 @@ def test_interrupted_meta_fit_leaves_no_model_and_resumes(
     assert final["finished"] and final["epochs"] == 3
     done = state["epochs"]  # the epochs before the signal were not run again
     assert final["history"][:done, "dur"] == state["history"][:, "dur"]
+
+
+def test_tasks_without_crowd_rows_are_unlabelled_items(files, capsys):
+    folder, _, truth = files
+    # 60 more tasks of the same classes that no crowd row names
+    rng = np.random.default_rng(1)
+    features = pd.read_csv(folder / "features.csv")
+    labels = np.array([truth[t] for t in features["task"]])
+    centers = features[FEATURES].groupby(labels).mean()
+    names = np.repeat(NAMES, 20)
+    more = pd.DataFrame(
+        centers.loc[names].to_numpy() + rng.normal(size=(60, 6)), columns=FEATURES
+    )
+    more.insert(0, "task", [f"u{i}" for i in range(60)])
+    pd.concat([features, more]).to_csv(folder / "features_more.csv", index=False)
+    X, Y, _ = _task(folder, features="features_more.csv")
+    argv = ["fit-predict", "--crowd", str(folder / "crowd.csv")]
+    argv += ["--features", str(folder / "features_more.csv")]
+
+    # without the flag they are predicted but do not shape the model
+    main([*argv, "-o", str(folder / "plain.csv")])
+    out = capsys.readouterr().out
+    assert "60 tasks without labels (predicted, not used to fit" in out
+    plain = pd.read_csv(folder / "plain.csv")
+    assert len(plain) == 90 and plain["task"].iloc[-1] == "u59"
+    expected = MetaAnnotatorClassifier(unlabelled_weight=0.0).fit(X, Y)
+    np.testing.assert_allclose(
+        _probabilities(folder / "plain.csv"), expected.sample_posterior_, rtol=1e-12
+    )
+    alone = MetaAnnotatorClassifier().fit(X[:30], _task(folder)[1])
+    np.testing.assert_allclose(
+        _probabilities(folder / "plain.csv")[:30], alone.sample_posterior_, atol=1e-10
+    )
+    assert np.mean(plain["label"].iloc[30:].to_numpy() == names) > 0.9
+
+    # with --use-unlabelled the guard decides, as fit's default does
+    main([*argv, "-o", str(folder / "used.csv"), "--use-unlabelled"])
+    out = capsys.readouterr().out
+    guarded = MetaAnnotatorClassifier().fit(X, Y)
+    choice = guarded.unlabelled_choice_
+    assert "60 tasks without labels" in out and choice.reason in out
+    np.testing.assert_allclose(
+        _probabilities(folder / "used.csv"), guarded.sample_posterior_, rtol=1e-12
+    )
+
+
+def test_use_unlabelled_help_states_the_caution(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit-predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--use-unlabelled" in out and "Caution" in out and "other classes" in out

@@ -40,7 +40,6 @@ SMALL_LEARNER = MetaLearner(
 CLASSIFIER_PARAMS = [
     "b",
     "c",
-    "feature_weight",
     "head",
     "head_penalty",
     "history_weight",
@@ -50,6 +49,7 @@ CLASSIFIER_PARAMS = [
     "random_state",
     "representation",
     "tau",
+    "unlabelled_weight",
 ]
 
 LEARNER_PARAMS = [
@@ -106,6 +106,7 @@ def test_meta_training_parameters_are_the_meta_learners():
     assert sorted(MetaAnnotatorClassifier().get_params(deep=False)) == (
         CLASSIFIER_PARAMS
     )
+    assert len(CLASSIFIER_PARAMS) <= 12  # issue 28's ceiling
     assert sorted(MetaLearner().get_params(deep=False)) == LEARNER_PARAMS
     clf = MetaAnnotatorClassifier(meta_learner=MetaLearner(n_way=4))
     params = clf.get_params()

@@ -57,7 +57,7 @@ def test_linear_head_learns_what_prototypes_cannot(task):
 
 def test_a_strong_pull_keeps_the_prototype_model(task):
     X, Y, _, X_test, _ = task
-    fixed = {"representation": "input", "feature_weight": 1.0}
+    fixed = {"representation": "input"}  # named heads: untempered
     proto = MetaAnnotatorClassifier(head="prototype", **fixed).fit(X, Y)
     pulled = MetaAnnotatorClassifier(head="linear", head_penalty=1e7, **fixed)
     pulled.fit(X, Y)
@@ -136,35 +136,48 @@ def _blurred_task(seed=0):
 
 def test_feature_weight_lets_the_labels_speak_in_the_posteriors():
     X, Y, y, X_test, _ = _blurred_task()
-    kw = {"representation": "normalized", "head": "prototype", "random_state": 0}
-    paper = MetaAnnotatorClassifier(feature_weight=1.0, **kw).fit(X, Y)
-    auto = MetaAnnotatorClassifier(**kw).fit(X, Y)
+    kw = {"representation": "normalized", "random_state": 0}
+    paper = MetaAnnotatorClassifier(head="prototype", **kw).fit(X, Y)
+    auto = MetaAnnotatorClassifier(**kw).fit(X, Y)  # head="auto"
     ds = DawidSkene().fit(Y)
 
     def truth(clf):
         return np.mean(clf.classes_[clf.sample_posterior_.argmax(axis=1)] == y)
 
-    # the held-out crowd labels temper the features; the posteriors recover
+    # a named head is fitted as it is; "auto" tempers the features by the
+    # held-out crowd labels, and the posteriors recover
     assert paper.feature_weight_ == 1.0 and paper.feature_weight_scores_ == {}
-    assert auto.feature_weight_ < 0.5
+    assert auto.feature_weight_ <= 0.5
     best = max(auto.feature_weight_scores_, key=auto.feature_weight_scores_.get)
-    assert float(best) == pytest.approx(auto.feature_weight_, rel=1e-3)
+    assert float(best) >= auto.feature_weight_  # one-standard-error rule
     assert truth(paper) < np.mean(ds.labels_ == y) - 0.1
     assert truth(auto) >= np.mean(ds.labels_ == y) - 0.01
     # the annotators' statistics follow the tempered posteriors
     np.testing.assert_allclose(
         auto.annotator_counts_.sum(axis=(1, 2)), auto.annotator_n_labels_
     )
-    # the model of the classes is the same: so are the predicted classes
-    np.testing.assert_array_equal(auto.prototypes_, paper.prototypes_)
-    np.testing.assert_array_equal(auto.predict(X_test), paper.predict(X_test))
-    # and the tempered probabilities are those of the paper's model to a power
-    p, q = paper.predict_proba(X_test[:5]), auto.predict_proba(X_test[:5])
-    tempered = p**auto.feature_weight_
-    np.testing.assert_allclose(q, tempered / tempered.sum(axis=1, keepdims=True))
-    # a number is used as given, and GridSearchCV can set it
-    fixed = clone(auto).set_params(feature_weight=0.25).fit(X, Y)
-    assert fixed.feature_weight_ == 0.25 and fixed.feature_weight_scores_ == {}
+
+
+def test_tempering_keeps_the_model_of_the_classes():
+    """At a feature weight w < 1 the class model is unchanged (same predicted
+    classes), its probabilities are those at weight 1 to the power w, and the
+    posteriors move towards the labels."""
+    import torch
+
+    from sklearn_metaannot._heads import fit_task
+
+    X, Y, *_ = _blurred_task()
+    U = torch.as_tensor((X - X.mean(0)) / X.std(0))
+    rows, cols = np.nonzero(~np.isnan(Y))
+    triplets = [torch.as_tensor(a) for a in (rows, cols, Y[rows, cols].astype(int))]
+    kw = {"head": "prototype", "n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
+    one = fit_task(U, *triplets, 6, Y.shape[1], feature_weight=1.0, **kw)
+    low = fit_task(U, *triplets, 6, Y.shape[1], feature_weight=0.25, **kw)
+    np.testing.assert_array_equal(one.mu.numpy(), low.mu.numpy())
+    p, q = one.log_proba(U[:5]).exp(), low.log_proba(U[:5]).exp()
+    tempered = p**0.25
+    torch.testing.assert_close(q, tempered / tempered.sum(-1, keepdim=True))
+    assert not torch.allclose(one.lam, low.lam)
 
 
 def test_default_model_is_chosen_per_task_and_recorded():
@@ -183,13 +196,6 @@ def test_default_model_is_chosen_per_task_and_recorded():
     small = clone(clf).fit(X[one], Y[one])
     assert (small.head_, small.feature_weight_) == ("prototype", 1.0)
     assert all(np.isnan(v) for v in small.feature_weight_scores_.values())
-
-
-@pytest.mark.parametrize("bad", [0.0, 1.5, -1.0, "high"])
-def test_feature_weight_must_be_in_the_unit_interval(task, bad):
-    X, Y, *_ = task
-    with pytest.raises(ValueError, match="feature_weight"):
-        MetaAnnotatorClassifier(feature_weight=bad).fit(X, Y)
 
 
 def test_mlp_head_learns_what_a_linear_rule_cannot(tmp_path):

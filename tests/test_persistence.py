@@ -166,7 +166,7 @@ NON_DEFAULT = {
     "representation": "meta",
     "head": "linear",
     "head_penalty": 3.0,
-    "feature_weight": 0.5,
+    "unlabelled_weight": 0.5,
     "n_threads": 1,
     "random_state": 3,
     # the package's own seams round-trip; a custom class cannot be saved
