@@ -355,7 +355,8 @@ MUTATIONS = [
     Mutation(
         "predict_ignores_the_mlp_layer",
         CLS,
-        "            hidden = tuple(torch.from_numpy(getattr(self, n)) for n in _HIDDEN)",
+        "            hidden = tuple(torch.from_numpy(getattr(self, n)) "
+        "for n in _HIDDEN)",
         "            hidden = None",
         (T + "test_heads.py",),
         k="mlp",

@@ -514,7 +514,9 @@ def test_conv4_encoder_on_images():
     target = y >= 5
     # meta-training helped on the validation classes' images
     assert clf.meta_val_accuracy_ > clf.meta_history_[0, "valid_acc_initial"] + 0.1
-    clf.set_params(representation="meta").fit(images[target], y[target])
+    # the prototype model: the probe of the encoder's space
+    clf.set_params(representation="meta", head="prototype")
+    clf.fit(images[target], y[target])
     assert clf.meta_encoder_.transform(images[:3].reshape(3, -1)).shape == (3, 16)
     # the encoder sees the images: new classes are told apart in its space
     assert clf.score(images[target], y[target]) > 0.9
