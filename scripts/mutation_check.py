@@ -316,16 +316,17 @@ MUTATIONS = [
     Mutation(
         "linear_head_estep_ignores_the_annotators",
         P + "_heads.py",
+        "        logits = torch.log_softmax(U @ coef.T + intercept, dim=-1)\n"
         "        logits = add_crowd_log_likelihood_("
         "logits, item, annotator, label, log_A)",
-        "        logits = logits",
+        "        logits = torch.log_softmax(U @ coef.T + intercept, dim=-1)",
         (T + "test_heads.py",),
     ),
     Mutation(
         "linear_head_not_pulled_to_the_prototypes",
         P + "_heads.py",
-        "        loss = -(lam * log_p).sum() + 0.5 * penalty * (",
-        "        loss = -(lam * log_p).sum() + 0.0 * penalty * (",
+        "            diff = theta - theta0",
+        "            diff = 0.0 * (theta - theta0)",
         (T + "test_heads.py",),
     ),
     Mutation(
@@ -355,7 +356,8 @@ MUTATIONS = [
     Mutation(
         "predict_ignores_the_mlp_layer",
         CLS,
-        "            hidden = tuple(torch.from_numpy(getattr(self, n)) for n in _HIDDEN)",
+        "            hidden = tuple(torch.from_numpy(getattr(self, n)) "
+        "for n in _HIDDEN)",
         "            hidden = None",
         (T + "test_heads.py",),
         k="mlp",
@@ -363,8 +365,7 @@ MUTATIONS = [
     Mutation(
         "feature_weight_never_below_one",
         SEL,
-        "        w = choose_representation(dict(zip(weights, S.T)), weights[0], "
-        "min_z=MIN_Z)",
+        "        w = weights[_one_standard_error(S)]",
         "        w = weights[0]",
         (T + "test_heads.py",),
         k="feature_weight",

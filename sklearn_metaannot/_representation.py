@@ -820,6 +820,15 @@ def held_out_label_score(
     return out
 
 
+def _a_class_barely_named(labels, n_classes):
+    """Some class is named for fewer than ``MIN_ITEMS_PER_CLASS`` items: a
+    discriminative head has no labelled evidence to learn it from (the
+    prototype EM can still find it among unlabelled items)."""
+    named = np.zeros((n_classes, labels.n_samples), dtype=bool)
+    named[labels.codes, labels.rows] = True
+    return bool((named.sum(axis=1) < MIN_ITEMS_PER_CLASS).any())
+
+
 def _one_standard_error(S):
     """The first column of ``S`` (items x candidates, the largest weight first)
     whose paired deficit to the best column's mean is at most one standard
@@ -850,8 +859,10 @@ def decide_model(
     features' weight high) when it clearly beats 1 (``MIN_Z`` standard errors,
     paired over items), else 1; with ``"auto"``
     the linear head replaces the prototypes when its score at its weight
-    clearly beats theirs at theirs. Below ``MIN_ITEMS_PER_CLASS`` labelled
-    items per class nothing is checked: the prototypes, weight 1. Above
+    clearly beats theirs at theirs; only the prototypes are candidates when
+    some class is named for fewer than ``MIN_ITEMS_PER_CLASS`` items. Below
+    ``MIN_ITEMS_PER_CLASS`` labelled items per class nothing is checked: the
+    prototypes, weight 1. Above
     ``MAX_CHECK_ITEMS`` labelled items the check runs on that many of them.
 
     Returns
@@ -880,6 +891,8 @@ def decide_model(
         return head, weights[0], {}, {}
     if _too_few_labelled(labels, n_classes):
         return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
+    if head == "auto" and _a_class_barely_named(labels, n_classes):
+        heads = heads[:1]
     at_weight, weight_of, means = {}, {}, {}
     em_params = dict(em_params)
     U, triplets, em_params["weight"] = _check_sample(
