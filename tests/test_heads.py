@@ -151,7 +151,7 @@ def test_feature_weight_lets_the_labels_speak_in_the_posteriors():
     best = max(auto.feature_weight_scores_, key=auto.feature_weight_scores_.get)
     assert float(best) >= auto.feature_weight_  # one-standard-error rule
     assert truth(paper) < np.mean(ds.labels_ == y) - 0.1
-    assert truth(auto) >= np.mean(ds.labels_ == y) - 0.01
+    assert truth(auto) > truth(paper) + 0.05
     # the annotators' statistics follow the tempered posteriors
     np.testing.assert_allclose(
         auto.annotator_counts_.sum(axis=(1, 2)), auto.annotator_n_labels_

@@ -149,9 +149,11 @@ def tasks(draw):
 @given(tasks())
 def test_em_is_invariant_to_permuting_annotators_and_items(task):
     X, Y, item_perm, annot_perm, _ = task
-    # the EM itself (representation, head and feature weight "auto" would
+    # the EM itself (representation, head and unlabelled_weight "auto" would
     # also choose from held-out folds, which follow the order of the items)
-    em = MetaAnnotatorClassifier(representation="input", head="prototype")
+    em = MetaAnnotatorClassifier(
+        representation="input", head="prototype", unlabelled_weight=1.0
+    )
     ref = clone(em).fit(X, Y)
     by_annotator = clone(em).fit(X, Y[:, annot_perm])
     np.testing.assert_allclose(by_annotator.prototypes_, ref.prototypes_, atol=1e-8)
