@@ -694,6 +694,13 @@ def decide(mode, X, labels, n_classes, *, meta_encoder, scalings, em_params, see
 
 #: The candidates of ``head="auto"``, the default first.
 AUTO_HEADS = ("prototype", "linear", "mlp")
+#: ``head="auto"`` tries the MLP head from this many labelled items per class
+#: (on average): a hidden layer has nothing to earn below it. On the validation
+#: tasks (``benchmarks/head_validation.py``) "auto" chose the MLP head in 1 of 24
+#: tasks at 10 items per class and in most at 50 and all; below the threshold a
+#: default fit stays about as fast as the prototype EM (its MLP check fits 5
+#: folds).
+MLP_MIN_ITEMS_PER_CLASS = 20
 
 #: The candidate temperatures of the features' prediction in the posteriors
 #: (``p(t | x) ** weight``): 1, the paper's model, down to 1/64, close to the
@@ -711,7 +718,8 @@ MAX_CHECK_ITEMS = 4000
 def _check_sample(U, labels, seed, weight=None):
     """``U``, the label triplets and the items' M-step ``weight`` (None: all 1)
     of at most ``MAX_CHECK_ITEMS`` labelled items (all items in a smaller task;
-    drawn with ``seed``, evenly spaced without), items renumbered."""
+    drawn with ``seed``, evenly spaced without), items and annotators
+    renumbered."""
     rows, cols, codes = labels.rows, labels.cols, labels.codes
     labelled = np.unique(rows)
     if labelled.size <= MAX_CHECK_ITEMS:
@@ -724,8 +732,11 @@ def _check_sample(U, labels, seed, weight=None):
     new = np.full(len(U), -1)
     new[keep] = np.arange(keep.size)
     mask = new[rows] >= 0
+    # the annotators of the kept labels, renumbered: the check's cost follows
+    # the sample, not the task's number of annotators
+    _, annotators = np.unique(cols[mask], return_inverse=True)
     weight = None if weight is None else np.asarray(weight)[keep]
-    return U[keep], (new[rows[mask]], cols[mask], codes[mask]), weight
+    return U[keep], (new[rows[mask]], annotators, codes[mask]), weight
 
 
 def held_out_label_score(
@@ -849,21 +860,23 @@ def decide_model(
     features' prediction in the posteriors: the one decision of ``fit`` after
     the latent space.
 
-    ``head`` and ``feature_weight`` are the parameters. A named head and a
-    number are used as given. Otherwise the evidence is the held-out score of
-    each candidate head at each candidate weight (:func:`held_out_label_score`,
-    minus a Brier score: proper, so that heads of different confidence compare
-    fairly; the folds of ``seed``, the same for every candidate, in the chosen
-    space ``U``). Each head's weight is the largest one within a standard
-    error of the best (the one-standard-error rule: a flat score keeps the
-    features' weight high) when it clearly beats 1 (``MIN_Z`` standard errors,
-    paired over items), else 1; with ``"auto"``
-    the linear head replaces the prototypes when its score at its weight
-    clearly beats theirs at theirs; only the prototypes are candidates when
-    some class is named for fewer than ``MIN_ITEMS_PER_CLASS`` items. Below
+    ``head`` and ``feature_weight`` are what ``fit`` asks for (``fit`` passes
+    ``"auto"`` for the weight with ``head="auto"``, 1 with a named head). A named
+    head and a number are used as given. Otherwise the evidence is the held-out
+    score of each candidate head at each candidate weight
+    (:func:`held_out_label_score`, minus a Brier score: proper, so that heads of
+    different confidence compare fairly; the folds of ``seed``, the same for every
+    candidate, in the chosen space ``U``). Each head's weight is the largest one
+    within a standard error of the best (the one-standard-error rule: a flat score
+    keeps the features' weight high) when it clearly beats 1 (``MIN_Z`` standard
+    errors, paired over items), else 1; with ``"auto"`` the linear head replaces the
+    prototypes when its score at its weight clearly beats theirs at theirs; only the
+    prototypes are candidates when some class is named for fewer than
+    ``MIN_ITEMS_PER_CLASS`` items, and the MLP head only from
+    ``MLP_MIN_ITEMS_PER_CLASS`` labelled items per class. Below
     ``MIN_ITEMS_PER_CLASS`` labelled items per class nothing is checked: the
-    prototypes, weight 1. Above
-    ``MAX_CHECK_ITEMS`` labelled items the check runs on that many of them.
+    prototypes, weight 1. Above ``MAX_CHECK_ITEMS`` labelled items the check runs on
+    that many of them.
 
     Returns
     -------
@@ -893,6 +906,10 @@ def decide_model(
         return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
     if head == "auto" and _a_class_barely_named(labels, n_classes):
         heads = heads[:1]
+    elif head == "auto" and (
+        np.unique(labels.rows).size < MLP_MIN_ITEMS_PER_CLASS * n_classes
+    ):
+        heads = tuple(h for h in heads if h != "mlp")
     at_weight, weight_of, means = {}, {}, {}
     em_params = dict(em_params)
     U, triplets, em_params["weight"] = _check_sample(
