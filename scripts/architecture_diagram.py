@@ -14,52 +14,51 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-#: (layer, colour, modules); top to bottom, imports only run downwards.
+#: (layer, colour, modules); top to bottom, imports only run downwards. A module
+#: is named by its path inside the package (``meta._learner`` is
+#: ``sklearn_metaannot/meta/_learner.py``); a box lists one or more, separated by
+#: commas (a line that ends with a comma continues on the next).
 LAYERS = [
     (
-        "estimators and front ends",
+        "estimators and front ends (top level, io/)",
         "#dbe9f6",
         [
             "_classifier\nMetaAnnotatorClassifier",
             "aggregation\nMajorityVote, DawidSkene",
             "baselines",
-            "cli, demo, _atomic",
-            "_proba",
-            "_persistence\nsave, load",
+            "cli, demo",
+            "io._persistence, io._atomic\nsave, load; CLI outputs",
         ],
     ),
     (
-        "meta-training",
+        "meta-training (meta/)",
         "#e5f5e0",
         [
-            "_meta_learner\nMetaLearner, MetaEncoder",
-            "_meta\nepisodic EM, skorch net",
-            "_checkpoint",
-            "_distributed",
-            "_throughput",
+            "meta._learner\nMetaLearner, MetaEncoder",
+            "meta._episodic\nepisodic EM, skorch net",
+            "meta._encoders",
+            "meta._checkpoint, meta._distributed,\nmeta._throughput",
         ],
     ),
     (
-        "the representation",
+        "the per-task choices of fit (adapt/)",
         "#fdf0d5",
         [
-            "_representation\ninput spaces, validated default,\n"
-            "per-task check, decide, embed",
-            "_unlabelled\nthe guard of unlabelled items",
+            "adapt._representation\ninput spaces, validated default,\n"
+            "per-task checks, decide, embed",
+            "adapt._unlabelled\nthe guard of unlabelled items",
         ],
     ),
     (
-        "bottom: maths and data",
+        "bottom: maths and data (em/, crowd/)",
         "#f2e6f7",
         [
-            "_em\nE and M steps",
-            "_heads\nclass models",
-            "_encoders",
-            "episodes",
-            "_annotators",
-            "_crowd_labels\nCrowdLabelMatrix",
-            "_validation",
-            "datasets",
+            "em._steps\nE and M steps",
+            "em._heads\nclass models",
+            "em._proba",
+            "crowd._labels\nCrowdLabelMatrix",
+            "crowd._annotators,\ncrowd._validation",
+            "episodes, datasets",
         ],
     ),
 ]

@@ -60,18 +60,18 @@ class Mutation:
 
 
 P = f"{PACKAGE}/"
-EM, CLS, SEL = P + "_em.py", P + "_classifier.py", P + "_representation.py"
-LEARN = P + "_meta_learner.py"
+EM, CLS, SEL = P + "em/_steps.py", P + "_classifier.py", P + "adapt/_representation.py"
+LEARN = P + "meta/_learner.py"
 CROWD, VALID, CLI, PERSIST = (
-    P + "_crowd_labels.py",
-    P + "_validation.py",
+    P + "crowd/_labels.py",
+    P + "crowd/_validation.py",
     P + "cli.py",
-    P + "_persistence.py",
+    P + "io/_persistence.py",
 )
 T = "tests/"
 
 MUTATIONS = [
-    # -- the EM (_em.py) and prediction -------------------------------------------
+    # -- the EM (em/_steps.py) and prediction ------------------------------------------
     Mutation(
         "em_dense_prior_ignores_b",
         EM,
@@ -158,7 +158,7 @@ MUTATIONS = [
         (T + "test_annotator_history.py",),
         k="weight",
     ),
-    # -- the representation choice (_representation.py) ---------------------------
+    # -- the representation choice (adapt/_representation.py) --------------------------
     Mutation(
         # issue 27, bug 3
         "selection_min_z_zero",
@@ -258,7 +258,7 @@ MUTATIONS = [
     ),
     Mutation(
         "meta_fit_checkpoint_not_mapped_to_cpu",
-        P + "_checkpoint.py",
+        P + "meta/_checkpoint.py",
         'state = torch.load(path, map_location="cpu", weights_only=True)',
         "state = torch.load(path, weights_only=True)",
         (T + "test_classifier.py",),
@@ -312,10 +312,10 @@ MUTATIONS = [
         "        confusions = labels.expected_counts(post).transpose(0, 2, 1) + a",
         (T + "test_meta_learner.py", T + "test_aggregation.py"),
     ),
-    # -- the linear head (_heads.py, issue 29) -------------------------------------
+    # -- the linear head (em/_heads.py, issue 29) -------------------------------------
     Mutation(
         "linear_head_estep_ignores_the_annotators",
-        P + "_heads.py",
+        P + "em/_heads.py",
         "        logits = torch.log_softmax(U @ coef.T + intercept, dim=-1)\n"
         "        logits = add_crowd_log_likelihood_("
         "logits, item, annotator, label, log_A)",
@@ -324,7 +324,7 @@ MUTATIONS = [
     ),
     Mutation(
         "linear_head_not_pulled_to_the_prototypes",
-        P + "_heads.py",
+        P + "em/_heads.py",
         "            diff = theta - theta0",
         "            diff = 0.0 * (theta - theta0)",
         (T + "test_heads.py",),
@@ -372,13 +372,13 @@ MUTATIONS = [
     ),
     Mutation(
         "tempered_posteriors_not_kept",
-        P + "_heads.py",
+        P + "em/_heads.py",
         "    fit.lam = lam\n",
         "    fit.lam = fit.lam\n",
         (T + "test_heads.py",),
         k="feature_weight",
     ),
-    # -- crowd labels (_crowd_labels.py, _validation.py) --------------------------
+    # -- crowd labels (crowd/_labels.py, crowd/_validation.py) -------------------------
     Mutation(
         "crowd_none_is_a_label",
         CROWD,
@@ -454,7 +454,7 @@ MUTATIONS = [
         (T + "test_cli.py",),
         k="model",
     ),
-    # -- persistence (_persistence.py) --------------------------------------------
+    # -- persistence (io/_persistence.py) --------------------------------------------
     Mutation(
         # issue 27, bug 7
         "save_drops_tau",

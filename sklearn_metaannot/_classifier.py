@@ -12,20 +12,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _representation, _unlabelled
-from ._crowd_labels import CrowdLabelMatrix, _is_dataframe
-from ._em import DEFAULT_EM_PARAMS
-from ._heads import HEADS, fit_task, head_log_proba
-from ._meta import torch_threads
-from ._meta_learner import MetaEncoder, MetaLearner
-from ._proba import LogProbaClassifierMixin
-from ._representation import INPUT_SPACES
-from ._validation import (
+from .adapt import _representation, _unlabelled
+from .adapt._representation import INPUT_SPACES
+from .crowd._labels import CrowdLabelMatrix, _is_dataframe
+from .crowd._validation import (
     check_prior_c,
     check_task,
     flatten_samples,
     warn_user,
 )
+from .em._heads import HEADS, fit_task, head_log_proba
+from .em._proba import LogProbaClassifierMixin
+from .em._steps import DEFAULT_EM_PARAMS
+from .meta._episodic import torch_threads
+from .meta._learner import MetaEncoder, MetaLearner
 
 #: The classifier's fitted-looking meta attributes of earlier versions, read
 #: from its ``meta_encoder`` (name on the classifier -> name on the MetaEncoder).
@@ -47,7 +47,7 @@ _HIDDEN = ("hidden_coef_", "hidden_intercept_", "hidden_out_")
 
 
 def _fit_task(U, labels, n_classes, n_annotators, gold=None, prior_counts=None, **kw):
-    """:func:`~sklearn_metaannot._heads.fit_task` on numpy inputs (float64, CPU).
+    """:func:`~sklearn_metaannot.em._heads.fit_task` on numpy inputs (float64, CPU).
 
     ``labels`` are the (row, column, code) triplets; ``gold`` the mask and
     one-hot rows of the gold items; ``prior_counts`` the annotators' history

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._crowd_labels import CrowdLabelMatrix, _argmax_tie_break, _decode, _lookup
+from .crowd._labels import CrowdLabelMatrix, _argmax_tie_break, _decode, _lookup
 
 __all__ = ["DawidSkene", "MajorityVote"]
 

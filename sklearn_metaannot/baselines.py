@@ -28,10 +28,10 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from ._crowd_labels import CrowdLabelMatrix
-from ._proba import LogProbaClassifierMixin
-from ._validation import check_crowd_labels, flatten_samples
 from .aggregation import MajorityVote
+from .crowd._labels import CrowdLabelMatrix
+from .crowd._validation import check_crowd_labels, flatten_samples
+from .em._proba import LogProbaClassifierMixin
 
 __all__ = ["AggregateThenClassify", "CrowdLayerClassifier", "PrototypeClassifier"]
 

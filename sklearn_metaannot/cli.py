@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import AtomicOutputs, OutputPathError, check_output_path
 from ._classifier import MetaAnnotatorClassifier
-from ._crowd_labels import CrowdLabelMatrix
-from ._meta_learner import MetaLearner, MetaLearningWarning
+from .crowd._labels import CrowdLabelMatrix
+from .io._atomic import AtomicOutputs, OutputPathError, check_output_path
+from .meta._learner import MetaLearner, MetaLearningWarning
 
 PROG = "python -m sklearn_metaannot"
 COMMANDS = ("meta-fit", "fit-predict")

@@ -713,7 +713,7 @@ def load_labelme(path):
             f"{len(out['X_train'])}"
         )
 
-    from ._crowd_labels import CrowdLabelMatrix
+    from .crowd._labels import CrowdLabelMatrix
 
     classes = np.arange(_LABELME_N_CLASSES)
     crowd_train = CrowdLabelMatrix.from_dense(answers, missing=-1, classes=classes)

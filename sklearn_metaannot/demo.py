@@ -12,10 +12,10 @@ from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from ._annotators import PAPER_MIXTURE, simulate_annotators
 from ._classifier import MetaAnnotatorClassifier
-from ._crowd_labels import CrowdLabelMatrix
-from ._meta_learner import MetaLearner, MetaLearningWarning
+from .crowd._annotators import PAPER_MIXTURE, simulate_annotators
+from .crowd._labels import CrowdLabelMatrix
+from .meta._learner import MetaLearner, MetaLearningWarning
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4, 5)
 TARGET_CLASSES = (6, 7, 8, 9)

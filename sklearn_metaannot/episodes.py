@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._annotators import AnnotatorSimulator, as_generator
+from .crowd._annotators import AnnotatorSimulator, as_generator
 
 
 class Episode(NamedTuple):

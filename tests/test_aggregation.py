@@ -9,8 +9,8 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_metaannot._crowd_labels import CrowdLabelMatrix
 from sklearn_metaannot.aggregation import DawidSkene, MajorityVote
+from sklearn_metaannot.crowd._labels import CrowdLabelMatrix
 
 
 def make_crowd(seed, *, n_items=300, n_workers=20, n_classes=3, n_hammers=0, rate=1.0):

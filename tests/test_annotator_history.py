@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import sklearn_metaannot
-from sklearn_metaannot import CrowdLabelMatrix, MetaAnnotatorClassifier, _em
+from sklearn_metaannot import CrowdLabelMatrix, MetaAnnotatorClassifier
+from sklearn_metaannot.em import _steps as _em
 
 K = 3
 WORKERS = ["w0", "w1", "w2", "w3", "w4"]  # w0, w1 flip k -> k + 1; w2-w4 honest

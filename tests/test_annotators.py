@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sklearn_metaannot import AnnotatorSimulator, simulate_annotators
-from sklearn_metaannot._annotators import check_mixture
+from sklearn_metaannot.crowd._annotators import check_mixture
 
 
 def test_mixture_proportions_follow_the_paper_default():

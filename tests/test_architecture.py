@@ -11,7 +11,7 @@ PACKAGE = ROOT / "sklearn_metaannot"
 
 
 def _layers():
-    """Module name -> layer index (0 = top), from the architecture diagram."""
+    """Module path (``meta._learner``) -> layer index (0 = top), from the diagram."""
     pytest.importorskip("matplotlib")
     spec = importlib.util.spec_from_file_location(
         "architecture_diagram", ROOT / "scripts" / "architecture_diagram.py"
@@ -21,43 +21,88 @@ def _layers():
     layers = {}
     for index, (_, _, boxes) in enumerate(diagram.LAYERS):
         for box in boxes:
-            for name in box.split("\n")[0].split(","):
-                layers[name.strip()] = index
+            # the module names: the first line, and the next ones while a line ends
+            # with a comma
+            for line in box.split("\n"):
+                layers.update(
+                    dict.fromkeys(
+                        (name.strip() for name in line.split(",") if name.strip()),
+                        index,
+                    )
+                )
+                if not line.rstrip().endswith(","):
+                    break
     return layers
 
 
-def _imports(path):
-    """The package modules that ``path`` imports, at any depth of its code."""
+def _modules():
+    """Every module of the package, by its dotted path inside the package."""
+    return {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.name not in {"__init__.py", "__main__.py"}
+    }
+
+
+def _imports(module):
+    """The package modules that ``module`` imports, at any depth of its code.
+
+    ``from X import name`` counts ``X`` and ``X.name`` (kept when it is a module).
+    """
+    package = module.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                found.add(node.module.split(".")[0])
-            else:
-                found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "sklearn_metaannot."
-        ):
-            found.add(node.module.split(".")[1])
+    for node in ast.walk(ast.parse(_modules()[module].read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            parts = package[: len(package) - node.level + 1]
+            parts += node.module.split(".") if node.module else []
+        elif node.module and node.module.split(".")[0] == "sklearn_metaannot":
+            parts = node.module.split(".")[1:]
+        else:
+            continue
+        if parts:
+            found.add(".".join(parts))
+        found.update(".".join([*parts, alias.name]) for alias in node.names)
     return found
 
 
 def test_every_module_is_in_the_diagram():
+    modules = set(_modules())
     layers = _layers()
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
     assert modules <= set(layers), sorted(modules - set(layers))
+
+
+def test_diagram_names_only_existing_modules():
+    assert set(_layers()) <= set(_modules()), sorted(set(_layers()) - set(_modules()))
+
+
+def test_private_modules_live_in_folders():
+    """The top level holds the public modules and the estimator; the private
+    implementation lives in the folders of its layer."""
+    top_private = {
+        name for name in _modules() if "." not in name and name.startswith("_")
+    }
+    assert top_private == {"_classifier"}
 
 
 def test_imports_run_downwards_only():
     layers = _layers()
     upward = [
-        f"{path.stem} (layer {layers[path.stem]}) imports {name} (layer {layers[name]})"
-        for path in sorted(PACKAGE.glob("*.py"))
-        if path.stem in layers
-        for name in sorted(_imports(path))
-        if name in layers and layers[name] < layers[path.stem]
+        f"{module} (layer {layers[module]}) imports {name} (layer {layers[name]})"
+        for module in sorted(_modules())
+        if module in layers
+        for name in sorted(_imports(module))
+        if name in layers and layers[name] < layers[module]
     ]
     assert not upward, upward
+
+
+def test_import_resolution_sees_relative_and_absolute_imports():
+    # the checker itself: meta._learner imports the representation (``from
+    # ..adapt import``) and the crowd labels (``from ..crowd._annotators import``)
+    imports = _imports("meta._learner")
+    assert {"adapt._representation", "crowd._annotators", "meta._episodic"} <= imports
 
 
 # -- the benchmarks use the public API only ------------------------------------
@@ -68,7 +113,7 @@ BENCHMARKS = ROOT / "benchmarks"
 def _package_private_members():
     """Private (``_x``, not dunder) names that the package's classes define."""
     names = set()
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.ClassDef):
                 continue
@@ -146,8 +191,8 @@ def _private_uses(path, private_members):
 def test_the_private_use_check_finds_what_it_must(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(
-        "import sklearn_metaannot._em\n"
-        "from sklearn_metaannot._meta import torch_threads\n"
+        "import sklearn_metaannot.em._steps\n"
+        "from sklearn_metaannot.meta._episodic import torch_threads\n"
         "from sklearn_metaannot import _representation, MetaLearner\n"
         "from unittest import mock\n"
         "import unittest.mock\n"

@@ -5,8 +5,12 @@ import os
 
 import pytest
 
-from sklearn_metaannot import _atomic
-from sklearn_metaannot._atomic import AtomicOutputs, OutputPathError, check_output_path
+from sklearn_metaannot.io import _atomic
+from sklearn_metaannot.io._atomic import (
+    AtomicOutputs,
+    OutputPathError,
+    check_output_path,
+)
 
 
 def _names(folder):

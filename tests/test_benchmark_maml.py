@@ -97,8 +97,8 @@ def test_mamv_and_mads_learn_new_classes_from_noisy_labels(maml_module, aggregat
 def test_the_public_helpers_are_the_package_ones(maml_module):
     """The benchmark's majority vote and encoder, built from the public API,
     equal the package's private ones that it used to import."""
-    from sklearn_metaannot._em import majority_vote_init, one_hot_annotations
-    from sklearn_metaannot._encoders import Conv4Encoder
+    from sklearn_metaannot.em._steps import majority_vote_init, one_hot_annotations
+    from sklearn_metaannot.meta._encoders import Conv4Encoder
 
     codes = np.array([[0, 1, 1], [2, -1, -1], [-1, -1, -1], [1, 1, 1]])
     expected = majority_vote_init(one_hot_annotations(torch.as_tensor(codes), 3))

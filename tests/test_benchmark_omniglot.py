@@ -195,10 +195,10 @@ def test_variant_study_runs_and_writes_its_outputs(omniglot, tmp_path):
     spikes = results["gradient_spikes"]
     assert spikes["n_episodes"] == 4 and spikes["max"] >= spikes["median"] > 0
     # the variants go through the public seams of MetaLearner: nothing is patched
-    import sklearn_metaannot._em as em
-    import sklearn_metaannot._meta as meta
+    import sklearn_metaannot.em._steps as em
+    import sklearn_metaannot.meta._episodic as meta
 
-    assert em.e_step.__module__ == "sklearn_metaannot._em"
+    assert em.e_step.__module__ == "sklearn_metaannot.em._steps"
     assert meta.EpisodicEM.forward.__qualname__ == "EpisodicEM.forward"
     assert meta.pad_episode.__module__ == "sklearn_metaannot.episodes"
     assert Path(results["files"]["rst"]).read_text().startswith(".. csv-table::")
@@ -216,7 +216,7 @@ def test_the_variants_em_is_the_em_of_fit():
     import torch
 
     from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
-    from sklearn_metaannot._em import one_hot_annotations, run_em
+    from sklearn_metaannot.em._steps import one_hot_annotations, run_em
 
     variants = _load("omniglot_variants")
     model = MetaAnnotatorClassifier(

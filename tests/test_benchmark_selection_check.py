@@ -54,7 +54,7 @@ def test_the_scores_use_the_folds_and_em_of_fit():
     rows, cols = np.nonzero(codes >= 0)
     labels = SimpleNamespace(rows=rows, cols=cols, codes=codes[rows, cols])
 
-    from sklearn_metaannot._representation import N_FOLDS, held_out_agreement
+    from sklearn_metaannot.adapt._representation import N_FOLDS, held_out_agreement
 
     got = module.held_out_scores(model, U, labels, 2, 3, score="match")
     expected = held_out_agreement(

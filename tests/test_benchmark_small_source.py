@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from benchmarks import small_source as study
-from sklearn_metaannot._representation import INPUT_SPACES
+from sklearn_metaannot.adapt._representation import INPUT_SPACES
 
 
 def test_small_source_study_runs_and_writes_its_tables(tmp_path):

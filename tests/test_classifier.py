@@ -20,10 +20,10 @@ from sklearn_metaannot import (
     MetaAnnotatorClassifier,
     MetaLearner,
     MetaLearningWarning,
-    _em,
     simulate_annotators,
 )
-from sklearn_metaannot._representation import INPUT_SPACES
+from sklearn_metaannot.adapt._representation import INPUT_SPACES
+from sklearn_metaannot.em import _steps as _em
 
 
 def _blobs(n_classes, n_per_class, n_features=6, sep=3.0, seed=0):

@@ -27,8 +27,8 @@ from sklearn_metaannot import (
 )
 from sklearn_metaannot import cli as cli_module
 from sklearn_metaannot.__main__ import main
-from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
 from sklearn_metaannot.cli import read_crowd, read_features
+from sklearn_metaannot.meta._checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 pd = pytest.importorskip("pandas")
 
@@ -601,7 +601,7 @@ def test_fit_predict_warning_is_a_line(files, five_way_model, capsys, monkeypatc
     model = sklearn_metaannot.load(five_way_model)
     with monkeypatch.context() as patch:  # a model saved by another version
         patch.setattr(
-            sklearn_metaannot._persistence, "_package_version", lambda: "0.0.1"
+            sklearn_metaannot.io._persistence, "_package_version", lambda: "0.0.1"
         )
         sklearn_metaannot.save(model, "old_model")
     main([*_fit_predict()[:-1], "old_version.csv", "--model", "old_model"])
@@ -650,7 +650,8 @@ cli.main(sys.argv[1:])
 # meta-fit, slowed down after each epoch's checkpoint
 SLOW_EPOCHS = """
 import sys, time
-from sklearn_metaannot import _checkpoint, cli
+from sklearn_metaannot import cli
+from sklearn_metaannot.meta import _checkpoint
 on_epoch_end = _checkpoint.ResumeCheckpoint.on_epoch_end
 def slow_epoch_end(self, net, **kwargs):
     on_epoch_end(self, net, **kwargs)

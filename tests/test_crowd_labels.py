@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import KFold
 from sklearn.utils import _safe_indexing
 
-from sklearn_metaannot._crowd_labels import CrowdLabelMatrix
+from sklearn_metaannot.crowd._labels import CrowdLabelMatrix
 
 
 def _triplet_set(Y):

@@ -375,9 +375,9 @@ def test_shared_omniglot_split(shared_omniglot):
 def crowd_labels(monkeypatch):
     """The CrowdLabelMatrix module, or a stand-in while it is not importable."""
     try:
-        from sklearn_metaannot import _crowd_labels
+        from sklearn_metaannot.crowd import _labels as _crowd_labels
     except ImportError:
-        _crowd_labels = types.ModuleType("sklearn_metaannot._crowd_labels")
+        _crowd_labels = types.ModuleType("sklearn_metaannot.crowd._labels")
 
         class CrowdLabelMatrix:
             @classmethod
@@ -411,9 +411,9 @@ def test_shared_labelme(crowd_labels):
 def test_shared_labelme_crowd_train():
     _require(LABELME)
     try:
-        from sklearn_metaannot._crowd_labels import CrowdLabelMatrix
+        from sklearn_metaannot.crowd._labels import CrowdLabelMatrix
     except ImportError as exc:
-        pytest.skip(f"sklearn_metaannot._crowd_labels not importable: {exc}")
+        pytest.skip(f"sklearn_metaannot.crowd._labels not importable: {exc}")
     b = load_labelme(LABELME)
     assert isinstance(b.crowd_train, CrowdLabelMatrix)
 

@@ -14,13 +14,13 @@ import torch
 import sklearn_metaannot
 from benchmarks.distributed import cpu_launch_args
 from sklearn_metaannot import MetaAnnotatorClassifier, MetaLearner
-from sklearn_metaannot._distributed import (
+from sklearn_metaannot.meta._distributed import (
     ShardedEpisodeDataset,
     check_divisible,
     launched_world_size,
     process_group,
 )
-from sklearn_metaannot._meta import EpisodeDataset
+from sklearn_metaannot.meta._episodic import EpisodeDataset
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "distributed_meta_fit.py"

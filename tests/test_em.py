@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_metaannot import _em
-from sklearn_metaannot._annotators import AnnotatorSimulator
+from sklearn_metaannot.crowd._annotators import AnnotatorSimulator
+from sklearn_metaannot.em import _steps as _em
 
 
 def _random_task(T=3, N=12, R=4, K=3, M=5, missing=0.3, seed=0, dtype=torch.float64):

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_metaannot._encoders import Conv4Encoder, MLPEncoder, ResidualMLPEncoder
 from sklearn_metaannot.episodes import EpisodeSampler, pad_episode
+from sklearn_metaannot.meta._encoders import (
+    Conv4Encoder,
+    MLPEncoder,
+    ResidualMLPEncoder,
+)
 
 
 @pytest.fixture

@@ -164,7 +164,7 @@ def test_tempering_keeps_the_model_of_the_classes():
     posteriors move towards the labels."""
     import torch
 
-    from sklearn_metaannot._heads import fit_task
+    from sklearn_metaannot.em._heads import fit_task
 
     X, Y, *_ = _blurred_task()
     U = torch.as_tensor((X - X.mean(0)) / X.std(0))

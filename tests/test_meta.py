@@ -5,7 +5,7 @@ import pytest
 import torch
 from skorch.history import History
 
-from sklearn_metaannot._meta import _GradientNorm
+from sklearn_metaannot.meta._episodic import _GradientNorm
 
 
 class _Net:
@@ -44,7 +44,7 @@ def test_gradient_norm_is_clipped_and_recorded_before_clipping(max_norm, expecte
 
 
 def test_run_em_can_stop_the_gradient_through_the_responsibilities():
-    from sklearn_metaannot._em import one_hot_annotations, run_em
+    from sklearn_metaannot.em._steps import one_hot_annotations, run_em
 
     torch.manual_seed(0)
     U = torch.randn(1, 6, 3, dtype=torch.float64, requires_grad=True)

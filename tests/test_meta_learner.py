@@ -16,7 +16,7 @@ from sklearn_metaannot import (
     MetaLearningWarning,
     simulate_annotators,
 )
-from sklearn_metaannot._meta_learner import MetaLearner as _MetaLearner
+from sklearn_metaannot.meta._learner import MetaLearner as _MetaLearner
 
 pd = pytest.importorskip("pandas")
 

@@ -20,7 +20,7 @@ from sklearn_metaannot import (
     MetaLearner,
     MetaLearningWarning,
 )
-from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
+from sklearn_metaannot.meta._checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGKILL"), reason="needs POSIX signals"

@@ -186,7 +186,7 @@ def test_a_saved_file_cannot_name_another_class(tmp_path):
 
 
 def test_compile_em_leaves_a_variant_with_its_own_adapt_eager(monkeypatch):
-    import sklearn_metaannot._meta as meta
+    import sklearn_metaannot.meta._episodic as meta
 
     compiled = []
     monkeypatch.setattr(
@@ -210,7 +210,7 @@ def test_compile_em_leaves_a_variant_with_its_own_adapt_eager(monkeypatch):
 
 
 def test_a_custom_episode_source_is_refused_in_data_parallel_training(monkeypatch):
-    import sklearn_metaannot._meta_learner as meta_learner
+    import sklearn_metaannot.meta._learner as meta_learner
 
     group = type("Group", (), {"world_size": 2, "rank": 0, "is_main": True})()
     monkeypatch.setattr(meta_learner, "process_group", lambda device: group)

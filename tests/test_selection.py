@@ -12,7 +12,7 @@ from sklearn_metaannot import (
     crowd_agreement_score,
     simulate_annotators,
 )
-from sklearn_metaannot._representation import (
+from sklearn_metaannot.adapt._representation import (
     INPUT_SPACES,
     MIN_Z,
     choose_representation,

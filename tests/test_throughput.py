@@ -10,17 +10,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from sklearn_metaannot import EpisodeSampler, MetaAnnotatorClassifier, MetaLearner
-from sklearn_metaannot._em import one_hot_annotations, predict_log_proba, run_em
-from sklearn_metaannot._encoders import build_encoder
-from sklearn_metaannot._meta import (
+from sklearn_metaannot.adapt._representation import no_meta_accuracy
+from sklearn_metaannot.em._steps import one_hot_annotations, predict_log_proba, run_em
+from sklearn_metaannot.meta._encoders import build_encoder
+from sklearn_metaannot.meta._episodic import (
     EpisodeDataset,
     EpisodicEM,
     TrainingConfig,
     episode_accuracy,
     make_net,
 )
-from sklearn_metaannot._representation import no_meta_accuracy
-from sklearn_metaannot._throughput import episode_iterator, validation_batch_size
+from sklearn_metaannot.meta._throughput import episode_iterator, validation_batch_size
 
 
 def _source(n_classes=9, per_class=20, n_features=6, seed=0):
@@ -79,7 +79,7 @@ def test_mixed_precision_keeps_the_em_in_float32():
     torch.manual_seed(0)
     module = EpisodicEM(torch.nn.Linear(4, 3), 2, autocast_dtype=torch.bfloat16)
     seen = {}
-    import sklearn_metaannot._meta as meta
+    import sklearn_metaannot.meta._episodic as meta
 
     original = meta.run_em
 
@@ -181,7 +181,7 @@ def test_no_meta_accuracy_batched_matches_one_task_at_a_time():
 
 
 def test_fp16_checkpoint_keeps_the_loss_scale(tmp_path):
-    from sklearn_metaannot._checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from sklearn_metaannot.meta._checkpoint import CHECKPOINT_NAME, load_checkpoint
 
     a = _meta_fit(mixed_precision="fp16", checkpoint_dir=tmp_path)
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
@@ -216,8 +216,8 @@ def _loss_and_grads(head, batch, K=3, n_iter=1):
     reason="torch.compile on the CPU needs a C++ compiler",
 )
 def test_compiled_em_matches_the_eager_em_forward_and_backward():
-    from sklearn_metaannot._meta import episode_log_proba
-    from sklearn_metaannot._throughput import CompiledOrEager
+    from sklearn_metaannot.meta._episodic import episode_log_proba
+    from sklearn_metaannot.meta._throughput import CompiledOrEager
 
     compiled = CompiledOrEager(episode_log_proba)
     with warnings.catch_warnings():
@@ -229,8 +229,8 @@ def test_compiled_em_matches_the_eager_em_forward_and_backward():
 
 
 def test_compile_em_falls_back_to_eager_with_a_warning(monkeypatch):
-    from sklearn_metaannot._meta import episode_log_proba
-    from sklearn_metaannot._throughput import CompiledOrEager
+    from sklearn_metaannot.meta._episodic import episode_log_proba
+    from sklearn_metaannot.meta._throughput import CompiledOrEager
 
     def broken_compile(fn, **kwargs):
         def fail(*args, **kw):
@@ -250,7 +250,7 @@ def test_compile_em_falls_back_to_eager_with_a_warning(monkeypatch):
 def test_compile_em_reports_an_error_of_the_em_itself_and_keeps_compiling(
     monkeypatch,
 ):
-    from sklearn_metaannot._throughput import CompiledOrEager
+    from sklearn_metaannot.meta._throughput import CompiledOrEager
 
     compiled_calls = []
 
@@ -281,7 +281,7 @@ def test_compile_em_reports_an_error_of_the_em_itself_and_keeps_compiling(
 def test_compile_em_routes_only_the_training_batches_through_the_compiled_em(
     monkeypatch, compile_em
 ):
-    import sklearn_metaannot._meta as meta
+    import sklearn_metaannot.meta._episodic as meta
 
     calls = []
 

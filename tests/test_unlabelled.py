@@ -8,11 +8,11 @@ from sklearn_metaannot import (
     CrowdLabelMatrix,
     MetaAnnotatorClassifier,
     UnlabelledChoice,
-    _unlabelled,
     load,
     save,
     simulate_annotators,
 )
+from sklearn_metaannot.adapt import _unlabelled
 
 
 def _task(seed, *, other_classes=False, n_labelled=5):

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._em import one_hot_annotations, predict_log_proba, run_em
-from ._heads import fit_task
+from ..em._heads import fit_task
+from ..em._steps import one_hot_annotations, predict_log_proba, run_em
 
 #: The latent spaces of EM without meta-learning, each built from the features of
 #: the task's own support set: "input" standardises every feature, "scaled"
@@ -161,7 +161,7 @@ def held_out_agreement(
     items are classified from their embeddings alone, and each of the fold's
     hidden annotations ``y_n^r`` is scored by ``p(t_n = y_n^r | x_n)``. Gold
     labels are never used. Time and memory grow with the number of labels
-    (:func:`~sklearn_metaannot._em.run_em_sparse`), not items x annotators.
+    (:func:`~sklearn_metaannot.em._steps.run_em_sparse`), not items x annotators.
 
     Parameters
     ----------
@@ -191,10 +191,10 @@ of shape (n_samples, n_annotators)
         ``y_n^r`` and 0 otherwise, which does not reward confident posteriors.
     head, head_penalty : str and float, default="prototype" and 1.0
         The class-probability model fitted on the other folds
-        (:func:`~sklearn_metaannot._heads.fit_task`).
+        (:func:`~sklearn_metaannot.em._heads.fit_task`).
     **em_params
         ``n_iter``, ``tau``, ``b``, ``c`` of
-        :func:`sklearn_metaannot._em.run_em_sparse`, and optionally ``weight``,
+        :func:`sklearn_metaannot.em._steps.run_em_sparse`, and optionally ``weight``,
         one per item of ``U`` (each fit takes those of its items).
 
     Returns
@@ -207,7 +207,7 @@ of shape (n_samples, n_annotators)
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._representation import held_out_agreement
+    >>> from sklearn_metaannot.adapt._representation import held_out_agreement
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat([0, 1], 10)
     >>> codes = np.stack([y, y, 1 - y]).T  # two good annotators, one adversary
@@ -265,7 +265,7 @@ of shape (n_samples, n_annotators)
 def _fold_fits(U, labels, n_classes, n_folds, random_state, weight=None, **fit_params):
     """For each fold of the labelled items: ``(fold, kept, fit)``, the fold's
     items, the mask of the labels not hidden, and the task fitted without the
-    fold's labels and items (:func:`~sklearn_metaannot._heads.fit_task`; the
+    fold's labels and items (:func:`~sklearn_metaannot.em._heads.fit_task`; the
     per-item ``weight`` of the M-steps, if any, restricted to its items).
 
     The folds of :func:`held_out_agreement` (its ``n_folds`` and
@@ -331,7 +331,7 @@ def plausible_spaces(scores, per_episode, *, min_z=MIN_Z) -> tuple:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._representation import plausible_spaces
+    >>> from sklearn_metaannot.adapt._representation import plausible_spaces
     >>> rng = np.random.default_rng(0)
     >>> a = rng.uniform(0.6, 0.9, size=50)
     >>> per = {"a": a, "b": a - 0.2, "c": a + rng.normal(0, 0.05, size=50)}
@@ -379,7 +379,7 @@ def choose_representation(scores, default, *, min_z=1.0, chance=None):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._representation import choose_representation
+    >>> from sklearn_metaannot.adapt._representation import choose_representation
     >>> rng = np.random.default_rng(0)
     >>> base = rng.uniform(size=40)
     >>> choose_representation({"a": base, "b": base + 0.2}, default="a")
@@ -437,8 +437,8 @@ def crowd_agreement_score(estimator, X, Y):
     >>> bool(scores.mean() > 0.6)
     True
     """
-    from ._crowd_labels import CrowdLabelMatrix
-    from ._validation import flatten_samples
+    from ..crowd._labels import CrowdLabelMatrix
+    from ..crowd._validation import flatten_samples
 
     labels = Y if isinstance(Y, CrowdLabelMatrix) else CrowdLabelMatrix.from_any(Y)
     codes = labels.to_codes()
@@ -486,7 +486,7 @@ def validated_default(
 
     Examples
     --------
-    >>> from sklearn_metaannot._representation import validated_default
+    >>> from sklearn_metaannot.adapt._representation import validated_default
     >>> inputs = {"input": 0.7, "scaled": 0.72, "normalized": 0.6}
     >>> validated_default({"meta": 0.8, **inputs}, inputs, val_way=5, n_way=5)
     ('meta', None)
@@ -752,7 +752,7 @@ def held_out_label_score(
     """How well the tempered features predict held-out crowd labels, per weight.
 
     The folds of :func:`held_out_agreement`: for each fold the task is fitted
-    on every other item (:func:`~sklearn_metaannot._heads.fit_task`). A hidden
+    on every other item (:func:`~sklearn_metaannot.em._heads.fit_task`). A hidden
     annotation ``y`` of item ``n`` by annotator ``r`` is predicted by
     ``q(l) = sum_k p_w(k | x_n) A^r[k, l]``, with the confusion matrices ``A``
     of that fit and its features' prediction tempered by each weight ``w``,
@@ -777,7 +777,7 @@ def held_out_label_score(
         As :func:`held_out_agreement`.
     **fit_params
         ``n_iter``, ``tau``, ``b``, ``c`` of the EM, and ``head``,
-        ``head_penalty`` of :func:`~sklearn_metaannot._heads.fit_task`.
+        ``head_penalty`` of :func:`~sklearn_metaannot.em._heads.fit_task`.
 
     Returns
     -------
@@ -789,7 +789,7 @@ def held_out_label_score(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._representation import held_out_label_score
+    >>> from sklearn_metaannot.adapt._representation import held_out_label_score
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat([0, 1], 30)
     >>> codes = np.stack([y, y, np.where(rng.random(60) < 0.8, y, 1 - y)]).T

@@ -23,15 +23,15 @@ from skorch.helper import predefined_split
 from skorch.utils import to_tensor
 from torch import nn
 
+from ..em._steps import one_hot_annotations, predict_log_proba, run_em
+from ..episodes import EpisodeSampler, collate_episodes, pad_episode
 from ._checkpoint import CHECKPOINT_NAME, ResumeCheckpoint
-from ._em import one_hot_annotations, predict_log_proba, run_em
 from ._throughput import (
     CompiledOrEager,
     GradScalerMixin,
     encoder_autocast,
     episode_iterator,
 )
-from .episodes import EpisodeSampler, collate_episodes, pad_episode
 
 
 @contextmanager
@@ -151,7 +151,7 @@ class EpisodicEM(nn.Module):
         float16); its embeddings are cast to float32 for the EM.
     detach_responsibilities : bool, default=False
         No gradient through the E-step responsibilities (an ablation, see
-        :func:`~sklearn_metaannot._em.run_em`).
+        :func:`~sklearn_metaannot.em._steps.run_em`).
     compile_em : bool, default=False
         Run the EM of the training batches through ``torch.compile``
         (:data:`compiled_episode_log_proba`); validation batches, which have
@@ -685,7 +685,7 @@ def make_net(module, valid_dataset, config):
     rank 0 of a data-parallel run) no file is written. Training episodes are loaded
     by ``num_workers`` ``DataLoader`` workers (``pin_memory`` on CUDA only); the
     fixed validation episodes are collated once
-    (:func:`~sklearn_metaannot._throughput.episode_iterator`) in batches of
+    (:func:`~sklearn_metaannot.meta._throughput.episode_iterator`) in batches of
     ``valid_batch_size`` tasks (``batch_size`` by default).
     ``grad_scaling`` adds float16 loss scaling.
     """
@@ -801,7 +801,7 @@ def check_callbacks(callbacks, name="callbacks"):
     Examples
     --------
     >>> from skorch.callbacks import EpochScoring
-    >>> from sklearn_metaannot._meta import check_callbacks
+    >>> from sklearn_metaannot.meta._episodic import check_callbacks
     >>> check_callbacks([("acc", EpochScoring("accuracy"))])[0][0]
     'acc'
     >>> check_callbacks(None)

@@ -32,7 +32,7 @@ def as_generator(random_state) -> np.random.Generator:
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._annotators import as_generator
+    >>> from sklearn_metaannot.crowd._annotators import as_generator
     >>> rng = as_generator(0)
     >>> isinstance(rng, np.random.Generator), as_generator(rng) is rng
     (True, True)

@@ -24,7 +24,7 @@ class MLPEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_metaannot._encoders import MLPEncoder
+    >>> from sklearn_metaannot.meta._encoders import MLPEncoder
     >>> encoder = MLPEncoder(10, embedding_dim=4, hidden_layer_sizes=(16,))
     >>> encoder(torch.zeros(3, 10)).shape
     torch.Size([3, 4])
@@ -45,7 +45,7 @@ class MLPEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import MLPEncoder
+        >>> from sklearn_metaannot.meta._encoders import MLPEncoder
         >>> MLPEncoder(2, embedding_dim=3).forward(torch.ones(5, 2)).shape
         torch.Size([5, 3])
         """
@@ -70,7 +70,7 @@ class ResidualMLPEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_metaannot._encoders import ResidualMLPEncoder
+    >>> from sklearn_metaannot.meta._encoders import ResidualMLPEncoder
     >>> encoder = ResidualMLPEncoder(5, hidden_layer_sizes=(8,))
     >>> x = torch.randn(3, 5)
     >>> torch.equal(encoder(x), x)  # the identity before training
@@ -90,7 +90,7 @@ class ResidualMLPEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import ResidualMLPEncoder
+        >>> from sklearn_metaannot.meta._encoders import ResidualMLPEncoder
         >>> ResidualMLPEncoder(4).forward(torch.ones(2, 4)).shape
         torch.Size([2, 4])
         """
@@ -115,7 +115,7 @@ class FeatureWeightEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+    >>> from sklearn_metaannot.meta._encoders import FeatureWeightEncoder
     >>> encoder = FeatureWeightEncoder(3)
     >>> x = torch.randn(4, 3)
     >>> torch.equal(encoder(x), x), float(encoder.penalty())
@@ -132,7 +132,7 @@ class FeatureWeightEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+        >>> from sklearn_metaannot.meta._encoders import FeatureWeightEncoder
         >>> FeatureWeightEncoder(2).forward(torch.ones(5, 2)).shape
         torch.Size([5, 2])
         """
@@ -144,7 +144,7 @@ class FeatureWeightEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import FeatureWeightEncoder
+        >>> from sklearn_metaannot.meta._encoders import FeatureWeightEncoder
         >>> encoder = FeatureWeightEncoder(2)
         >>> with torch.no_grad():
         ...     _ = encoder.log_weight.fill_(1.0)
@@ -172,7 +172,7 @@ class LowRankEncoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_metaannot._encoders import LowRankEncoder
+    >>> from sklearn_metaannot.meta._encoders import LowRankEncoder
     >>> encoder = LowRankEncoder(5, rank=2)
     >>> x = torch.randn(3, 5)
     >>> torch.equal(encoder(x), x), float(encoder.penalty())
@@ -191,7 +191,7 @@ class LowRankEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import LowRankEncoder
+        >>> from sklearn_metaannot.meta._encoders import LowRankEncoder
         >>> LowRankEncoder(4, rank=1).forward(torch.ones(2, 4)).shape
         torch.Size([2, 4])
         """
@@ -204,7 +204,7 @@ class LowRankEncoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import LowRankEncoder
+        >>> from sklearn_metaannot.meta._encoders import LowRankEncoder
         >>> encoder = LowRankEncoder(3, rank=2)
         >>> with torch.no_grad():
         ...     _ = encoder.U.normal_()
@@ -244,7 +244,7 @@ class Conv4Encoder(nn.Module):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_metaannot._encoders import Conv4Encoder
+    >>> from sklearn_metaannot.meta._encoders import Conv4Encoder
     >>> encoder = Conv4Encoder((1, 28, 28))
     >>> encoder.output_dim
     64
@@ -279,7 +279,7 @@ class Conv4Encoder(nn.Module):
         Examples
         --------
         >>> import torch
-        >>> from sklearn_metaannot._encoders import Conv4Encoder
+        >>> from sklearn_metaannot.meta._encoders import Conv4Encoder
         >>> encoder = Conv4Encoder((1, 28, 28), n_filters=8).eval()
         >>> encoder.forward(torch.zeros(2, 784)).shape  # flat images
         torch.Size([2, 8])
@@ -299,7 +299,7 @@ def build_encoder(
 
     Examples
     --------
-    >>> from sklearn_metaannot._encoders import build_encoder
+    >>> from sklearn_metaannot.meta._encoders import build_encoder
     >>> build_encoder("conv4", 64, embedding_dim=None, hidden_layer_sizes=(),
     ...               image_shape=None).image_shape  # 64 features: 8x8 images
     (1, 8, 8)
@@ -346,7 +346,7 @@ def embed(module: nn.Module, X, *, batch_size=1024, device="cpu") -> torch.Tenso
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._encoders import MLPEncoder, embed
+    >>> from sklearn_metaannot.meta._encoders import MLPEncoder, embed
     >>> Z = embed(MLPEncoder(3, embedding_dim=2), np.zeros((5, 3)), batch_size=2)
     >>> Z.shape, Z.dtype
     (torch.Size([5, 2]), torch.float32)

@@ -2,7 +2,7 @@
 
 Items that no annotator labelled (rows of ``Y`` without a label and without a
 gold label, and the rows of ``X_unlabelled``) enter the EM of a task with a
-weight in its M-steps (:func:`~sklearn_metaannot._em.m_step_sparse`): at 1 they
+weight in its M-steps (:func:`~sklearn_metaannot.em._steps.m_step_sparse`): at 1 they
 pull the prototypes like any item (semi-supervised EM), at 0 they count for
 nothing and only receive a posterior. They help when they belong to the task's
 classes and the features cluster by class; they hurt when they do not (items of
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._crowd_labels import CrowdLabelMatrix
-from ._em import run_em_sparse
+from ..crowd._labels import CrowdLabelMatrix
+from ..em._steps import run_em_sparse
 from ._representation import _clear_winner, _task_agreement
 
 #: The candidates of the guard: the unlabelled items left out, all counted

@@ -17,8 +17,11 @@ from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOp
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
-from . import _representation
-from ._annotators import PAPER_MIXTURE, AnnotatorSimulator
+from ..adapt import _representation
+from ..adapt._representation import INPUT_SPACES, no_meta_accuracy
+from ..crowd._annotators import PAPER_MIXTURE, AnnotatorSimulator
+from ..crowd._validation import check_em_params, flatten_samples, warn_user
+from ..episodes import EpisodeSampler
 from ._checkpoint import config_fingerprint, fit_or_resume
 from ._distributed import (
     ShardedEpisodeDataset,
@@ -28,7 +31,7 @@ from ._distributed import (
     process_group,
 )
 from ._encoders import build_encoder
-from ._meta import (
+from ._episodic import (
     EpisodeDataset,
     EpisodicEM,
     FittedEncoder,
@@ -37,10 +40,7 @@ from ._meta import (
     make_net,
     torch_threads,
 )
-from ._representation import INPUT_SPACES, no_meta_accuracy
 from ._throughput import check_mixed_precision, validation_batch_size
-from ._validation import check_em_params, flatten_samples, warn_user
-from .episodes import EpisodeSampler
 
 
 def _qualified_name(cls):

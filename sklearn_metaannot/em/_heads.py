@@ -5,7 +5,7 @@ task's label triplets, and both predict a new item from its embedding alone.
 
 - ``"prototype"``: the paper's model, isotropic Gaussian classes around the
   prototypes ``mu_k`` with a class prior (spec 3, paper Eqs. 6-8), fitted by
-  :func:`~sklearn_metaannot._em.run_em_sparse`.
+  :func:`~sklearn_metaannot.em._steps.run_em_sparse`.
 - ``"linear"``: a softmax head ``p(t = k | u) = softmax_k(w_k . u + b_k)``
   fitted in the M-step on the posterior-weighted items (discriminative EM, as
   in Raykar et al., 2010, "Learning from crowds"). A prototype model *is* such
@@ -20,7 +20,7 @@ u) ** beta`` (the same most probable class). Below 1, the posteriors of the
 training items are re-estimated with it, Dawid-Skene style with the features'
 tempered prediction as each item's prior, while the class-probability model
 keeps what the EM fitted. ``fit`` chooses it per task from held-out crowd
-labels (:func:`~sklearn_metaannot._representation.decide_model`): a
+labels (:func:`~sklearn_metaannot.adapt._representation.decide_model`): a
 unit-variance prototype model of features that are not a good metric is
 overconfident, and would overrule the annotators in the posteriors.
 """
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._em import (
+from ._steps import (
     add_crowd_log_likelihood_,
     m_step_sparse,
     pin_gold,
@@ -192,7 +192,7 @@ def fit_task(
     head_penalty : float, default=1.0
         Pull of the linear head towards the task's prototype solution.
     n_iter, tau, b, c, gold, prior_counts, weight
-        As :func:`~sklearn_metaannot._em.run_em_sparse` (``weight`` also weighs
+        As :func:`~sklearn_metaannot.em._steps.run_em_sparse` (``weight`` also weighs
         the items in the head's M-step); the linear head runs
         ``n_iter`` rounds (head and confusion M-steps, E-step) after the
         prototype EM, then a final M-step.

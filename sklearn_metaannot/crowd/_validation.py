@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from ._crowd_labels import (
+from ._labels import (
     CrowdLabelMatrix,
     _as_ids,
     _lookup,
@@ -25,7 +25,8 @@ from ._crowd_labels import (
 def warn_user(message, category):
     """Warn at the user's line: the first frame outside this package and
     scikit-learn's ``_fit_context`` wrapper, however deep the call."""
-    package = os.path.dirname(os.path.abspath(__file__))
+    # the package's root folder (this module lives in its crowd/ folder)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
     wrapper = os.path.join("sklearn", "base.py")
     frame, level = sys._getframe(1), 2
     while frame is not None and (
@@ -214,7 +215,7 @@ def check_gold_labels(y_gold, classes, n_samples, *, name="y_gold"):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._validation import check_gold_labels
+    >>> from sklearn_metaannot.crowd._validation import check_gold_labels
     >>> mask, one_hot = check_gold_labels([np.nan, 1, 0], np.array([0, 1]), 3)
     >>> mask.tolist(), one_hot.tolist()
     ([False, True, True], [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
@@ -298,7 +299,7 @@ def check_annotator_prior(
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._validation import check_annotator_prior
+    >>> from sklearn_metaannot.crowd._validation import check_annotator_prior
     >>> counts, found = check_annotator_prior(
     ...     {"ann": [[3, 1], [0, 4]]}, np.array(["bob", "ann"]), np.array([0, 1]))
     >>> counts[1].tolist(), found.tolist()
@@ -399,7 +400,7 @@ def check_prior_c(c):
 
 def check_em_params(em_params):
     """``n_iter``, ``tau``, ``b``, ``c`` of the EM, defaults filled in, c checked."""
-    from ._em import DEFAULT_EM_PARAMS
+    from ..em._steps import DEFAULT_EM_PARAMS
 
     unknown = set(em_params or {}) - set(DEFAULT_EM_PARAMS)
     if unknown:

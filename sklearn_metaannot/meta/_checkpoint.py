@@ -36,7 +36,7 @@ def config_fingerprint(params, arrays):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_metaannot._checkpoint import config_fingerprint
+    >>> from sklearn_metaannot.meta._checkpoint import config_fingerprint
     >>> a = config_fingerprint({"lr": 0.1}, [np.zeros(3), None])
     >>> a == config_fingerprint({"lr": 0.1}, [np.zeros(3), None])
     True
@@ -178,7 +178,7 @@ def load_checkpoint(path):
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> from sklearn_metaannot._checkpoint import load_checkpoint
+    >>> from sklearn_metaannot.meta._checkpoint import load_checkpoint
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "meta_fit_resume.pt"
     >>> _ = path.write_bytes(b"garbage")
     >>> try:

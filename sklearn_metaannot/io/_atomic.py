@@ -28,11 +28,11 @@ class OutputPathError(ValueError):
 
     Examples
     --------
-    >>> from sklearn_metaannot._atomic import check_output_path
+    >>> from sklearn_metaannot.io._atomic import check_output_path
     >>> check_output_path("/nonexistent/dir/p.csv", "-o")
     Traceback (most recent call last):
     ...
-    sklearn_metaannot._atomic.OutputPathError: /nonexistent/dir/p.csv (-o): the \
+    sklearn_metaannot.io._atomic.OutputPathError: /nonexistent/dir/p.csv (-o): the \
 directory /nonexistent/dir does not exist
     """
 
@@ -65,7 +65,7 @@ def check_output_path(path, option):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from sklearn_metaannot._atomic import check_output_path
+    >>> from sklearn_metaannot.io._atomic import check_output_path
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> check_output_path(folder / "p.csv", "-o")
     >>> sorted(folder.iterdir())
@@ -146,7 +146,7 @@ class AtomicOutputs:
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from sklearn_metaannot._atomic import AtomicOutputs
+    >>> from sklearn_metaannot.io._atomic import AtomicOutputs
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> with AtomicOutputs() as outputs:
     ...     _ = outputs.path(folder / "a.txt").write_text("a")

@@ -1,6 +1,6 @@
 """Throughput of meta-training: data loading, mixed precision, validation batches.
 
-Kept apart from ``_meta.py`` so that the net itself stays small:
+Kept apart from ``_episodic.py`` so that the net itself stays small:
 
 * :func:`check_mixed_precision` and :func:`encoder_autocast`: optional autocast
   of the encoder (bfloat16 or float16, on the CPU and on CUDA); the EM always
@@ -27,7 +27,7 @@ import torch
 from skorch.dataset import unpack_data
 from torch.utils.data import DataLoader
 
-from .episodes import collate_episodes
+from ..episodes import collate_episodes
 
 #: accepted values of ``mixed_precision`` and the autocast dtype of each
 MIXED_PRECISION = {False: None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -38,7 +38,7 @@ def check_mixed_precision(value):
 
     Examples
     --------
-    >>> from sklearn_metaannot._throughput import check_mixed_precision
+    >>> from sklearn_metaannot.meta._throughput import check_mixed_precision
     >>> check_mixed_precision("bf16")
     torch.bfloat16
     >>> check_mixed_precision(False) is None
@@ -72,7 +72,7 @@ def validation_batch_size(meta_batch_size, n_val_episodes):
 def episode_iterator(dataset, batch_size, shuffle=False, device=None, **kwargs):
     """skorch ``iterator_valid``: cached batches of fixed episodes, else a DataLoader.
 
-    A fixed :class:`~sklearn_metaannot._meta.EpisodeDataset` (the validation
+    A fixed :class:`~sklearn_metaannot.meta._episodic.EpisodeDataset` (the validation
     tasks) is collated once, moved to ``device``, and the list of batches is
     kept on the dataset (per batch size and device); other keyword arguments
     (``num_workers``, ``pin_memory``) only apply to the ``DataLoader`` of other

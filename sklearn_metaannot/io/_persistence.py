@@ -39,8 +39,8 @@ _JSON_SCALARS = (str, int, float, bool, type(None))
 
 def _estimator_types():
     # imported here: this module sits above the estimators
-    from ._classifier import MetaAnnotatorClassifier
-    from .aggregation import DawidSkene, MajorityVote
+    from .._classifier import MetaAnnotatorClassifier
+    from ..aggregation import DawidSkene, MajorityVote
 
     return {
         cls.__name__: cls for cls in (MetaAnnotatorClassifier, DawidSkene, MajorityVote)
@@ -49,20 +49,20 @@ def _estimator_types():
 
 def _parameter_types():
     """Estimators that may be parameter values of a saved estimator."""
-    from ._meta_learner import MetaLearner
+    from ..meta._learner import MetaLearner
 
     return {"MetaLearner": MetaLearner}
 
 
 def _parameter_classes():
     """Classes that may be parameter values (the package's default seams)."""
-    from ._meta import EpisodeDataset, EpisodicEM
+    from ..meta._episodic import EpisodeDataset, EpisodicEM
 
     return {cls.__name__: cls for cls in (EpisodeDataset, EpisodicEM)}
 
 
 def _package_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -82,9 +82,9 @@ class _Encoder:
 
     def encode(self, value, key):
         """Typed JSON of ``value``; ``key`` names it in errors and tensor keys."""
-        from ._meta_learner import MetaEncoder
-        from ._representation import RepresentationChoice
-        from ._unlabelled import UnlabelledChoice
+        from ..adapt._representation import RepresentationChoice
+        from ..adapt._unlabelled import UnlabelledChoice
+        from ..meta._learner import MetaEncoder
 
         if value is None or isinstance(value, (bool, str)):
             return {"type": "py", "value": value}
@@ -160,7 +160,7 @@ class _Encoder:
         raise TypeError(f"cannot save {key}: arrays of dtype {array.dtype}")
 
     def _encode_meta_encoder(self, value, key):
-        from ._meta_learner import MetaLearner
+        from ..meta._learner import MetaLearner
 
         module = value.module
         arch = value.learner_params
@@ -382,13 +382,13 @@ class _Decoder:
 
             return History([self.decode(v) for v in node["items"]])
         if kind == "representation_choice":
-            from ._representation import RepresentationChoice
+            from ..adapt._representation import RepresentationChoice
 
             fields = self.decode(node["fields"])
             fields["candidates"] = tuple(fields["candidates"])
             return RepresentationChoice(**fields)
         if kind == "unlabelled_choice":
-            from ._unlabelled import UnlabelledChoice
+            from ..adapt._unlabelled import UnlabelledChoice
 
             fields = self.decode(node["fields"])
             return UnlabelledChoice(**fields)
@@ -417,7 +417,7 @@ class _Decoder:
         return dtype
 
     def _meta_encoder(self, node):
-        from ._meta_learner import MetaEncoder, MetaLearner
+        from ..meta._learner import MetaEncoder, MetaLearner
 
         fields = {k: self.decode(node["fields"][k]) for k in _META_ENCODER_FIELDS}
         n_features = int(node["n_features_in"])

@@ -28,7 +28,7 @@ import os
 import torch
 from skorch.callbacks import Callback
 
-from ._meta import EpisodeDataset
+from ._episodic import EpisodeDataset
 
 # set to 0 to meta-train independently in every process of a launcher
 SWITCH = "SKLEARN_METAANNOT_DISTRIBUTED"
@@ -43,7 +43,7 @@ def launched_world_size():
     Examples
     --------
     >>> import os
-    >>> from sklearn_metaannot._distributed import launched_world_size
+    >>> from sklearn_metaannot.meta._distributed import launched_world_size
     >>> launched_world_size() == int(os.environ.get("WORLD_SIZE", 1))
     True
     """
@@ -167,7 +167,7 @@ def check_divisible(world_size, **counts):
 
     Examples
     --------
-    >>> from sklearn_metaannot._distributed import check_divisible
+    >>> from sklearn_metaannot.meta._distributed import check_divisible
     >>> check_divisible(2, meta_batch_size=4)
     >>> check_divisible(2, meta_batch_size=3)
     Traceback (most recent call last):
@@ -204,8 +204,8 @@ class ShardedEpisodeDataset(EpisodeDataset):
 
     Examples
     --------
-    >>> from sklearn_metaannot._distributed import ShardedEpisodeDataset
-    >>> from sklearn_metaannot._meta import EpisodeDataset
+    >>> from sklearn_metaannot.meta._distributed import ShardedEpisodeDataset
+    >>> from sklearn_metaannot.meta._episodic import EpisodeDataset
     >>> episodes = EpisodeDataset(None, 10, seed=0)
     >>> [ShardedEpisodeDataset(episodes, 4, 1, 2).global_index(i) for i in range(5)]
     [2, 3, 6, 7, 9]
@@ -300,7 +300,7 @@ def adopt_main_result(group, net, keep_best):
 
     After training, the processes agree on everything ``meta_fit`` reads from
     the net: ``net.history``, the fields of ``keep_best``
-    (:class:`~sklearn_metaannot._meta._KeepBestEncoder`) and the module's
+    (:class:`~sklearn_metaannot.meta._episodic._KeepBestEncoder`) and the module's
     parameters and buffers.
     """
     fields = ("best_score_", "best_state_", "best_epoch_", "initial_score_")
