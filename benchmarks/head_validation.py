@@ -42,6 +42,7 @@ from sklearn_metaannot.baselines import AggregateThenClassify
 
 from . import harness
 from .harness import Timer, stable_seed
+from .learning_curve import draw_items
 
 _HERE = Path(__file__).resolve().parent
 REPO = _HERE.parent
@@ -168,20 +169,6 @@ def load(cfg, name):
         return simulate_annotators(y_train, 5, random_state=rs)[0]
 
     return X_train, y_train, crowds, X_test, y_test
-
-
-def draw_items(y, size, seed) -> np.ndarray:
-    """``size`` items per gold class (all of a smaller class; "all": every item)."""
-    if size == "all":
-        return np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    picks = [
-        rng.choice(
-            np.flatnonzero(y == k), min(size, int(np.sum(y == k))), replace=False
-        )
-        for k in np.unique(y)
-    ]
-    return np.sort(np.concatenate(picks))
 
 
 def run_task(cfg, X, Y, gold, X_test, y_test, seed) -> dict:

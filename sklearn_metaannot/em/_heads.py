@@ -120,6 +120,19 @@ def prototype_head(mu, log_pi):
     return mu.clone(), log_pi - 0.5 * (mu * mu).sum(dim=-1)
 
 
+def _lbfgs(params, max_iter):
+    """The L-BFGS optimiser of the heads' M-steps (strong Wolfe line search)."""
+    return torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-7,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+
 def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=30):
     """M-step of the head: penalised softmax regression on soft labels ``lam``.
 
@@ -133,15 +146,7 @@ def _fit_head(U, lam, coef, intercept, coef0, intercept0, penalty, max_iter=30):
     theta0 = torch.cat([coef0, intercept0[:, None]], dim=1)
     theta = torch.cat([coef, intercept[:, None]], dim=1).detach().clone()
     theta.requires_grad_(True)
-    optimizer = torch.optim.LBFGS(
-        [theta],
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=1e-7,
-        tolerance_change=1e-10,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    optimizer = _lbfgs([theta], max_iter)
     # divided by the number of items: the same minimum, and L-BFGS's
     # tolerances become relative to the task's size
     n = max(len(U), 1)
@@ -259,15 +264,7 @@ def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
     times the squared distance of ``(W, b)`` from the prototype solution
     ``theta0`` and ``alpha / 2`` times the squared hidden weights, by L-BFGS."""
     params = [p.detach().clone().requires_grad_(True) for p in params]
-    optimizer = torch.optim.LBFGS(
-        params,
-        lr=1.0,
-        max_iter=max_iter,
-        tolerance_grad=1e-7,
-        tolerance_change=1e-10,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-    )
+    optimizer = _lbfgs(params, max_iter)
     n = max(len(U), 1)
     W0, b0 = theta0
 
