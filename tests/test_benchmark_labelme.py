@@ -19,6 +19,8 @@ def labelme():
     return labelme
 
 
+#: One method per code path of the harness (the variants of a path, e.g.
+#: ``em_input``, ``gold_proto`` and ``unlabelled_mixed``, run in the benchmark).
 TINY = {
     "splits": [[4, 5, 6, 7]],
     "shots": [1, "all"],
@@ -26,18 +28,15 @@ TINY = {
     "methods": [
         "ours",
         "em_global",
-        "em_input",
         "ours_pa",
         "prmv",
         "lrmv",
         "lrds",
         "cl",
         "gold",
-        "gold_proto",
         "em_pca_source",
         "unlabelled_pca",
         "unlabelled_items",
-        "unlabelled_mixed",
     ],
     "n_episodes": 4,
     "episodes_per_epoch": 4,
