@@ -89,8 +89,8 @@ MUTATIONS = [
     Mutation(
         "em_sparse_tau_dropped",
         EM,
-        "    mu = (lam.T @ U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)",
-        "    mu = (lam.T @ U) / Nk.clamp_min(EPS).unsqueeze(-1)",
+        "    mu = (lam_w.T @ U) / (tau + Nk).clamp_min(EPS).unsqueeze(-1)",
+        "    mu = (lam_w.T @ U) / Nk.clamp_min(EPS).unsqueeze(-1)",
         (T + "test_em.py",),
         k="sparse",
     ),
@@ -201,8 +201,8 @@ MUTATIONS = [
     Mutation(
         "selection_one_item_per_class_is_checked",
         SEL,
-        "MIN_ITEMS_PER_CLASS = 2",
-        "MIN_ITEMS_PER_CLASS = 1",
+        "\nMIN_ITEMS_PER_CLASS = 2\n",
+        "\nMIN_ITEMS_PER_CLASS = 1\n",
         (T + "test_selection.py",),
     ),
     Mutation(
