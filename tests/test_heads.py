@@ -158,7 +158,7 @@ def test_feature_weight_lets_the_labels_speak_in_the_posteriors():
     )
 
 
-def test_tempering_keeps_the_model_of_the_classes():
+def test_feature_weight_tempering_keeps_the_model_of_the_classes():
     """At a feature weight w < 1 the class model is unchanged (same predicted
     classes), its probabilities are those at weight 1 to the power w, and the
     posteriors move towards the labels."""
