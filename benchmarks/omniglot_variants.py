@@ -49,7 +49,7 @@ class _StopGradientEM(EpisodicEM):
         super().__init__(*args, detach_responsibilities=True, **kwargs)
 
 
-class _WithCleanLabels(EpisodeDataset):
+class WithCleanLabels(EpisodeDataset):
     """Episodes whose support codes end with a column of the clean labels."""
 
     def __getitem__(self, i):
@@ -83,7 +83,7 @@ VARIANTS = {
     "tau=0.1": {"tau": 0.1},
     "stop-gradient": {"episodic_em": _StopGradientEM},
     "curriculum": None,
-    "clean + PA loss": {"episodic_em": _CleanAndNoisyEM, "episodes": _WithCleanLabels},
+    "clean + PA loss": {"episodic_em": _CleanAndNoisyEM, "episodes": WithCleanLabels},
 }
 
 

@@ -7,6 +7,7 @@ import torch
 from _factories import small_meta_classifier
 from sklearn.utils._param_validation import InvalidParameterError
 
+from benchmarks.omniglot_variants import WithCleanLabels  # a custom episode source
 from sklearn_metaannot import (
     EpisodeDataset,
     EpisodicEM,
@@ -15,7 +16,6 @@ from sklearn_metaannot import (
     save,
     simulate_annotators,
 )
-from sklearn_metaannot.episodes import pad_episode
 
 
 def _source(seed=0):
@@ -32,18 +32,6 @@ class CountingEM(EpisodicEM):
     def adapt(self, U, codes, mask=None, n_classes=None):
         CountingEM.calls[self.training] += 1
         return super().adapt(U, codes, mask, n_classes)
-
-
-class WithCleanLabels(EpisodeDataset):
-    """Episodes whose support codes end with a column of the clean labels."""
-
-    def __getitem__(self, i):
-        ep, s = self.episode(i), self.sampler
-        out = pad_episode(ep, s.max_support_size, s.max_annotators)
-        clean = np.full((s.max_support_size, 1), -1, dtype=np.int64)
-        clean[: len(ep.support_y), 0] = ep.support_y
-        out["support_codes"] = np.concatenate([out["support_codes"], clean], axis=1)
-        return out, ep.query_y
 
 
 class CleanLabelsEM(EpisodicEM):
