@@ -205,7 +205,7 @@ def run_task(cfg, X, Y, gold, X_test, y_test, seed) -> dict:
 
 def run(config=None, **overrides) -> dict:
     """Every data set, size and repetition; the raw rows and their means."""
-    cfg = harness.configure(default_config, config, **overrides)
+    cfg = harness.configure(default_config, {**(config or {}), **overrides})
     results = {"config": cfg, "datasets": {}}
     for name in cfg["datasets"]:
         loaded = load(cfg, name)

@@ -340,7 +340,7 @@ MUTATIONS = [
     Mutation(
         "auto_head_always_linear",
         SEL,
-        "    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)",
+        "    chosen = choose_representation(calibrated, heads[0], min_z=MIN_Z)",
         "    chosen = heads[-1]",
         (T + "test_heads.py",),
         k="auto",
@@ -348,7 +348,7 @@ MUTATIONS = [
     Mutation(
         "auto_head_never_linear",
         SEL,
-        "    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)",
+        "    chosen = choose_representation(calibrated, heads[0], min_z=MIN_Z)",
         "    chosen = heads[0]",
         (T + "test_heads.py",),
         k="auto",
@@ -369,6 +369,22 @@ MUTATIONS = [
         "        w = weights[0]",
         (T + "test_heads.py",),
         k="feature_weight",
+    ),
+    Mutation(
+        "tempering_starts_from_the_features_posteriors",
+        P + "em/_heads.py",
+        "    lam = pin_gold(lam, gold)\n    for _ in range(TEMPER_ROUNDS):",
+        "    lam = fit.lam\n    for _ in range(TEMPER_ROUNDS):",
+        (T + "test_heads.py",),
+        k="feature_weight",
+    ),
+    Mutation(
+        "tempering_ignores_the_held_out_prediction",
+        P + "em/_heads.py",
+        "        prior[rows] = torch.log_softmax(feature_weight * oof[rows], dim=-1)",
+        "        pass",
+        (T + "test_heads.py",),
+        k="held_out",
     ),
     Mutation(
         "tempered_posteriors_not_kept",

@@ -666,12 +666,7 @@ sparse matrix or CrowdLabelMatrix
             self.representation_ = choice.space
             self.representation_scores_ = choice.scores
             U = self._embed(X_all)
-            (
-                self.head_,
-                self.feature_weight_,
-                self.head_scores_,
-                self.feature_weight_scores_,
-            ) = _representation.decide_model(
+            model_choice = _representation.decide_model(
                 self.head,
                 "auto" if self.head == "auto" else 1.0,
                 U[: len(X_used)],
@@ -681,6 +676,9 @@ sparse matrix or CrowdLabelMatrix
                 em_params=check_params,
                 seed=seed,
             )
+            self.head_, self.feature_weight_ = model_choice[:2]
+            self.head_scores_ = model_choice.head_scores
+            self.feature_weight_scores_ = model_choice.weight_scores
             model = {"head": self.head_, "head_penalty": self.head_penalty}
             self.unlabelled_choice_, weights = _unlabelled.decide_weight(
                 mode, U, items, len(classes), em_params=em_params, seed=seed, **model
@@ -694,6 +692,7 @@ sparse matrix or CrowdLabelMatrix
                 gold=items.gold,
                 prior_counts=history,
                 feature_weight=self.feature_weight_,
+                held_out_log_proba=model_choice.held_out_log_proba,
                 weight=weights,
                 **model,
                 **em_params,

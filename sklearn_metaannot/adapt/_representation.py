@@ -22,6 +22,7 @@ One module owns the question "in which latent space does ``fit`` run EM?":
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -747,6 +748,7 @@ def held_out_label_score(
     *,
     n_folds=5,
     random_state=None,
+    return_log_proba=False,
     **fit_params,
 ) -> np.ndarray:
     """How well the tempered features predict held-out crowd labels, per weight.
@@ -775,16 +777,21 @@ def held_out_label_score(
     weights : sequence of float, default=FEATURE_WEIGHTS
     n_folds, random_state
         As :func:`held_out_agreement`.
+    return_log_proba : bool, default=False
+        Also return the untempered out-of-fold prediction of every item.
     **fit_params
         ``n_iter``, ``tau``, ``b``, ``c`` of the EM, and ``head``,
         ``head_penalty`` of :func:`~sklearn_metaannot.em._heads.fit_task`.
 
     Returns
     -------
-    ndarray of shape (n_labelled_items, len(weights))
+    scores : ndarray of shape (n_labelled_items, len(weights))
         Minus the mean Brier score of each item's hidden annotations (higher is
         better), items in increasing order (empty with fewer than two labelled
         items).
+    log_proba : ndarray of shape (n_samples, n_classes)
+        With ``return_log_proba``: ``log p(t | u_n)`` of each labelled item from
+        the fit of the folds that hid it; NaN for the other items.
 
     Examples
     --------
@@ -803,15 +810,18 @@ def held_out_label_score(
     """
     rows, cols, codes = (np.asarray(a, dtype=np.int64) for a in labels)
     labelled = np.unique(rows)
+    oof = np.full((len(U), n_classes), np.nan)
     if labelled.size < 2:
-        return np.empty((0, len(weights)))
+        empty = np.empty((0, len(weights)))
+        return (empty, oof) if return_log_proba else empty
     U = torch.as_tensor(np.asarray(U, dtype=np.float64))
     weights = np.asarray(weights, dtype=np.float64)
     out = np.empty((labelled.size, weights.size))
     for fold, kept, res in _fold_fits(
         U, (rows, cols, codes), n_classes, n_folds, random_state, **fit_params
     ):
-        tempered = weights[:, None, None] * res.log_proba(U[fold]).numpy()
+        oof[fold] = res.log_proba(U[fold]).numpy()
+        tempered = weights[:, None, None] * oof[fold]
         proba = np.exp(
             tempered - np.logaddexp.reduce(tempered, axis=-1, keepdims=True)
         )  # (weights, fold items, K)
@@ -828,7 +838,7 @@ def held_out_label_score(
         np.add.at(total, at, brier.T)
         count = np.bincount(at, minlength=len(fold))[:, None]
         out[np.searchsorted(labelled, fold)] = -total / count
-    return out
+    return (out, oof) if return_log_proba else out
 
 
 def _a_class_barely_named(labels, n_classes):
@@ -853,9 +863,40 @@ def _one_standard_error(S):
     return int(np.argmax(S.mean(axis=0)))
 
 
+class ModelChoice(NamedTuple):
+    """The class-probability model of a task, and the evidence (of
+    :func:`decide_model`).
+
+    Attributes
+    ----------
+    head : str
+        A name of :data:`~sklearn_metaannot.em._heads.HEADS`.
+    feature_weight : float
+        The temperature of the features' prediction in the posteriors.
+    head_scores : dict of str to float
+        With ``head="auto"``: each candidate head's mean held-out score at its
+        best weight (NaN when the task is too small to check; else empty).
+    weight_scores : dict of str to float
+        With ``feature_weight="auto"``: the chosen head's mean held-out score at
+        each candidate weight, keyed by the weight written with 4 significant
+        digits (``"0.7071"``; NaN when the task is too small to check; else
+        empty).
+    held_out_log_proba : ndarray of shape (n_samples, n_classes) or None
+        The chosen head's out-of-fold ``log p(t | u_n)`` of the labelled items
+        (NaN rows for the others), for the tempered posteriors; None when the
+        weight is 1 or the check ran on a sample of the items.
+    """
+
+    head: str
+    feature_weight: float
+    head_scores: dict
+    weight_scores: dict
+    held_out_log_proba: np.ndarray | None = None
+
+
 def decide_model(
     head, feature_weight, U, labels, n_classes, *, head_penalty, em_params, seed
-) -> tuple:
+) -> ModelChoice:
     """The class-probability model of a task and the temperature of its
     features' prediction in the posteriors: the one decision of ``fit`` after
     the latent space.
@@ -866,31 +907,24 @@ def decide_model(
     score of each candidate head at each candidate weight
     (:func:`held_out_label_score`, minus a Brier score: proper, so that heads of
     different confidence compare fairly; the folds of ``seed``, the same for every
-    candidate, in the chosen space ``U``). Each head's weight is the largest one
-    within a standard error of the best (the one-standard-error rule: a flat score
-    keeps the features' weight high) when it clearly beats 1 (``MIN_Z`` standard
-    errors, paired over items), else 1; with ``"auto"`` the linear head replaces the
-    prototypes when its score at its weight clearly beats theirs at theirs; only the
-    prototypes are candidates when some class is named for fewer than
-    ``MIN_ITEMS_PER_CLASS`` items, and the MLP head only from
-    ``MLP_MIN_ITEMS_PER_CLASS`` labelled items per class. Below
-    ``MIN_ITEMS_PER_CLASS`` labelled items per class nothing is checked: the
-    prototypes, weight 1. Above ``MAX_CHECK_ITEMS`` labelled items the check runs on
-    that many of them.
+    candidate, in the chosen space ``U``).
+
+    - The heads are compared each at its best weight, calibrated as well as a
+      temperature can: with ``"auto"`` a head replaces the prototypes when its
+      score clearly beats theirs (``MIN_Z`` standard errors, paired over items).
+      Only the prototypes are candidates when some class is named for fewer
+      than ``MIN_ITEMS_PER_CLASS`` items, and the MLP head only from
+      ``MLP_MIN_ITEMS_PER_CLASS`` labelled items per class.
+    - The chosen head's weight in the posteriors is the largest one within a
+      standard error of the best (the one-standard-error rule: a flat score
+      keeps the features' weight high) when it clearly beats 1, else 1.
+    - Below ``MIN_ITEMS_PER_CLASS`` labelled items per class nothing is checked:
+      the prototypes, weight 1. Above ``MAX_CHECK_ITEMS`` labelled items the
+      check runs on that many of them.
 
     Returns
     -------
-    head : str
-        "prototype" or "linear".
-    weight : float
-    head_scores : dict of str to float
-        With ``head="auto"``: each head's mean held-out score at its weight
-        (NaN when the task is too small to check; else empty).
-    weight_scores : dict of str to float
-        With ``feature_weight="auto"``: the chosen head's mean held-out score
-        at each candidate weight, keyed by the weight written with 4
-        significant digits (``"0.7071"``; NaN when the task is too small to
-        check; else empty).
+    ModelChoice
     """
     heads = AUTO_HEADS if head == "auto" else (head,)
     weights = FEATURE_WEIGHTS if feature_weight == "auto" else (float(feature_weight),)
@@ -901,28 +935,32 @@ def decide_model(
     head_nan = dict.fromkeys(heads, float("nan")) if head == "auto" else {}
     weight_nan = keyed([float("nan")] * len(weights)) if len(weights) > 1 else {}
     if len(heads) == 1 and len(weights) == 1:
-        return head, weights[0], {}, {}
+        return ModelChoice(head, weights[0], {}, {})
     if _too_few_labelled(labels, n_classes):
-        return "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
+        return ModelChoice(
+            "prototype" if head == "auto" else head, 1.0, head_nan, weight_nan
+        )
     if head == "auto" and _a_class_barely_named(labels, n_classes):
         heads = heads[:1]
     elif head == "auto" and (
         np.unique(labels.rows).size < MLP_MIN_ITEMS_PER_CLASS * n_classes
     ):
         heads = tuple(h for h in heads if h != "mlp")
-    at_weight, weight_of, means = {}, {}, {}
+    calibrated, weight_of, means, log_proba = {}, {}, {}, {}
     em_params = dict(em_params)
+    n_items = len(U)
     U, triplets, em_params["weight"] = _check_sample(
         U, labels, seed, em_params.pop("weight", None)
     )
     for name in heads:
-        S = held_out_label_score(
+        S, log_proba[name] = held_out_label_score(
             U,
             triplets,
             n_classes,
             weights,
             n_folds=N_FOLDS,
             random_state=seed,
+            return_log_proba=True,
             head=name,
             head_penalty=head_penalty,
             **em_params,
@@ -931,11 +969,15 @@ def decide_model(
         w = choose_representation(
             {weights[0]: S[:, 0], w: S[:, weights.index(w)]}, weights[0], min_z=MIN_Z
         )
-        weight_of[name], at_weight[name] = w, S[:, weights.index(w)]
-        means[name] = S.mean(axis=0)
-    chosen = choose_representation(at_weight, heads[0], min_z=MIN_Z)
+        weight_of[name], means[name] = w, S.mean(axis=0)
+        calibrated[name] = S[:, int(np.argmax(means[name]))]
+    chosen = choose_representation(calibrated, heads[0], min_z=MIN_Z)
     head_scores = (
-        {h: float(v.mean()) for h, v in at_weight.items()} if head == "auto" else {}
+        {h: float(v.mean()) for h, v in calibrated.items()} if head == "auto" else {}
     )
     weight_scores = keyed(means[chosen]) if len(weights) > 1 else {}
-    return chosen, float(weight_of[chosen]), head_scores, weight_scores
+    weight = float(weight_of[chosen])
+    # out-of-fold predictions: an item's own label does not inflate the
+    # confidence of the features' prediction that is weighed against it
+    held_out = log_proba[chosen] if weight < 1 and len(U) == n_items else None
+    return ModelChoice(chosen, weight, head_scores, weight_scores, held_out)

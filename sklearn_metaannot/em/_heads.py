@@ -35,6 +35,7 @@ import torch
 from ._steps import (
     add_crowd_log_likelihood_,
     m_step_sparse,
+    majority_vote_init_sparse,
     pin_gold,
     predict_log_proba,
     run_em_sparse,
@@ -182,6 +183,7 @@ def fit_task(
     gold=None,
     prior_counts=None,
     feature_weight=1.0,
+    held_out_log_proba=None,
     weight=None,
 ):
     """EM of a task with the class-probability model ``head``.
@@ -206,6 +208,10 @@ def fit_task(
         posteriors and the confusion matrices are re-estimated until they
         settle, with the class-probability model fixed:
         ``lam_n ~ p(t | u_n) ** feature_weight * prod_r A^r[t, y_n^r]``.
+    held_out_log_proba : array of shape (n, K) with n <= N, or None
+        ``log p(t | u_n)`` of the first ``n`` items from fits that did not see
+        them (NaN rows: none), used for those items instead of the fitted
+        model's own prediction in the posteriors at a ``feature_weight`` below 1.
 
     Returns
     -------
@@ -229,15 +235,16 @@ def fit_task(
     item, annotator, label = (torch.as_tensor(t) for t in (item, annotator, label))
     weight = None if weight is None else torch.as_tensor(weight).to(U)
     em = {"tau": tau, "b": b, "c": c, "prior_counts": prior_counts, "weight": weight}
+    oof = held_out_log_proba
     w = 1.0 if weight is None else weight.unsqueeze(-1)
     if head == "prototype":
         fit = TaskFit(res.lam, res.log_A, res.log_pi, res.mu)
-        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof)
     if head == "mlp":
         fit = _fit_mlp_task(
             U, item, annotator, label, res, head_penalty, n_iter, gold, em, w
         )
-        return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+        return _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof)
     if head != "linear":
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     coef0, intercept0 = prototype_head(res.mu, res.log_pi)
@@ -255,7 +262,7 @@ def fit_task(
     )
     _, log_pi, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit = TaskFit(lam, log_A, log_pi, res.mu, coef, intercept)
-    return _temper(fit, U, item, annotator, label, feature_weight, gold, em)
+    return _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof)
 
 
 def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
@@ -312,26 +319,37 @@ def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em, w=1
 
 
 #: Rounds of the posteriors' re-estimation at a feature weight below 1: at most
-#: this many, until the posteriors move by no more than ``TEMPER_TOL`` on average
-#: (the features' term is fixed, so a round costs one pass over the labels).
+#: this many, until no posterior moves by more than ``TEMPER_TOL`` (the largest
+#: change: items without labels, which only take the prior, do not dilute it;
+#: the features' term is fixed, so a round costs one pass over the labels).
 TEMPER_ROUNDS, TEMPER_TOL = 50, 1e-5
 
 
-def _temper(fit, U, item, annotator, label, feature_weight, gold, em):
+def _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof=None):
     """``fit`` with the features' prediction tempered by ``feature_weight``: the
     posteriors and confusion matrices re-estimated by Dawid-Skene whose item
-    priors are the tempered predictions, from ``fit``'s posteriors until they
-    settle (``fit``'s model of the classes unchanged); ``fit`` itself at 1."""
+    priors are the tempered predictions (the out-of-fold ones ``oof`` where
+    given), from the soft majority vote until they settle (``fit``'s model of
+    the classes unchanged); ``fit`` itself at 1."""
     if feature_weight == 1.0:
         return fit
     fit.feature_weight = feature_weight
     prior = fit.log_proba(U)
-    lam, n_annotators = fit.lam, fit.log_A.shape[0]
+    if oof is not None:
+        oof = torch.as_tensor(oof).to(prior)
+        rows = torch.nonzero(~oof.isnan().any(dim=1)).squeeze(1)
+        prior[rows] = torch.log_softmax(feature_weight * oof[rows], dim=-1)
+    n_annotators = fit.log_A.shape[0]
+    # from the soft majority vote, as Dawid-Skene: started from the posteriors
+    # of the untempered features it settles near them (on features that carry
+    # no class information, 5 points below Dawid-Skene on 6-class tasks)
+    lam = majority_vote_init_sparse(item, label, len(U), fit.lam.shape[1], like=fit.lam)
+    lam = pin_gold(lam, gold)
     for _ in range(TEMPER_ROUNDS):
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
         logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
         lam, previous = pin_gold(torch.softmax(logits, dim=-1), gold), lam
-        if (lam - previous).abs().mean() <= TEMPER_TOL:
+        if (lam - previous).abs().max() <= TEMPER_TOL:
             break
     _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
     fit.lam = lam
