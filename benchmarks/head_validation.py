@@ -31,6 +31,7 @@ inference).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,7 +207,8 @@ def run_task(cfg, X, Y, gold, X_test, y_test, seed) -> dict:
 def run(config=None, **overrides) -> dict:
     """Every data set, size and repetition; the raw rows and their means."""
     cfg = harness.configure(default_config, {**(config or {}), **overrides})
-    results = {"config": cfg, "datasets": {}}
+    results = {"config": cfg, "datasets": {}, "environment": harness.environment()}
+    started = time.perf_counter()
     for name in cfg["datasets"]:
         loaded = load(cfg, name)
         if loaded is None:
@@ -243,6 +245,7 @@ def run(config=None, **overrides) -> dict:
                 ),
             )
         results["datasets"][name] = per_size
+    results["wall_seconds"] = time.perf_counter() - started
     return results
 
 
@@ -303,10 +306,7 @@ def main(argv=None):
     )
     cfg = default_config(opts.pop("quick", False))
     cfg["write"] = not opts.pop("no_write", False)
-    with Timer() as timer:
-        results = run(cfg)
-    results["environment"] = harness.environment()
-    results["wall_seconds"] = timer.seconds
+    results = run(cfg)
     text = markdown(results)
     print(text)
     if cfg["write"]:

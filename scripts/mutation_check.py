@@ -363,6 +363,14 @@ MUTATIONS = [
         k="mlp",
     ),
     Mutation(
+        "mlp_gradient_ignores_the_relu",
+        P + "em/_heads.py",
+        "    dA = (dZ @ V) * (pre > 0)  # back through the hidden layer",
+        "    dA = dZ @ V",
+        (T + "test_heads.py",),
+        k="mlp",
+    ),
+    Mutation(
         "feature_weight_never_below_one",
         SEL,
         "        w = weights[_one_standard_error(S)]",
@@ -373,8 +381,8 @@ MUTATIONS = [
     Mutation(
         "tempering_starts_from_the_features_posteriors",
         P + "em/_heads.py",
-        "    lam = pin_gold(lam, gold)\n    for _ in range(TEMPER_ROUNDS):",
-        "    lam = fit.lam\n    for _ in range(TEMPER_ROUNDS):",
+        "        for start in (vote, fit.lam)",
+        "        for start in (fit.lam,)",
         (T + "test_heads.py",),
         k="feature_weight",
     ),
@@ -389,8 +397,8 @@ MUTATIONS = [
     Mutation(
         "tempered_posteriors_not_kept",
         P + "em/_heads.py",
-        "    fit.lam = lam\n",
-        "    fit.lam = fit.lam\n",
+        "    fit.lam, fit.log_A, _ = max(ends, key=lambda end: end[2])",
+        "    _, fit.log_A, _ = max(ends, key=lambda end: end[2])",
         (T + "test_heads.py",),
         k="feature_weight",
     ),

@@ -676,7 +676,8 @@ sparse matrix or CrowdLabelMatrix
                 em_params=check_params,
                 seed=seed,
             )
-            self.head_, self.feature_weight_ = model_choice[:2]
+            self.head_ = model_choice.head
+            self.feature_weight_ = model_choice.feature_weight
             self.head_scores_ = model_choice.head_scores
             self.feature_weight_scores_ = model_choice.weight_scores
             model = {"head": self.head_, "head_penalty": self.head_penalty}

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ._steps import (
+    _prior_pseudo_counts,
     add_crowd_log_likelihood_,
     m_step_sparse,
     majority_vote_init_sparse,
@@ -265,31 +266,59 @@ def fit_task(
     return _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof)
 
 
+def _mlp_loss_and_grad(U, lam, params, theta0, penalty, alpha=MLP_ALPHA):
+    """The MLP head's M-step objective (divided by the number of items) and its
+    gradient with respect to ``params = [W, b, G, g, V]``, written out
+    (back-propagation through the one hidden layer, as :func:`_fit_head` does
+    for the linear head): no autograd graph, which on small tasks costs more
+    than the arithmetic."""
+    W, b, G, g, V = params
+    W0, b0 = theta0
+    n = max(len(U), 1)
+    pre = U @ G.T + g
+    H = torch.relu(pre)
+    log_p = torch.log_softmax(U @ W.T + b + H @ V.T, dim=-1)
+    dW, db = W - W0, b - b0
+    loss = -(lam * log_p).sum()
+    loss = loss + 0.5 * penalty * (dW.square().sum() + db.square().sum())
+    loss = loss + 0.5 * alpha * (G.square().sum() + V.square().sum())
+    dZ = log_p.exp() * lam.sum(dim=1, keepdim=True) - lam  # d loss / d logits
+    dA = (dZ @ V) * (pre > 0)  # back through the hidden layer
+    grads = (
+        dZ.T @ U + penalty * dW,
+        dZ.sum(dim=0) + penalty * db,
+        dA.T @ U + alpha * G,
+        dA.sum(dim=0),
+        dZ.T @ H + alpha * V,
+    )
+    return loss / n, [d / n for d in grads]
+
+
 def _fit_mlp(U, lam, params, theta0, penalty, alpha=MLP_ALPHA, max_iter=50):
     """M-step of the MLP head: ``params = [W, b, G, g, V]``, logits ``W u + b +
     V relu(G u + g)``; minimises the soft cross-entropy plus ``penalty / 2``
     times the squared distance of ``(W, b)`` from the prototype solution
-    ``theta0`` and ``alpha / 2`` times the squared hidden weights, by L-BFGS."""
-    params = [p.detach().clone().requires_grad_(True) for p in params]
-    optimizer = _lbfgs(params, max_iter)
-    n = max(len(U), 1)
-    W0, b0 = theta0
+    ``theta0`` and ``alpha / 2`` times the squared hidden weights, by L-BFGS
+    (:func:`_mlp_loss_and_grad`)."""
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+    theta = torch.cat([p.detach().reshape(-1) for p in params]).clone()
+    theta.requires_grad_(True)
+    optimizer = _lbfgs([theta], max_iter)
+
+    def unpack(flat):
+        return [t.view(shape) for t, shape in zip(flat.split(sizes), shapes)]
 
     def closure():
-        optimizer.zero_grad()
-        W, b, G, g, V = params
-        log_p = torch.log_softmax(_head_logits(U, W, b, (G, g, V)), dim=-1)
-        loss = -(lam * log_p).sum()
-        loss = loss + 0.5 * penalty * (
-            (W - W0).square().sum() + (b - b0).square().sum()
-        )
-        loss = (loss + 0.5 * alpha * (G.square().sum() + V.square().sum())) / n
-        loss.backward()
+        with torch.no_grad():
+            loss, grads = _mlp_loss_and_grad(
+                U, lam, unpack(theta), theta0, penalty, alpha
+            )
+            theta.grad = torch.cat([d.reshape(-1) for d in grads])
         return loss
 
-    with torch.enable_grad():
-        optimizer.step(closure)
-    return [p.detach() for p in params]
+    optimizer.step(closure)
+    return unpack(theta.detach())
 
 
 def _fit_mlp_task(U, item, annotator, label, res, penalty, n_iter, gold, em, w=1.0):
@@ -329,8 +358,14 @@ def _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof=None):
     """``fit`` with the features' prediction tempered by ``feature_weight``: the
     posteriors and confusion matrices re-estimated by Dawid-Skene whose item
     priors are the tempered predictions (the out-of-fold ones ``oof`` where
-    given), from the soft majority vote until they settle (``fit``'s model of
-    the classes unchanged); ``fit`` itself at 1."""
+    given), until they settle (``fit``'s model of the classes unchanged);
+    ``fit`` itself at 1.
+
+    The re-estimation is an EM with local optima: it runs from the soft
+    majority vote (as Dawid-Skene) and from ``fit``'s posteriors, and keeps the
+    end with the higher objective (the log-likelihood of the labels under the
+    tempered priors plus the log prior of the confusion matrices).
+    """
     if feature_weight == 1.0:
         return fit
     fit.feature_weight = feature_weight
@@ -339,11 +374,20 @@ def _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof=None):
         oof = torch.as_tensor(oof).to(prior)
         rows = torch.nonzero(~oof.isnan().any(dim=1)).squeeze(1)
         prior[rows] = torch.log_softmax(feature_weight * oof[rows], dim=-1)
-    n_annotators = fit.log_A.shape[0]
-    # from the soft majority vote, as Dawid-Skene: started from the posteriors
-    # of the untempered features it settles near them (on features that carry
-    # no class information, 5 points below Dawid-Skene on 6-class tasks)
-    lam = majority_vote_init_sparse(item, label, len(U), fit.lam.shape[1], like=fit.lam)
+    K = fit.lam.shape[1]
+    vote = majority_vote_init_sparse(item, label, len(U), K, like=fit.lam)
+    ends = [
+        _settle(start, prior, U, item, annotator, label, fit.log_A.shape[0], gold, em)
+        for start in (vote, fit.lam)
+    ]
+    fit.lam, fit.log_A, _ = max(ends, key=lambda end: end[2])
+    return fit
+
+
+def _settle(lam, prior, U, item, annotator, label, n_annotators, gold, em):
+    """Dawid-Skene rounds with the item priors ``prior`` from the posteriors
+    ``lam`` until they settle: ``(lam, log_A, objective)``."""
+    K = lam.shape[1]
     lam = pin_gold(lam, gold)
     for _ in range(TEMPER_ROUNDS):
         _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
@@ -351,6 +395,10 @@ def _temper(fit, U, item, annotator, label, feature_weight, gold, em, oof=None):
         lam, previous = pin_gold(torch.softmax(logits, dim=-1), gold), lam
         if (lam - previous).abs().max() <= TEMPER_TOL:
             break
-    _, _, fit.log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
-    fit.lam = lam
-    return fit
+    _, _, log_A = m_step_sparse(U, item, annotator, label, lam, n_annotators, **em)
+    logits = add_crowd_log_likelihood_(prior.clone(), item, annotator, label, log_A)
+    pseudo = _prior_pseudo_counts(em["c"], K, log_A)
+    if em["prior_counts"] is not None:
+        pseudo = pseudo + em["prior_counts"]
+    objective = torch.logsumexp(logits, dim=-1).sum() + (pseudo * log_A).sum()
+    return lam, log_A, float(objective)
