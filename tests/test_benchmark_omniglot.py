@@ -28,10 +28,20 @@ def omniglot():
     return omniglot
 
 
-TINY = {
-    "n_episodes": 4,
+#: Meta-training episodes of 2 support and 2 query images per class at most (the
+#: benchmark's: 5 and 10): each meta-training step costs a fraction of theirs.
+TINY_META = {
+    "meta_n_shot": [1, 2],
+    "meta_n_query": 2,
     "episodes_per_epoch": 4,
     "n_val_episodes": 2,
+    "meta_threads": 1,
+}
+
+TINY = {
+    **TINY_META,
+    "test_alphabets": ["Tagalog"],  # one small test alphabet: 340 images to embed
+    "n_episodes": 4,
     "n_val_tasks": 1,
     "shots": [1, 2],
     "annotators": [3],
@@ -46,7 +56,6 @@ TINY = {
     "maml_steps_grid": [1, 2],
     "rf_n_estimators": 5,
     "cl_epochs": 5,
-    "meta_threads": 1,
     "timing_rounds": 1,
     "timing_episodes": 4,
     "verbose": 0,
@@ -121,12 +130,7 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
         clip_values=[None, 0.5],
         models=["Ours"],
         verbose=0,
-        omniglot={
-            "episodes_per_epoch": 4,
-            "n_val_episodes": 2,
-            "meta_threads": 1,
-            "output_dir": str(tmp_path),
-        },
+        omniglot={**TINY_META, "output_dir": str(tmp_path)},
     )
     none, clipped = results["rows"]
     assert (none["max_grad_norm"], clipped["max_grad_norm"]) == (None, 0.5)
@@ -149,13 +153,6 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
 def _load(name):
     """The benchmark module ``benchmarks.<name>``."""
     return importlib.import_module(f"benchmarks.{name}")
-
-
-TINY_META = {
-    "episodes_per_epoch": 4,
-    "n_val_episodes": 2,
-    "meta_threads": 1,
-}
 
 
 def test_seed_study_runs_and_writes_its_outputs(omniglot, tmp_path):
