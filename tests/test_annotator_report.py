@@ -25,9 +25,16 @@ def crowd():
     return X, Y, y, confusion
 
 
-def test_report_estimates_annotator_accuracy(crowd):
-    X, Y, y, _ = crowd
-    report = MetaAnnotatorClassifier().fit(X, Y).annotator_report()
+@pytest.fixture(scope="module")
+def fitted(crowd):
+    """The default model fitted on ``crowd`` (report() leaves it as it is)."""
+    X, Y, _, _ = crowd
+    return MetaAnnotatorClassifier().fit(X, Y)
+
+
+def test_report_estimates_annotator_accuracy(crowd, fitted):
+    _, Y, y, _ = crowd
+    report = fitted.annotator_report()
     assert list(report.columns) == [
         "accuracy",
         "prior_weighted_accuracy",
@@ -46,9 +53,9 @@ def test_report_estimates_annotator_accuracy(crowd):
         assert np.corrcoef(report[column], true_accuracy)[0, 1] > 0.9, column
 
 
-def test_report_rows_are_consistent_with_the_confusion_matrices(crowd):
-    X, Y, _, _ = crowd
-    clf = MetaAnnotatorClassifier().fit(X, Y)
+def test_report_rows_are_consistent_with_the_confusion_matrices(crowd, fitted):
+    _, Y, _, _ = crowd
+    clf = fitted
     report = clf.annotator_report()
     diag = np.diagonal(clf.annotator_confusion_, axis1=1, axis2=2)
     np.testing.assert_allclose(report.filter(like="recall_").to_numpy(), diag)

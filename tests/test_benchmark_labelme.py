@@ -20,14 +20,16 @@ def labelme():
 
 
 #: One method per code path of the harness (the variants of a path, e.g.
-#: ``em_input``, ``gold_proto`` and ``unlabelled_mixed``, run in the benchmark).
+#: ``em_input``, ``gold_proto``, ``unlabelled_pca`` and ``unlabelled_mixed``, run in
+#: the benchmark). Our EM without meta-learning (``_em``) runs in the full-data
+#: setting only, where its accuracy is checked; each method with the default
+#: ``"auto"`` choices costs seconds on the ~550 images of the "all" setting.
 TINY = {
     "splits": [[4, 5, 6, 7]],
     "shots": [1, "all"],
     "n_tasks": 2,
     "methods": [
         "ours",
-        "em_global",
         "ours_pa",
         "prmv",
         "lrmv",
@@ -35,14 +37,13 @@ TINY = {
         "cl",
         "gold",
         "em_pca_source",
-        "unlabelled_pca",
         "unlabelled_items",
     ],
     "n_episodes": 4,
     "episodes_per_epoch": 4,
     "n_val_episodes": 2,
     "cl_epochs": 5,
-    "full_methods": ["em_global", "em_input"],
+    "full_methods": ["em_global"],
     "full_seeds": [0],
     "threads": 1,
     "verbose": 0,

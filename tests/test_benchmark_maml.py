@@ -69,13 +69,23 @@ def test_meta_training_keeps_the_best_validation_epoch(maml_module):
     assert maml.best_epoch_ in (0, 1, 2)
 
 
-@pytest.mark.parametrize("aggregator", [MajorityVote(random_state=0), DawidSkene()])
-def test_mamv_and_mads_learn_new_classes_from_noisy_labels(maml_module, aggregator):
+@pytest.fixture(scope="module")
+def squares_maml(maml_module):
+    """Images of 16 classes and a MAML meta-trained on the first 12 (adaptation
+    leaves its weights alone: one for both aggregators)."""
     X, y = _squares(16, 20, seed=0)
     train = y < 12
     maml = _maml(maml_module, n_episodes=80, n_val_episodes=0).meta_fit(
         X[train], y[train]
     )
+    return X, y, maml
+
+
+@pytest.mark.parametrize("aggregator", [MajorityVote(random_state=0), DawidSkene()])
+def test_mamv_and_mads_learn_new_classes_from_noisy_labels(
+    maml_module, squares_maml, aggregator
+):
+    X, y, maml = squares_maml
     rng = np.random.default_rng(3)
     accs = []
     for _ in range(5):

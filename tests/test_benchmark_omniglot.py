@@ -1,6 +1,7 @@
 """End-to-end smoke test of the Omniglot benchmark harness (a handful of tasks)."""
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 import csv
 import importlib
 import json
@@ -21,17 +22,41 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def omniglot():
+    """The benchmark module; its runs here read the archives once (the pools of
+    the first run that needs them, a copy for every run)."""
     pytest.importorskip("PIL", reason="Pillow is needed to read Omniglot")
     pytest.importorskip("matplotlib", reason="matplotlib is needed for the plots")
     from benchmarks import omniglot
 
-    return omniglot
+    loaded, load_pools = {}, omniglot.load_pools
+
+    def read_once(cfg):
+        keys = ("data", "val_alphabets", "test_alphabets", "rotations")
+        key = json.dumps([cfg[k] for k in keys])
+        if key not in loaded:
+            loaded[key] = load_pools(cfg)
+        return copy.deepcopy(loaded[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(omniglot, "load_pools", read_once)
+        yield omniglot
 
 
-TINY = {
-    "n_episodes": 4,
+#: Meta-training episodes of 2 support and 2 query images per class at most (the
+#: benchmark's: 5 and 10): each meta-training step costs a fraction of theirs.
+#: One small test alphabet (340 images to embed; the benchmark's: two).
+TINY_META = {
+    "test_alphabets": ["Tagalog"],
+    "meta_n_shot": [1, 2],
+    "meta_n_query": 2,
     "episodes_per_epoch": 4,
     "n_val_episodes": 2,
+    "meta_threads": 1,
+}
+
+TINY = {
+    **TINY_META,
+    "n_episodes": 4,
     "n_val_tasks": 1,
     "shots": [1, 2],
     "annotators": [3],
@@ -46,7 +71,6 @@ TINY = {
     "maml_steps_grid": [1, 2],
     "rf_n_estimators": 5,
     "cl_epochs": 5,
-    "meta_threads": 1,
     "timing_rounds": 1,
     "timing_episodes": 4,
     "verbose": 0,
@@ -121,12 +145,7 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
         clip_values=[None, 0.5],
         models=["Ours"],
         verbose=0,
-        omniglot={
-            "episodes_per_epoch": 4,
-            "n_val_episodes": 2,
-            "meta_threads": 1,
-            "output_dir": str(tmp_path),
-        },
+        omniglot={**TINY_META, "output_dir": str(tmp_path)},
     )
     none, clipped = results["rows"]
     assert (none["max_grad_norm"], clipped["max_grad_norm"]) == (None, 0.5)
@@ -149,13 +168,6 @@ def test_clipping_ablation_runs_and_writes_its_outputs(omniglot, tmp_path):
 def _load(name):
     """The benchmark module ``benchmarks.<name>``."""
     return importlib.import_module(f"benchmarks.{name}")
-
-
-TINY_META = {
-    "episodes_per_epoch": 4,
-    "n_val_episodes": 2,
-    "meta_threads": 1,
-}
 
 
 def test_seed_study_runs_and_writes_its_outputs(omniglot, tmp_path):

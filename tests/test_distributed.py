@@ -88,16 +88,33 @@ def one_process(tmp_path_factory):
     return proc
 
 
+# runs the example script (to OUT_DIR), then CHECKPOINT_SCRIPT (to CHECKPOINT_DIR)
+# in the same processes: one launch, whose start-up is most of the time of either
+EXAMPLE_THEN_CHECKPOINTS = """
+import runpy, sys
+out_dir, example, checkpointed, checkpoint_dir = sys.argv[1:]
+for script, folder in ((example, out_dir), (checkpointed, checkpoint_dir)):
+    sys.argv = [script, folder]
+    runpy.run_path(script, run_name="__main__")
+"""
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, one_process):
-    """The example script with one process, then launched with two."""
+    """The example script with one process, then launched with two; the two
+    launched processes then run CHECKPOINT_SCRIPT (its reports: the third folder)."""
     pytest.importorskip(
         "accelerate", reason="accelerate (extras [distributed], [interop])"
     )
     one = pathlib.Path(one_process.args[-1])
-    two = tmp_path_factory.mktemp("two_processes")
-    _check(_launch(two))
-    return one, two
+    two, checkpointed, scripts = map(
+        tmp_path_factory.mktemp, ("two_processes", "checkpointed", "scripts")
+    )
+    (scripts / "checkpointed.py").write_text(CHECKPOINT_SCRIPT)
+    (scripts / "both.py").write_text(EXAMPLE_THEN_CHECKPOINTS)
+    args = [str(SCRIPT), str(scripts / "checkpointed.py"), str(checkpointed)]
+    _check(_launch(two, args, script=scripts / "both.py"))
+    return one, two, checkpointed
 
 
 def _report(folder, rank):
@@ -105,7 +122,7 @@ def _report(folder, rank):
 
 
 def test_two_processes_end_with_identical_encoders(runs):
-    _, two = runs
+    _, two, _ = runs
     params = [torch.load(two / f"rank{r}.pt") for r in (0, 1)]
     assert params[0].keys() == params[1].keys()
     for name in params[0]:
@@ -117,7 +134,7 @@ def test_two_processes_end_with_identical_encoders(runs):
 
 
 def test_two_processes_match_one_with_the_same_global_meta_batch(runs):
-    one, two = runs
+    one, two, _ = runs
     single, double = _report(one, 0), _report(two, 0)
     assert single["world_size"] == 1
     gap = abs(single["target_accuracy"] - double["target_accuracy"])
@@ -171,14 +188,9 @@ rank = os.environ.get("RANK", "0")
 """
 
 
-def test_rank_0_writes_checkpoints_and_every_rank_resumes(tmp_path):
-    pytest.importorskip(
-        "accelerate", reason="accelerate (extras [distributed], [interop])"
-    )
-    script = tmp_path / "checkpointed.py"
-    script.write_text(CHECKPOINT_SCRIPT)
-    _check(_launch(tmp_path, script=script))
-    main, other = (_report(tmp_path, r) for r in (0, 1))
+def test_rank_0_writes_checkpoints_and_every_rank_resumes(runs):
+    _, _, checkpointed = runs
+    main, other = (_report(checkpointed, r) for r in (0, 1))
     assert main["n_saved"] > 0 and other["n_saved"] == 0
     assert other["resumed_saved"] == 0
     assert "meta_fit_resume.pt" in main["files"]
