@@ -158,6 +158,19 @@ def test_feature_weight_lets_the_labels_speak_in_the_posteriors():
     )
 
 
+def _prototype_task_inputs():
+    """``fit_task``'s inputs for :func:`_blurred_task` in standardised features:
+    embeddings, label triplets, number of annotators, prototype EM settings."""
+    import torch
+
+    X, Y, *_ = _blurred_task()
+    U = torch.as_tensor((X - X.mean(0)) / X.std(0))
+    rows, cols = np.nonzero(~np.isnan(Y))
+    triplets = [torch.as_tensor(a) for a in (rows, cols, Y[rows, cols].astype(int))]
+    kw = {"head": "prototype", "n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
+    return U, triplets, Y.shape[1], kw
+
+
 def test_feature_weight_tempering_keeps_the_model_of_the_classes():
     """At a feature weight w < 1 the class model is unchanged (same predicted
     classes), its probabilities are those at weight 1 to the power w, and the
@@ -166,13 +179,9 @@ def test_feature_weight_tempering_keeps_the_model_of_the_classes():
 
     from sklearn_metaannot.em._heads import fit_task
 
-    X, Y, *_ = _blurred_task()
-    U = torch.as_tensor((X - X.mean(0)) / X.std(0))
-    rows, cols = np.nonzero(~np.isnan(Y))
-    triplets = [torch.as_tensor(a) for a in (rows, cols, Y[rows, cols].astype(int))]
-    kw = {"head": "prototype", "n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
-    one = fit_task(U, *triplets, 6, Y.shape[1], feature_weight=1.0, **kw)
-    low = fit_task(U, *triplets, 6, Y.shape[1], feature_weight=0.25, **kw)
+    U, triplets, n_annotators, kw = _prototype_task_inputs()
+    one = fit_task(U, *triplets, 6, n_annotators, feature_weight=1.0, **kw)
+    low = fit_task(U, *triplets, 6, n_annotators, feature_weight=0.25, **kw)
     np.testing.assert_array_equal(one.mu.numpy(), low.mu.numpy())
     p, q = one.log_proba(U[:5]).exp(), low.log_proba(U[:5]).exp()
     tempered = p**0.25
@@ -206,12 +215,8 @@ def test_tempered_posteriors_use_the_held_out_prediction():
 
     from sklearn_metaannot.em._heads import fit_task
 
-    X, Y, *_ = _blurred_task()
-    U = torch.as_tensor((X - X.mean(0)) / X.std(0))
-    rows, cols = np.nonzero(~np.isnan(Y))
-    triplets = [torch.as_tensor(a) for a in (rows, cols, Y[rows, cols].astype(int))]
-    kw = {"head": "prototype", "n_iter": 3, "tau": 0.0, "b": 10.0, "c": (2.0, 1.0)}
-    own = fit_task(U, *triplets, 6, Y.shape[1], feature_weight=0.5, **kw)
+    U, triplets, n_annotators, kw = _prototype_task_inputs()
+    own = fit_task(U, *triplets, 6, n_annotators, feature_weight=0.5, **kw)
     # an out-of-fold prediction for the first 100 items, sure of class 0
     held_out = np.full((100, 6), -60.0)
     held_out[:, 0] = 0.0
@@ -219,7 +224,7 @@ def test_tempered_posteriors_use_the_held_out_prediction():
         U,
         *triplets,
         6,
-        Y.shape[1],
+        n_annotators,
         feature_weight=0.5,
         held_out_log_proba=held_out,
         **kw,
