@@ -23,10 +23,11 @@ def labelme():
 #: ``em_input``, ``gold_proto``, ``unlabelled_pca`` and ``unlabelled_mixed``, run in
 #: the benchmark). Our EM without meta-learning (``_em``) runs in the full-data
 #: setting only, where its accuracy is checked; each method with the default
-#: ``"auto"`` choices costs seconds on the ~550 images of the "all" setting.
+#: ``"auto"`` choices costs seconds on the ~550 images of the "all" setting,
+#: whose tasks are checked without fitting in the task-building test.
 TINY = {
     "splits": [[4, 5, 6, 7]],
-    "shots": [1, "all"],
+    "shots": [1, 5],
     "n_tasks": 2,
     "methods": [
         "ours",
@@ -86,6 +87,11 @@ def test_tasks_are_seeded_class_balanced_and_keep_only_target_labels(
         np.testing.assert_array_equal(
             task["y"], np.searchsorted(target, data.y_train[task["support"]])
         )
+    # the "all" setting: one task with every crowd-labelled image of the classes
+    (task,), _ = labelme.make_tasks(
+        data, [4, 5, 6, 7], "all", n_tasks=3, seed=0, split_index=0
+    )
+    assert task["stats"]["support"] == 554 and task["stats"]["non_target"] > 0
 
 
 def test_the_oracle_ceiling_meta_trains_on_target_validation_images_only(
@@ -146,15 +152,13 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):
         plot_dir=str(tmp_path / "plots"),
     )
     summary = results["summary"]
-    assert set(summary) == {"1", "all"}
-    assert summary["1"]["ours"]["n"] == 2 and summary["all"]["ours"]["n"] == 1
+    assert set(summary) == {"1", "5"}
+    assert summary["1"]["ours"]["n"] == summary["5"]["ours"]["n"] == 2
     for shot in summary:
         for method in TINY["methods"]:
             assert 0.0 <= summary[shot][method]["mean"] <= 1.0
-    # the "all" support holds every crowd-labelled image of the target classes
-    stats = results["label_stats"]["all"]
-    assert stats["support_images"] == 554
-    assert stats["non_target_labels"] > 0
+    stats = results["label_stats"]["5"]
+    assert stats["support_images"] == 20 and stats["n_tasks"] == 2
     # meta-training info of the two models the methods need
     assert set(results["meta_training"][0]["models"]) == {"pa", "wopa"}
     full = results["full_data"]
@@ -168,7 +172,7 @@ def test_harness_runs_end_to_end_and_writes_its_outputs(labelme, tmp_path):
         rows = list(csv.DictReader(fh))
     assert {r["setting"] for r in rows} == {"few-shot", "full-data"}
     with open(files["tasks_csv"]) as fh:
-        assert len(list(csv.DictReader(fh))) == 3
+        assert len(list(csv.DictReader(fh))) == 4  # 2 tasks at each of 2 shots
     assert "Full-data setting" in Path(files["markdown"]).read_text()
     assert ".. csv-table::" in Path(files["rst"]).read_text()
     assert len(files["plots"]) == 2

@@ -174,15 +174,15 @@ def test_fit_matches_dense_em_on_the_standardised_features():
 
 
 def test_fit_never_builds_items_by_annotators_arrays():
-    # 20 000 items x 100 000 annotators: a dense code matrix alone would take
-    # 16 GB, but the 60 000 labels fit in a few MB (the default may fit the MLP
+    # 10 000 items x 200 000 annotators: a dense code matrix alone would take
+    # 16 GB, but the 30 000 labels fit in a few MB (the default may fit the MLP
     # head on every item: more items only make the test slower)
     rng = np.random.default_rng(0)
-    n, R, K = 20_000, 100_000, 3
+    n, R, K = 10_000, 200_000, 3
     y = rng.integers(0, K, size=n)
     X = y[:, None] * 3.0 + rng.normal(size=(n, 2))
     rows = np.repeat(np.arange(n), 3)
-    cols = (rows * 37 + np.tile([0, 1, 2], n) * 33_333) % R
+    cols = (rows * 37 + np.tile([0, 1, 2], n) * 66_667) % R
     codes = np.where(
         rng.random(3 * n) < 0.8, np.repeat(y, 3), rng.integers(0, K, 3 * n)
     )
