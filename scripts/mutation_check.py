@@ -373,8 +373,8 @@ MUTATIONS = [
     Mutation(
         "feature_weight_never_below_one",
         SEL,
-        "        w = weights[_one_standard_error(S)]",
-        "        w = weights[0]",
+        "        candidates = {weights[0]: S[:, 0], weights[best]: S[:, best]}",
+        "        candidates = {weights[0]: S[:, 0]}",
         (T + "test_heads.py",),
         k="feature_weight",
     ),

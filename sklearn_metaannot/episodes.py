@@ -16,11 +16,16 @@ class Episode(NamedTuple):
 
     Attributes
     ----------
-    support_X : ndarray of shape (n_way * n_shot, ...)
-    support_y : ndarray of shape (n_way * n_shot,)
-        True class codes in ``[0, n_way)`` (hidden from the model at adaptation).
-    support_codes : ndarray of shape (n_way * n_shot, n_annotators)
-        Noisy label codes given by the simulated annotators, ``-1`` when missing.
+    support_X : ndarray of shape (n_support, ...)
+        The ``n_way * n_shot`` labelled examples, then the unlabelled ones
+        (``n_unlabelled`` of each of the episode's classes and of each
+        distractor class; none by default).
+    support_y : ndarray of shape (n_support,)
+        True class codes in ``[0, n_way)`` (hidden from the model at
+        adaptation); ``-1`` for the examples of distractor classes.
+    support_codes : ndarray of shape (n_support, n_annotators)
+        Noisy label codes given by the simulated annotators, ``-1`` when missing
+        (every column of an unlabelled example).
     query_X : ndarray of shape (n_way * n_query, ...)
     query_y : ndarray of shape (n_way * n_query,)
         True class codes of the query examples.
@@ -81,6 +86,13 @@ class EpisodeSampler:
     query examples per class, draws ``n_annotators`` annotators from
     ``simulator`` and lets each of them label the support set (spec 4.2).
 
+    With ``n_unlabelled``, the support also holds that many unlabelled examples
+    of each of the episode's classes and of ``n_distractor_classes`` further
+    classes, which the query never contains: the semi-supervised episodes of
+    Ren et al. (2018, "Meta-learning for semi-supervised few-shot
+    classification"), so that meta-training sees the unlabelled pools, clean or
+    not, that ``fit(X, Y, X_unlabelled=...)`` meets.
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, ...)
@@ -100,6 +112,11 @@ class EpisodeSampler:
     pseudo_annotation : bool, default=True
         If False, the support carries one annotator who always gives the true
         label (the clean episodes of the "w/o PA" ablation).
+    n_unlabelled : int, default=0
+        Unlabelled support examples per class (episode and distractor classes).
+    n_distractor_classes : int, default=0
+        Classes outside the episode's ``n_way`` whose examples join the
+        unlabelled part of the support (needs ``n_unlabelled > 0``).
     random_state : int, Generator or None, default=None
         Seed of the sampler.
 
@@ -114,6 +131,17 @@ class EpisodeSampler:
     >>> ep = sampler.sample()
     >>> ep.support_X.shape, ep.support_codes.shape, ep.query_X.shape
     ((6, 4), (6, 4), (15, 4))
+
+    Two unlabelled examples of each of the 3 classes and of 1 distractor class:
+
+    >>> sampler = EpisodeSampler(X, y, n_way=3, n_shot=2, n_query=5,
+    ...                          n_annotators=4, n_unlabelled=2,
+    ...                          n_distractor_classes=1, random_state=0)
+    >>> ep = sampler.sample()
+    >>> ep.support_codes.shape, (ep.support_codes[6:] == -1).all()
+    ((14, 4), np.True_)
+    >>> ep.support_y[6:].tolist()  # true classes; -1: a distractor class
+    [0, 0, 1, 1, 2, 2, -1, -1]
     """
 
     def __init__(
@@ -127,6 +155,8 @@ class EpisodeSampler:
         n_annotators=5,
         simulator=None,
         pseudo_annotation=True,
+        n_unlabelled=0,
+        n_distractor_classes=0,
         random_state=None,
     ):
         self.X = X
@@ -143,6 +173,19 @@ class EpisodeSampler:
         self.n_query = int(n_query)
         self.simulator = AnnotatorSimulator() if simulator is None else simulator
         self.pseudo_annotation = bool(pseudo_annotation)
+        for name, value in (
+            ("n_unlabelled", n_unlabelled),
+            ("n_distractor_classes", n_distractor_classes),
+        ):
+            if not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if n_distractor_classes and not n_unlabelled:
+            raise ValueError(
+                f"n_distractor_classes={n_distractor_classes} needs n_unlabelled > 0: "
+                "distractor classes only contribute unlabelled examples"
+            )
+        self.n_unlabelled = int(n_unlabelled)
+        self.n_distractor_classes = int(n_distractor_classes)
         self.rng = as_generator(random_state)
 
         self.classes, inverse = np.unique(self.y, return_inverse=True)
@@ -151,10 +194,17 @@ class EpisodeSampler:
                 f"n_way={n_way} must be between 2 and the number of source classes "
                 f"({len(self.classes)})"
             )
+        if self.n_way + self.n_distractor_classes > len(self.classes):
+            raise ValueError(
+                f"n_way + n_distractor_classes = {self.n_way} + "
+                f"{self.n_distractor_classes} exceeds the number of source classes "
+                f"({len(self.classes)})"
+            )
         self.class_indices = [
             np.flatnonzero(inverse == k) for k in range(len(self.classes))
         ]
-        need = self.shot_range[1] + self.n_query
+        need = self.shot_range[1] + self.n_query + self.n_unlabelled
+        terms = "n_shot + n_query" + (" + n_unlabelled" if self.n_unlabelled else "")
         small = [
             (c, len(idx))
             for c, idx in zip(np.asarray(self.classes).tolist(), self.class_indices)
@@ -162,8 +212,7 @@ class EpisodeSampler:
         ]
         if small:
             raise ValueError(
-                "every source class needs at least n_shot + n_query = "
-                f"{need} examples; "
+                f"every source class needs at least {terms} = {need} examples; "
                 f"classes with fewer (class, count): {small[:10]}"
             )
 
@@ -179,7 +228,8 @@ class EpisodeSampler:
         >>> EpisodeSampler(X, y, n_way=3, n_shot=(1, 5), n_query=2).max_support_size
         15
         """
-        return self.n_way * self.shot_range[1]
+        n_unlabelled = (self.n_way + self.n_distractor_classes) * self.n_unlabelled
+        return self.n_way * self.shot_range[1] + n_unlabelled
 
     @property
     def max_annotators(self):
@@ -220,14 +270,19 @@ class EpisodeSampler:
         """
         rng = self.rng if rng is None else rng
         n_shot = int(rng.integers(self.shot_range[0], self.shot_range[1] + 1))
-        chosen = rng.choice(len(self.classes), size=self.n_way, replace=False)
-        support, query = [], []
+        n_drawn = self.n_way + self.n_distractor_classes
+        chosen = rng.choice(len(self.classes), size=n_drawn, replace=False)
+        chosen, distractors = chosen[: self.n_way], chosen[self.n_way :]
+        support, query, unlabelled = [], [], []
         for k in chosen:
-            idx = rng.choice(
-                self.class_indices[k], size=n_shot + self.n_query, replace=False
-            )
+            n = n_shot + self.n_query + self.n_unlabelled
+            idx = rng.choice(self.class_indices[k], size=n, replace=False)
             support.append(idx[:n_shot])
-            query.append(idx[n_shot:])
+            query.append(idx[n_shot : n_shot + self.n_query])
+            unlabelled.append(idx[n_shot + self.n_query :])
+        for k in distractors:
+            idx = self.class_indices[k]
+            unlabelled.append(rng.choice(idx, size=self.n_unlabelled, replace=False))
         support_y = np.repeat(np.arange(self.n_way), n_shot)
         query_y = np.repeat(np.arange(self.n_way), self.n_query)
         if self.pseudo_annotation:
@@ -237,6 +292,12 @@ class EpisodeSampler:
         else:
             types, conf = ["oracle"], np.eye(self.n_way)[None]
             codes = support_y[:, None].copy()
+        if self.n_unlabelled:
+            truth = np.r_[np.arange(self.n_way), np.full(len(distractors), -1)]
+            support_y = np.r_[support_y, np.repeat(truth, self.n_unlabelled)]
+            missing = np.full((len(support_y) - len(codes), codes.shape[1]), -1)
+            codes = np.concatenate([codes, missing.astype(codes.dtype)])
+            support.extend(unlabelled)
         return Episode(
             support_X=self.X[np.concatenate(support)],
             support_y=support_y,

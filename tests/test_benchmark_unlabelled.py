@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: BSD-3-Clause
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from benchmarks import unlabelled
+from benchmarks import omniglot, unlabelled
 
 
 def test_quick_run_on_a_simulated_set_writes_its_files(tmp_path):
@@ -61,3 +63,31 @@ def test_pools_of_a_synthetic_task():
     assert len(pools["mixed"]) == len(pools["clean"]) + len(pools["other"])
     # the clean pool: the task's classes' other training items (300 per half)
     assert len(pools["clean"]) + len(pools["other"]) + len(X) == 300
+
+
+def test_pools_of_an_omniglot_task(monkeypatch):
+    # the tasks and pools only: meta-training is the benchmark's, not this test's
+    cfg = unlabelled.default_config(quick=True) | {"n_tasks": 1}
+    if not Path(cfg["omniglot_data"]).is_dir():
+        pytest.skip("Omniglot data not found in ../shared/data/omniglot")
+    cfg["omniglot_shots"] = [2]
+    monkeypatch.setattr(omniglot, "meta_fit", lambda model, data: (model, None))
+    ((about, (X, Y, X_query, y_query, _), pools, _model),) = list(
+        unlabelled.omniglot_tasks(cfg)
+    )
+    assert about == {"shot": 2}
+    assert X.shape == (8, 784) and Y.shape == (8, 5) and X_query.shape == (40, 784)
+    assert not np.isnan(Y).all(axis=1).any()  # every support image is labelled
+    X_test, y_test = omniglot.load_pools(omniglot.default_config())["pools"]["test"]
+
+    def characters(images):
+        rows = [np.flatnonzero((X_test == x).all(axis=1))[0] for x in images]
+        return y_test[rows]
+
+    task = set(characters(X_query))
+    assert len(task) == 4 and set(characters(X)) == task
+    # clean: 5 more images of each task character; other: 5 of each of 4 others
+    clean, other = characters(pools["clean"]), characters(pools["other"])
+    assert len(clean) == 20 and set(clean) == task
+    assert len(other) == 20 and len(set(other)) == 4 and not set(other) & task
+    assert len(pools["mixed"]) == 40

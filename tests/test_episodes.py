@@ -82,6 +82,60 @@ def test_sampler_errors(source):
         EpisodeSampler(X, y[:-1], n_way=2)
 
 
+def test_unlabelled_support_examples_and_distractor_classes(source):
+    X, y = source
+    rows_of = {tuple(x): i for i, x in enumerate(X)}
+    sampler = EpisodeSampler(
+        X, y, n_way=3, n_shot=2, n_query=3, n_annotators=4,
+        n_unlabelled=2, n_distractor_classes=2, random_state=0,
+    )  # fmt: skip
+    for _ in range(10):
+        ep = sampler.sample()
+        assert ep.support_X.shape == (6 + (3 + 2) * 2, 5)
+        assert ep.support_codes.shape == (16, 4)
+        # the labelled part is annotated, every column of the unlabelled part empty
+        assert (ep.support_codes[:6] >= 0).all() and (ep.support_codes[6:] == -1).all()
+        truth = ep.support_y[6:]
+        np.testing.assert_array_equal(truth, [0, 0, 1, 1, 2, 2, -1, -1, -1, -1])
+        rows = np.array([rows_of[tuple(x)] for x in ep.support_X])
+        query = np.array([rows_of[tuple(x)] for x in ep.query_X])
+        # every example once; the unlabelled ones of the right classes, the
+        # distractors of 2 classes outside the episode's
+        assert len(set(rows) | set(query)) == len(rows) + len(query)
+        classes = y[rows[6:]]
+        np.testing.assert_array_equal(classes[:6], ep.classes[truth[:6]])
+        assert not np.isin(classes[6:], ep.classes).any()
+        assert len(np.unique(classes[6:])) == 2
+    padded = pad_episode(ep, sampler.max_support_size, sampler.max_annotators)
+    assert padded["support_mask"].sum() == 16 == sampler.max_support_size
+
+
+def test_without_unlabelled_examples_the_episodes_stay_those_of_earlier_versions(
+    source,
+):
+    # the draws of the version before n_unlabelled existed (seed 5): saved
+    # benchmark runs and meta-trained encoders stay reproducible
+    X, y = source
+    kw = {"n_way": 3, "n_shot": 2, "n_query": 4, "n_annotators": 3}
+    ep = EpisodeSampler(X, y, **kw).sample(np.random.default_rng(5))
+    assert ep.classes.tolist() == [5, 4, 0]
+    assert ep.support_codes.tolist() == [
+        [0, 0, 0], [0, 0, 0], [1, 1, 1], [1, 0, 1], [2, 1, 2], [2, 2, 2],
+    ]  # fmt: skip
+
+
+def test_unlabelled_sampler_errors(source):
+    X, y = source
+    with pytest.raises(ValueError, match="n_distractor_classes=1 needs n_unlabelled"):
+        EpisodeSampler(X, y, n_way=2, n_distractor_classes=1)
+    with pytest.raises(ValueError, match="n_way \\+ n_distractor_classes = 5 \\+ 4"):
+        EpisodeSampler(X, y, n_way=5, n_unlabelled=1, n_distractor_classes=4)
+    with pytest.raises(ValueError, match="n_shot \\+ n_query \\+ n_unlabelled = 13"):
+        EpisodeSampler(X, y, n_way=2, n_shot=1, n_query=10, n_unlabelled=2)
+    with pytest.raises(ValueError, match="n_unlabelled must be a non-negative int"):
+        EpisodeSampler(X, y, n_way=2, n_unlabelled=-1)
+
+
 @pytest.mark.parametrize("batch", [1, 7])
 def test_encoder_shapes(batch):
     x = torch.randn(batch, 1, 28, 28)

@@ -109,3 +109,47 @@ def test_the_ablation_seams_build_meta_trainings_module_and_episodes():
         ("forward", True),
         ("forward", False),
     }
+
+
+@pytest.mark.filterwarnings("ignore:meta-learning did not help")
+def test_semi_supervised_episodes_carry_unlabelled_examples_into_meta_training():
+    # issue 25, item 2: meta-training episodes with unlabelled examples of the
+    # episode's classes and of distractor classes (as many as the classes allow)
+    import numpy as np
+
+    from sklearn_metaannot import EpisodeDataset, MetaAnnotatorClassifier, MetaLearner
+
+    seen = []
+
+    class Episodes(EpisodeDataset):
+        def __getitem__(self, i):
+            padded, query_y = super().__getitem__(i)
+            seen.append((self.fixed, padded["support_codes"], padded["support_mask"]))
+            return padded, query_y
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(9), 12)
+    X = rng.normal(size=(108, 4)) + 2.0 * np.eye(9, 4)[y]
+    learner = MetaLearner(
+        n_way=3,
+        n_shot=1,
+        n_query=2,
+        n_unlabelled=2,
+        n_distractor_classes=10,  # more than the classes allow: clipped
+        n_episodes=4,
+        episodes_per_epoch=4,
+        n_val_episodes=2,
+        validation_classes=1 / 3,  # 6 training classes, 3 validation classes
+        episodes=Episodes,
+        random_state=0,
+    )
+    model = MetaAnnotatorClassifier(meta_learner=learner).meta_fit(X, y)
+    assert len(model.meta_history_) >= 1
+    for fixed, codes, mask in seen:
+        # training: 3 labelled, (3 + 3 distractor classes) x 2 unlabelled;
+        # validation: 3 classes, no room for a distractor: (3 + 0) x 2
+        n_unlabelled = 6 if fixed else 12
+        assert mask.sum() == 3 + n_unlabelled
+        assert (codes[:3] >= 0).any(axis=1).all()
+        assert (codes[3 : 3 + n_unlabelled] == -1).all()
+    assert {fixed for fixed, _, _ in seen} == {False, True}

@@ -150,6 +150,8 @@ NON_DEFAULT = {
     "annotator_mixture": {"hammer": 0.6, "spammer": 0.4},
     "annotation_rate": 0.9,
     "pseudo_annotation": True,
+    "n_unlabelled": 1,
+    "n_distractor_classes": 2,
     "n_episodes": 6,
     "episodes_per_epoch": 3,
     "meta_batch_size": 3,

@@ -851,19 +851,6 @@ def _a_class_barely_named(labels, n_classes):
     return bool((named.sum(axis=1) < MIN_ITEMS_PER_CLASS).any())
 
 
-def _one_standard_error(S):
-    """The first column of ``S`` (items x candidates, the largest weight first)
-    whose paired deficit to the best column's mean is at most one standard
-    error: the one-standard-error rule (Breiman et al., 1984), which keeps the
-    features' weight as high as the evidence allows."""
-    best = S[:, int(np.argmax(S.mean(axis=0)))]
-    for j in range(S.shape[1]):
-        diff = best - S[:, j]
-        if diff.mean() <= diff.std(ddof=1) / np.sqrt(diff.size):
-            return j
-    return int(np.argmax(S.mean(axis=0)))
-
-
 class ModelChoice(NamedTuple):
     """The class-probability model of a task, and the evidence (of
     :func:`decide_model`).
@@ -916,9 +903,8 @@ def decide_model(
       Only the prototypes are candidates when some class is named for fewer
       than ``MIN_ITEMS_PER_CLASS`` items, and the MLP head only from
       ``MLP_MIN_ITEMS_PER_CLASS`` labelled items per class.
-    - The chosen head's weight in the posteriors is the largest one within a
-      standard error of the best (the one-standard-error rule: a flat score
-      keeps the features' weight high) when it clearly beats 1, else 1.
+    - The chosen head's weight in the posteriors is its best one (the
+      calibrated temperature) when that clearly beats 1 (``MIN_Z``), else 1.
     - Below ``MIN_ITEMS_PER_CLASS`` labelled items per class nothing is checked:
       the prototypes, weight 1. Above ``MAX_CHECK_ITEMS`` labelled items the
       check runs on that many of them.
@@ -966,12 +952,11 @@ def decide_model(
             head_penalty=head_penalty,
             **em_params,
         )
-        w = weights[_one_standard_error(S)]
-        w = choose_representation(
-            {weights[0]: S[:, 0], w: S[:, weights.index(w)]}, weights[0], min_z=MIN_Z
-        )
-        weight_of[name], means[name] = w, S.mean(axis=0)
-        calibrated[name] = S[:, int(np.argmax(means[name]))]
+        means[name] = S.mean(axis=0)
+        best = int(np.argmax(means[name]))  # the calibrated temperature
+        calibrated[name] = S[:, best]
+        candidates = {weights[0]: S[:, 0], weights[best]: S[:, best]}
+        weight_of[name] = choose_representation(candidates, weights[0], min_z=MIN_Z)
     chosen = choose_representation(calibrated, heads[0], min_z=MIN_Z)
     head_scores = (
         {h: float(v.mean()) for h, v in calibrated.items()} if head == "auto" else {}

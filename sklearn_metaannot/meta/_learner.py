@@ -223,6 +223,13 @@ class MetaEncoder(FittedEncoder):
         )
 
 
+def _with_distractors(episode_kw, n_classes, n_way):
+    """``episode_kw`` with as many distractor classes as ``n_classes`` allow
+    beyond the ``n_way`` of an episode (``n_distractor_classes`` at most)."""
+    n = min(episode_kw.get("n_distractor_classes", 0), n_classes - n_way)
+    return {**episode_kw, "n_distractor_classes": n}
+
+
 class MetaLearner(BaseEstimator):
     """Meta-learns an encoder on source tasks with clean labels.
 
@@ -287,6 +294,17 @@ or torch.nn.Module, default="mlp"
         the EM steps); validation episodes are pseudo-annotated either way.
         The default is False because clean episodes won on the validation
         tasks of the benchmarks (see :ref:`pseudo-annotation-default`).
+    n_unlabelled : int, default=0
+        Unlabelled support examples per class in every episode (training,
+        validation and the input-space baselines alike), of the episode's
+        classes and of ``n_distractor_classes`` other classes: semi-supervised
+        episodes (Ren et al., 2018) for target tasks that ``fit`` with
+        ``X_unlabelled``. 0 (off) unless validation says it pays (see
+        :ref:`unlabelled-episodes`).
+    n_distractor_classes : int, default=0
+        Classes outside an episode's ``n_way`` that contribute ``n_unlabelled``
+        unlabelled examples each, as many as the source classes allow beyond
+        ``n_way``.
     n_episodes : int, default=2000
         Meta-training episodes in total.
     episodes_per_epoch : int, default=200
@@ -434,6 +452,8 @@ or torch.nn.Module, default="mlp"
         "annotator_mixture": [dict, "array-like"],
         "annotation_rate": [Interval(Real, 0, 1, closed="right")],
         "pseudo_annotation": ["boolean"],
+        "n_unlabelled": [Interval(Integral, 0, None, closed="left")],
+        "n_distractor_classes": [Interval(Integral, 0, None, closed="left")],
         "n_episodes": [Interval(Integral, 1, None, closed="left")],
         "episodes_per_epoch": [Interval(Integral, 1, None, closed="left")],
         "meta_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -472,6 +492,8 @@ or torch.nn.Module, default="mlp"
         annotator_mixture=PAPER_MIXTURE,
         annotation_rate=1.0,
         pseudo_annotation=False,
+        n_unlabelled=0,
+        n_distractor_classes=0,
         n_episodes=2000,
         episodes_per_epoch=200,
         meta_batch_size=4,
@@ -506,6 +528,8 @@ or torch.nn.Module, default="mlp"
         self.annotator_mixture = annotator_mixture
         self.annotation_rate = annotation_rate
         self.pseudo_annotation = pseudo_annotation
+        self.n_unlabelled = n_unlabelled
+        self.n_distractor_classes = n_distractor_classes
         self.n_episodes = n_episodes
         self.episodes_per_epoch = episodes_per_epoch
         self.meta_batch_size = meta_batch_size
@@ -762,7 +786,9 @@ or torch.nn.Module, default="mlp"
         ties go to "input", listed first. With ``return_episodes``, also each
         space's accuracy per episode (the same episodes for every space).
         """
-        n_way = min(self.n_way, len(np.unique(y)))
+        n_classes = len(np.unique(y))
+        n_way = min(self.n_way, n_classes)
+        episodes = _with_distractors(episodes, n_classes, n_way)
         sampler = EpisodeSampler(X, y, n_way=n_way, pseudo_annotation=True, **episodes)
         dataset = EpisodeDataset(sampler, self.n_val_episodes, seed, fixed=True)
         em = {"n_em_iter": em_params["n_iter"], "tau": em_params["tau"]}
@@ -907,6 +933,9 @@ or torch.nn.Module, default="mlp"
             "simulator": AnnotatorSimulator(
                 self.annotator_mixture, annotation_rate=self.annotation_rate
             ),
+            "n_unlabelled": self.n_unlabelled,
+            # distractor classes contribute unlabelled examples only
+            "n_distractor_classes": self.n_distractor_classes * (self.n_unlabelled > 0),
         }
         rng = self._meta_random_state(group)
         seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
@@ -916,7 +945,7 @@ or torch.nn.Module, default="mlp"
             y_train,
             n_way=train_way,
             pseudo_annotation=self.pseudo_annotation,
-            **episode_kw,
+            **_with_distractors(episode_kw, n_classes_train, train_way),
         )
         episodes = self._seam("episodes")
         train_ds = episodes(train_sampler, self.episodes_per_epoch, seed_train)
@@ -928,13 +957,14 @@ or torch.nn.Module, default="mlp"
         if X_val is not None:
             # validation tasks always carry simulated annotators: they stand for
             # the noisy target tasks the user will meet
-            val_way = min(self.n_way, len(np.unique(y_val)))
+            n_classes_val = len(np.unique(y_val))
+            val_way = min(self.n_way, n_classes_val)
             val_sampler = EpisodeSampler(
                 scale_inputs(X_val),
                 y_val,
                 n_way=val_way,
                 pseudo_annotation=True,
-                **episode_kw,
+                **_with_distractors(episode_kw, n_classes_val, val_way),
             )
             val_ds = episodes(val_sampler, self.n_val_episodes, seed_val, fixed=True)
         return _Episodes(
