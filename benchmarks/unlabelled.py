@@ -482,6 +482,7 @@ def main(argv=None):
         datasets={"nargs": "+", "choices": list(DATASETS), "help": "data sets to run"},
         labelme_data=(str, "folder with the LabelMe files"),
         omniglot_data=(str, "folder with the Omniglot archives"),
+        name=(str, "name of the result files (default: unlabelled)"),
         seed=(int, "seed of the tasks (1: the validation tasks)"),
         n_tasks=(int, "tasks per split (LabelMe) or per data set, and shot"),
     )

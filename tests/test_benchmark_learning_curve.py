@@ -72,9 +72,10 @@ def test_quick_run_on_labelme(labelme_data):
         quick=True,
         datasets=["labelme"],
         labelme_data=str(labelme_data),
-        # the default, the target's baselines and a linear head (the heads'
-        # checks on 512-d features are the slow part; the simulated sets run all)
-        methods=["default", "prototype", "linear_10", "lrmv", "lrds"],
+        # the LabelMe plumbing, with the target's baselines: the default's head
+        # checks on 1000 items of 512-d features cost seconds, and the
+        # simulated sets' quick run has every method
+        methods=["prototype", "lrmv", "lrds"],
         write=False,
         verbose=0,
     )
