@@ -153,3 +153,18 @@ def test_semi_supervised_episodes_carry_unlabelled_examples_into_meta_training()
         assert (codes[:3] >= 0).any(axis=1).all()
         assert (codes[3 : 3 + n_unlabelled] == -1).all()
     assert {fixed for fixed, _, _ in seen} == {False, True}
+
+
+def test_episodes_without_unlabelled_examples_keep_the_recipe_of_earlier_versions():
+    # the recipe identifies checkpoints and saved models: the semi-supervised
+    # parameters, off, leave it as it was before they existed (the value of
+    # the version before them, commit c0fb744)
+    from sklearn_metaannot import MetaLearner
+
+    before = "b079a8c9fdd7f0244003361e3263e78031e7e1490095df455d4839f3fe5262b7"
+    assert MetaLearner().recipe() == before
+    assert MetaLearner(n_unlabelled=3).recipe() != before
+    assert (
+        MetaLearner(n_unlabelled=3, n_distractor_classes=1).recipe()
+        != MetaLearner(n_unlabelled=3).recipe()
+    )

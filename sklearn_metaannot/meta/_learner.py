@@ -619,6 +619,9 @@ or torch.nn.Module, default="mlp"
                 del params[name]
             elif isinstance(params[name], type):
                 params[name] = _qualified_name(params[name])
+        for name in ("n_unlabelled", "n_distractor_classes"):
+            if params[name] == 0:  # off: the recipe of the versions before them
+                del params[name]
         params["class"] = _qualified_name(type(self))
         return config_fingerprint(params, [])
 
