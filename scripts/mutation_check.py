@@ -312,6 +312,40 @@ MUTATIONS = [
         "        confusions = labels.expected_counts(post).transpose(0, 2, 1) + a",
         (T + "test_meta_learner.py", T + "test_aggregation.py"),
     ),
+    # -- semi-supervised episodes (episodes.py, meta/_learner.py, issue 25) ----------
+    Mutation(
+        "episodes_unlabelled_examples_labelled",
+        P + "episodes.py",
+        "codes.shape[1]), -1)",
+        "codes.shape[1]), 0)",
+        (T + "test_episodes.py",),
+        k="unlabelled",
+    ),
+    Mutation(
+        "episodes_distractors_from_the_task_classes",
+        P + "episodes.py",
+        "        chosen, distractors = chosen[: self.n_way], chosen[self.n_way :]",
+        "        chosen, distractors = chosen[: self.n_way], chosen[: len(chosen) - "
+        "self.n_way]",
+        (T + "test_episodes.py",),
+        k="unlabelled",
+    ),
+    Mutation(
+        "learner_distractor_classes_not_clipped",
+        LEARN,
+        '    n = min(episode_kw.get("n_distractor_classes", 0), n_classes - n_way)',
+        '    n = episode_kw.get("n_distractor_classes", 0)',
+        (T + "test_meta.py",),
+        k="semi_supervised",
+    ),
+    Mutation(
+        "recipe_changed_by_the_unlabelled_parameters_off",
+        LEARN,
+        "if params[name] == 0:",
+        "if False:",
+        (T + "test_meta.py",),
+        k="recipe",
+    ),
     # -- the linear head (em/_heads.py, issue 29) -------------------------------------
     Mutation(
         "linear_head_estep_ignores_the_annotators",
