@@ -225,8 +225,10 @@ class MetaEncoder(FittedEncoder):
 
 def _with_distractors(episode_kw, n_classes, n_way):
     """``episode_kw`` with as many distractor classes as ``n_classes`` allow
-    beyond the ``n_way`` of an episode (``n_distractor_classes`` at most)."""
+    beyond the ``n_way`` of an episode (``n_distractor_classes`` at most; none
+    without unlabelled examples, the only thing they contribute)."""
     n = min(episode_kw.get("n_distractor_classes", 0), n_classes - n_way)
+    n *= episode_kw.get("n_unlabelled", 0) > 0
     return {**episode_kw, "n_distractor_classes": n}
 
 
@@ -937,8 +939,7 @@ or torch.nn.Module, default="mlp"
                 self.annotator_mixture, annotation_rate=self.annotation_rate
             ),
             "n_unlabelled": self.n_unlabelled,
-            # distractor classes contribute unlabelled examples only
-            "n_distractor_classes": self.n_distractor_classes * (self.n_unlabelled > 0),
+            "n_distractor_classes": self.n_distractor_classes,
         }
         rng = self._meta_random_state(group)
         seed_train, seed_val, seed_torch = rng.randint(2**31 - 1, size=3)
