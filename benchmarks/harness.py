@@ -81,6 +81,10 @@ class CrowdTask(NamedTuple):
         Annotator types.
     seed : int
         A seed derived from the task, for the methods' own randomness.
+    unlabelled : ndarray of shape (n_unlabelled_total,)
+        Pool indices of the unlabelled items (none unless asked for).
+    unlabelled_y : ndarray of shape (n_unlabelled_total,)
+        Their true class codes; ``-1`` for the items of distractor classes.
     """
 
     support: np.ndarray
@@ -91,6 +95,8 @@ class CrowdTask(NamedTuple):
     classes: np.ndarray
     types: list
     seed: int
+    unlabelled: np.ndarray = np.empty(0, dtype=np.int64)
+    unlabelled_y: np.ndarray = np.empty(0, dtype=np.int64)
 
 
 def stable_seed(*keys) -> list[int]:
@@ -118,6 +124,8 @@ def sample_crowd_tasks(
     n_annotators,
     mixture=(0.1, 0.7, 0.2),
     simulator_params=None,
+    n_unlabelled=0,
+    n_distractor_classes=0,
     seed=0,
 ) -> list[CrowdTask]:
     """Draw ``n_tasks`` class-balanced few-shot tasks with simulated annotators.
@@ -136,6 +144,9 @@ def sample_crowd_tasks(
         Annotator types, see :class:`sklearn_metaannot.AnnotatorSimulator`.
     simulator_params : dict, optional
         Other parameters of the simulator (accuracy ranges, annotation rate).
+    n_unlabelled, n_distractor_classes : int, default=0
+        Unlabelled items per class of the task and of that many other classes
+        (:class:`sklearn_metaannot.EpisodeSampler`), in ``CrowdTask.unlabelled``.
     seed : int or sequence of int, default=0
         Seed of the task sequence (see :func:`stable_seed`).
 
@@ -153,23 +164,29 @@ def sample_crowd_tasks(
         n_query=n_query,
         n_annotators=n_annotators,
         simulator=simulator,
+        n_unlabelled=n_unlabelled,
+        n_distractor_classes=n_distractor_classes,
     )
     rng = np.random.default_rng(seed)
     tasks = []
     for _ in range(n_tasks):
         ep = sampler.sample(rng)
-        Y = ep.support_codes.astype(float)
-        Y[ep.support_codes < 0] = np.nan
+        # the sampler puts the unlabelled items after the labelled support
+        n = len(ep.support_y) - (n_way + n_distractor_classes) * n_unlabelled
+        Y = ep.support_codes[:n].astype(float)
+        Y[ep.support_codes[:n] < 0] = np.nan
         tasks.append(
             CrowdTask(
-                support=np.asarray(ep.support_X),
-                support_y=ep.support_y,
+                support=np.asarray(ep.support_X[:n]),
+                support_y=ep.support_y[:n],
                 Y=Y,
                 query=np.asarray(ep.query_X),
                 query_y=ep.query_y,
                 classes=ep.classes,
                 types=list(ep.types),
                 seed=int(rng.integers(2**31 - 1)),
+                unlabelled=np.asarray(ep.support_X[n:]),
+                unlabelled_y=ep.support_y[n:],
             )
         )
     return tasks

@@ -50,12 +50,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
-from sklearn_metaannot import (
-    AnnotatorSimulator,
-    EpisodeSampler,
-    MetaAnnotatorClassifier,
-    simulate_annotators,
-)
+from sklearn_metaannot import MetaAnnotatorClassifier, simulate_annotators
 
 from . import harness, labelme, learning_curve, omniglot
 from .harness import Timer, stable_seed
@@ -249,31 +244,25 @@ def omniglot_tasks(cfg):
     harness.log(cfg, f"omniglot: meta-training ({ocfg['n_episodes']} episodes)")
     model, _ = omniglot.meta_fit(model, data)
     X_test, y_test = data["test"]
-    n_unlabelled = cfg["omniglot_unlabelled"]
     for shot in cfg["omniglot_shots"]:
-        sampler = EpisodeSampler(
-            np.arange(len(y_test)),
+        tasks = harness.sample_crowd_tasks(
             y_test,
+            n_tasks=cfg["n_tasks"],
             n_way=4,
             n_shot=shot,
             n_query=ocfg["n_query"],
             n_annotators=5,
-            simulator=AnnotatorSimulator(omniglot.MAIN_MIXTURE),
-            n_unlabelled=n_unlabelled,
+            mixture=omniglot.MAIN_MIXTURE,
+            n_unlabelled=cfg["omniglot_unlabelled"],
             n_distractor_classes=cfg["omniglot_distractors"],
+            seed=stable_seed(cfg["seed"], "unlabelled-omniglot", shot),
         )
-        key = stable_seed(cfg["seed"], "unlabelled-omniglot", shot)
-        rng = np.random.default_rng(key)
-        for t in range(cfg["n_tasks"]):
-            ep = sampler.sample(rng)
-            labelled = (ep.support_codes >= 0).any(axis=1)
-            Y = np.where(ep.support_codes >= 0, ep.support_codes, np.nan)[labelled]
-            pool = ep.support_X[~labelled]
-            clean = X_test[pool[ep.support_y[~labelled] >= 0]]
-            other = X_test[pool[ep.support_y[~labelled] < 0]]
+        for t in tasks:
+            clean = X_test[t.unlabelled[t.unlabelled_y >= 0]]
+            other = X_test[t.unlabelled[t.unlabelled_y < 0]]
             pools = {"clean": clean, "mixed": np.vstack([clean, other]), "other": other}
-            task = (X_test[ep.support_X[labelled]], Y, X_test[ep.query_X], ep.query_y)
-            yield {"shot": shot}, (*task, int(rng.integers(2**31 - 1))), pools, model
+            task = (X_test[t.support], t.Y, X_test[t.query], t.query_y, t.seed)
+            yield {"shot": shot}, task, pools, model
 
 
 def evaluate_dataset(cfg, name) -> list | None:

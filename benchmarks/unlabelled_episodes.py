@@ -26,8 +26,6 @@ import warnings
 
 import numpy as np
 
-from sklearn_metaannot import AnnotatorSimulator, EpisodeSampler
-
 from . import harness, omniglot
 from .harness import Timer, stable_seed
 
@@ -63,27 +61,22 @@ def default_config(quick=False) -> dict:
 
 def tasks(cfg, y):
     """4-way 1-shot tasks on the pool labels ``y``: ``(support, Y, query,
-    query_y, pools)`` with indices into ``y`` and the pools "clean" and
+    query_y, pools, seed)`` with indices into ``y`` and the pools "clean" and
     "pool" (clean plus the distractor characters' images)."""
-    sampler = EpisodeSampler(
-        np.arange(len(y)),
+    for t in harness.sample_crowd_tasks(
         y,
+        n_tasks=cfg["n_tasks"],
         n_way=4,
         n_shot=1,
         n_query=10,
         n_annotators=5,
-        simulator=AnnotatorSimulator(omniglot.MAIN_MIXTURE),
+        mixture=omniglot.MAIN_MIXTURE,
         n_unlabelled=cfg["n_unlabelled"],
         n_distractor_classes=cfg["n_distractor_classes"],
-    )
-    rng = np.random.default_rng(stable_seed(cfg["seed"], "unlabelled-episodes"))
-    for _ in range(cfg["n_tasks"]):
-        ep = sampler.sample(rng)
-        labelled = (ep.support_codes >= 0).any(axis=1)
-        Y = np.where(ep.support_codes >= 0, ep.support_codes, np.nan)[labelled]
-        unlabelled = ep.support_X[~labelled]
-        pools = {"clean": unlabelled[ep.support_y[~labelled] >= 0], "pool": unlabelled}
-        yield ep.support_X[labelled], Y, ep.query_X, ep.query_y, pools
+        seed=stable_seed(cfg["seed"], "unlabelled-episodes"),
+    ):
+        pools = {"clean": t.unlabelled[t.unlabelled_y >= 0], "pool": t.unlabelled}
+        yield t.support, t.Y, t.query, t.query_y, pools, t.seed
 
 
 def run(config=None, **overrides) -> dict:
@@ -108,13 +101,13 @@ def run(config=None, **overrides) -> dict:
             }
             harness.log(cfg, f"{name}: meta-trained in {t.seconds:.0f} s")
         acc = {f"{e} {s}": [] for e in models for s in SETTINGS}
-        for t, (support, Y, query, query_y, pools) in enumerate(tasks(cfg, y)):
+        for support, Y, query, query_y, pools, seed in tasks(cfg, y):
             for e, model in models.items():
                 for s, (pool, weight) in SETTINGS.items():
                     kw = {} if pool is None else {"X_unlabelled": X[pools[pool]]}
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        model.set_params(unlabelled_weight=weight, random_state=t)
+                        model.set_params(unlabelled_weight=weight, random_state=seed)
                         model.fit(X[support], Y, classes=np.arange(4), **kw)
                     acc[f"{e} {s}"].append(float(model.score(X[query], query_y)))
     results["accuracy"] = acc

@@ -10,7 +10,7 @@ from benchmarks import unlabelled_episodes as study
 def test_tasks_hold_a_labelled_support_a_clean_pool_and_distractors():
     cfg = study.default_config(quick=True) | {"n_tasks": 3}
     y = np.repeat(np.arange(10), 20)
-    for support, Y, query, query_y, pools in study.tasks(cfg, y):
+    for support, Y, query, query_y, pools, _seed in study.tasks(cfg, y):
         task = set(y[query])
         assert len(support) == 4 and len(task) == 4 and set(y[support]) == task
         assert Y.shape == (4, 5) and not np.isnan(Y).all(axis=1).any()
