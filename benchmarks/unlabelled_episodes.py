@@ -29,8 +29,10 @@ import numpy as np
 from . import harness, omniglot
 from .harness import Timer, stable_seed
 
-#: The encoders: name -> extra meta-training parameters.
-ENCODERS = {"plain": {}, "semi": {"n_unlabelled": 5, "n_distractor_classes": 2}}
+#: The encoders: "semi" is meta-trained with the configuration's
+#: ``n_unlabelled`` and ``n_distractor_classes``, "plain" without.
+ENCODERS = ("plain", "semi")
+SEMI = ("n_unlabelled", "n_distractor_classes")
 #: The rows of one encoder: name -> (pool, unlabelled_weight).
 SETTINGS = {
     "none": (None, "auto"),
@@ -89,9 +91,8 @@ def run(config=None, **overrides) -> dict:
     results = {"config": cfg, "environment": harness.environment(), "encoders": {}}
     models = {}
     with Timer() as timer:
-        for name, extra in ENCODERS.items():
-            if name == "semi":
-                extra = {k: cfg[k] for k in extra}
+        for name in ENCODERS:
+            extra = {k: cfg[k] for k in SEMI} if name == "semi" else {}
             model, t = omniglot.meta_fit(omniglot.base_estimator(ocfg, **extra), data)
             models[name] = model
             results["encoders"][name] = {
